@@ -1,0 +1,44 @@
+"""leaktrace: invisible per-recipient watermarks that name the source of a leak."""
+
+from __future__ import annotations
+
+from .codes import CODE_LENGTH, FORMAT_VERSION
+from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
+from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
+from .errors import (
+    DetectionInputError,
+    ImageTooLargeError,
+    KeyFileError,
+    LeaktraceError,
+    MediaError,
+    UnsupportedMediaError,
+)
+from .keys import Key
+from .media import read_image, write_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CODE_LENGTH",
+    "DEFAULT_PSNR",
+    "DEFAULT_THRESHOLD",
+    "FORMAT_VERSION",
+    "Detection",
+    "DetectionInputError",
+    "EmbedPlan",
+    "ImageTooLargeError",
+    "Key",
+    "KeyFileError",
+    "LeaktraceError",
+    "MediaError",
+    "UnsupportedMediaError",
+    "__version__",
+    "apply",
+    "detect",
+    "embed",
+    "extract",
+    "prepare",
+    "read_image",
+    "score",
+    "write_image",
+]

@@ -1,0 +1,176 @@
+"""Detection: soft values from a leak, candidate scores, and the false-accusation probability.
+
+The null model needs nothing about the picture. An innocent candidate's codeword is a keyed
+random ±1 vector independent of the leak, so its normalised score
+``z = <c, y> / ||y||`` obeys Hoeffding's bound ``P(z ≥ t) ≤ exp(-t²/2)`` whatever the soft
+values ``y`` are (host content, compression and attacks included). Multiplying by the number
+of candidates (Bonferroni) gives the probability that *any* innocent candidate scores as high
+as the best one: that is the ``p_value`` reported, and a match is declared only when it is at
+most ``threshold`` (default 1e-9).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from .codes import CODE_LENGTH, codewords, layout
+from .errors import DetectionInputError
+from .keys import Key
+from .mask import perceptual_mask
+from .transform import analyse, resize, to_working, working_shape
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Detection",
+    "detect",
+    "extract",
+    "false_accusation_log10",
+    "score",
+]
+
+DEFAULT_THRESHOLD = 1e-9
+_LOG10_E = math.log10(math.e)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The answer to "who leaked this?".
+
+    ``scores`` maps every candidate to its normalised score z, best first. ``p_value`` is the
+    probability that an innocent candidate would score as high as the best one, corrected
+    for the number of candidates; ``log10_p_value`` keeps it when it underflows a float.
+    """
+
+    verdict: Literal["match", "no_match"]
+    recipient: str | None
+    p_value: float
+    log10_p_value: float
+    threshold: float
+    mode: Literal["informed", "blind"]
+    scores: dict[str, float] = field(repr=False)
+
+    @property
+    def best(self) -> str:
+        """The highest-scoring candidate, whether or not it is a confident match."""
+        return next(iter(self.scores))
+
+
+def false_accusation_log10(z: float, candidates: int) -> float:
+    """log10 of ``min(1, candidates * exp(-z²/2))``: the corrected Hoeffding tail at ``z``."""
+    if z <= 0:
+        return 0.0
+    return min(0.0, math.log10(candidates) - z * z / 2 * _LOG10_E)
+
+
+def _tone_matched_residual(leak: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Leak minus the original passed through the leak's tone curve (fitted per grey level)."""
+    levels = np.clip(original, 0, 255).astype(np.intp).ravel()
+    counts = np.bincount(levels, minlength=256)
+    sums = np.bincount(levels, weights=leak.ravel(), minlength=256)
+    seen = np.flatnonzero(counts)
+    curve = np.interp(np.arange(256), seen, sums[seen] / counts[seen])
+    predicted = np.interp(original, np.arange(256), curve).astype(np.float32)
+    return leak - predicted
+
+
+def _whitened(bands: list[np.ndarray]) -> np.ndarray:
+    """Blind mode: divide every coefficient by the local magnitude of its band."""
+    out = []
+    for band in bands:
+        local = np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 1.5)) + np.float32(1e-3)
+        out.append((band / local).ravel())
+    return np.concatenate(out)
+
+
+def extract(
+    leak: np.ndarray, key: Key, media_id: str, *, original: np.ndarray | None = None
+) -> np.ndarray:
+    """Return the soft value of every code position (length :data:`CODE_LENGTH`).
+
+    With ``original`` (informed mode) the leak is resized to the original's size, tone-matched
+    to it and the original subtracted; without it (blind mode) the leak's own wavelet bands
+    are whitened, which leaves the host picture as noise and so is weaker.
+    """
+    if original is not None:
+        leak = resize(leak, original.shape[:2])
+        base = to_working(original)
+        residual = _tone_matched_residual(to_working(leak), base) * perceptual_mask(base)
+        bands = analyse(residual)
+        values = np.concatenate([b.ravel() for b in bands])
+        shape = working_shape(original.shape)
+    else:
+        bands = analyse(to_working(leak))
+        values = _whitened(bands)
+        shape = working_shape(leak.shape)
+    return layout(key, media_id, shape, values.size).collect(values)
+
+
+def score(soft: np.ndarray, key: Key, media_id: str, candidates: Sequence[str]) -> np.ndarray:
+    """Normalised score z of each candidate: ``<codeword, soft> / ||soft||``."""
+    norm = float(np.linalg.norm(soft))
+    if norm == 0:
+        return np.zeros(len(candidates))
+    matrix = codewords(key, media_id, candidates, length=soft.size)
+    return (matrix @ soft.astype(np.float32)).astype(np.float64) / norm
+
+
+def detect(
+    leak: np.ndarray,
+    key: Key,
+    media_id: str,
+    candidates: Sequence[str],
+    *,
+    original: np.ndarray | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Detection:
+    """Test every candidate as the source of ``leak`` and report the best with its p-value.
+
+    Parameters
+    ----------
+    leak : ndarray
+        The leaked picture (any size; in informed mode it is resized to the original's).
+    key, media_id
+        As given to :func:`leaktrace.embed`.
+    candidates : sequence of str
+        Recipients who may have leaked it (duplicates are tested once).
+    original : ndarray, optional
+        The unmarked original; without it detection is blind and weaker.
+    threshold : float
+        Largest false-accusation probability that still counts as a match.
+
+    Examples
+    --------
+    >>> import numpy as np, leaktrace as lt
+    >>> key = lt.Key.generate()
+    >>> img = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    >>> copy = lt.embed(img, key, media_id="m", recipient="bob")
+    >>> lt.detect(copy, key, media_id="m", candidates=["ann", "bob"], original=img).recipient
+    'bob'
+    """
+    names = list(dict.fromkeys(candidates))
+    if not names:
+        raise DetectionInputError("no candidates to test")
+    if not 0 < threshold < 1:
+        raise DetectionInputError("threshold must be between 0 and 1")
+    if leak.ndim not in (2, 3) or min(leak.shape[:2]) < 16:
+        raise DetectionInputError(f"leak of shape {leak.shape} is too small to test")
+    z = score(extract(leak, key, media_id, original=original), key, media_id, names)
+    order = np.argsort(-z, kind="stable")
+    best = int(order[0])
+    log10_p = false_accusation_log10(float(z[best]), len(names))
+    matched = log10_p <= math.log10(threshold)
+    return Detection(
+        verdict="match" if matched else "no_match",
+        recipient=names[best] if matched else None,
+        p_value=10.0**log10_p,
+        log10_p_value=log10_p,
+        threshold=threshold,
+        mode="blind" if original is None else "informed",
+        scores={names[i]: float(z[i]) for i in order},
+    )

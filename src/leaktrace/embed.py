@@ -1,0 +1,138 @@
+"""Embedding: add a recipient's codeword, spread and masked, to the luma of an image.
+
+The work that depends only on the media (working-grid luma, perceptual mask, keyed layout)
+is done once by :func:`prepare`; each recipient then costs a codeword, an inverse wavelet
+transform on the small working grid, one resize of the change to full resolution and a
+saturating add. :func:`embed` is the one-shot form of the same two steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .codes import Layout, codeword, layout
+from .keys import Key
+from .mask import perceptual_mask
+from .transform import analyse, resize, synthesise, to_working, working_shape
+
+__all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
+
+#: Target PSNR (dB, before rounding to integers) of a copy at ``strength=1``.
+DEFAULT_PSNR = 48.5
+
+
+@dataclass(frozen=True)
+class EmbedPlan:
+    """Everything about one media item that every recipient's copy shares."""
+
+    key: Key
+    media_id: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    mask: np.ndarray
+    layout: Layout
+    band_shapes: tuple[tuple[int, int], ...]
+    rms: float
+
+    def __repr__(self) -> str:
+        return f"EmbedPlan(media_id={self.media_id!r}, shape={self.shape}, rms={self.rms:.3f})"
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+        raise TypeError("image must be a uint8 or uint16 numpy array")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(f"image must be H×W, H×W×2, H×W×3 or H×W×4, not {image.shape}")
+    if min(image.shape[:2]) < 16:
+        raise ValueError(f"image of {image.shape[1]}×{image.shape[0]} is too small to mark")
+
+
+def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0) -> EmbedPlan:
+    """Do the per-media work of embedding once, for any number of recipients.
+
+    ``strength`` scales the change linearly: 1 aims at :data:`DEFAULT_PSNR`, 0 changes nothing.
+    """
+    _check_image(image)
+    if not np.isfinite(strength) or strength < 0:
+        raise ValueError("strength must be a finite number ≥ 0")
+    plane = to_working(image)
+    bands = analyse(plane)
+    count = sum(b.size for b in bands)
+    peak = 65535.0 if image.dtype == np.uint16 else 255.0
+    return EmbedPlan(
+        key=key,
+        media_id=media_id,
+        shape=image.shape,
+        dtype=image.dtype,
+        mask=perceptual_mask(plane),
+        layout=layout(key, media_id, working_shape(image.shape), count),
+        band_shapes=tuple(b.shape for b in bands),
+        rms=strength * peak / 10 ** (DEFAULT_PSNR / 20),
+    )
+
+
+def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
+    """The float32 change to add to every colour channel, at full resolution."""
+    values = plan.layout.spread(codeword(plan.key, plan.media_id, recipient))
+    bands, start = [], 0
+    for shape in plan.band_shapes:
+        size = shape[0] * shape[1]
+        bands.append(values[start : start + size].reshape(shape))
+        start += size
+    change = synthesise(bands, plan.mask.shape) * plan.mask
+    energy = float(np.sqrt(np.mean(change * change)))
+    change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
+    return resize(change, plan.shape[:2])
+
+
+def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
+    """Return ``recipient``'s marked copy of the image ``plan`` was prepared from.
+
+    Colour channels all receive the same change (so chroma is untouched); alpha is copied.
+    """
+    if image.shape != plan.shape or image.dtype != plan.dtype:
+        raise ValueError("image does not match the plan it is applied with")
+    out = image.copy()
+    if plan.rms == 0:
+        return out
+    depth = cv2.CV_16U if image.dtype == np.uint16 else cv2.CV_8U
+    change = np.rint(_change(plan, recipient))
+    # Saturating add in OpenCV (multi-threaded), one colour channel at a time.
+    nc = 1 if image.ndim == 2 else (1 if image.shape[2] <= 2 else 3)
+    if image.ndim == 2:
+        return cv2.add(image, change, dtype=depth).astype(image.dtype, copy=False)
+    for c in range(nc):
+        out[..., c] = cv2.add(image[..., c], change, dtype=depth)
+    return out
+
+
+def embed(
+    image: np.ndarray, key: Key, media_id: str, recipient: str, *, strength: float = 1.0
+) -> np.ndarray:
+    """Return a copy of ``image`` carrying ``recipient``'s invisible mark.
+
+    Parameters
+    ----------
+    image : ndarray
+        H×W gray, H×W×3 RGB or H×W×4 RGBA (also H×W×2 gray+alpha), uint8 or uint16.
+    key : Key
+        The secret key; without it the mark can be neither found nor forged.
+    media_id : str
+        Identifies the original (the same photo sent to many recipients shares it).
+    recipient : str
+        Identifies who receives this copy.
+    strength : float
+        1 aims at :data:`DEFAULT_PSNR` dB; 0 returns the input unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np, leaktrace as lt
+    >>> img = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    >>> copy = lt.embed(img, lt.Key.generate(), media_id="set-42", recipient="alice")
+    >>> copy.shape == img.shape and copy.dtype == img.dtype
+    True
+    """
+    return apply(prepare(image, key, media_id, strength=strength), image, recipient)

@@ -1,0 +1,49 @@
+"""The one exception tree of leaktrace.
+
+::
+
+    LeaktraceError
+    ├── MediaError              a file that cannot be read or written as an image
+    │   ├── UnsupportedMediaError   not an image format we read, or an unsupported pixel layout
+    │   └── ImageTooLargeError      above the decompression-bomb limit
+    ├── KeyFileError            a key file that is missing, malformed or unsafe
+    └── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
+
+Library code raises these (wrapping OpenCV/Pillow errors with ``raise ... from exc``); the
+CLI maps them to a message and an exit code, the service to a 4xx JSON body.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DetectionInputError",
+    "ImageTooLargeError",
+    "KeyFileError",
+    "LeaktraceError",
+    "MediaError",
+    "UnsupportedMediaError",
+]
+
+
+class LeaktraceError(Exception):
+    """Root of every error leaktrace raises on purpose."""
+
+
+class MediaError(LeaktraceError):
+    """An image file could not be read or written."""
+
+
+class UnsupportedMediaError(MediaError):
+    """The data is not an image in a format or pixel layout leaktrace handles."""
+
+
+class ImageTooLargeError(MediaError):
+    """The image has more pixels than the decompression-bomb limit allows."""
+
+
+class KeyFileError(LeaktraceError):
+    """The secret key file is missing, malformed or would be overwritten."""
+
+
+class DetectionInputError(LeaktraceError):
+    """``detect`` was called with arguments it cannot test."""

@@ -1,0 +1,94 @@
+"""Luma extraction, the working grid and the wavelet bands that carry the mark.
+
+The mark is defined on a *working grid*: the luma resized so that its shorter side is
+:data:`WORK_SIDE` pixels (rounded to a multiple of 16). Its position in the picture therefore
+does not depend on the file's resolution: a 24 MP original and its 1080-pixel re-share land on
+the same grid, and the marked bands (:data:`MARKED_LEVELS` of a :data:`WAVELET` transform,
+periods of roughly 1/64 to 1/16 of the shorter side) survive downscaling and strong JPEG.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pywt
+
+__all__ = [
+    "MARKED_LEVELS",
+    "WAVELET",
+    "WORK_SIDE",
+    "analyse",
+    "luma",
+    "resize",
+    "synthesise",
+    "to_working",
+    "working_shape",
+]
+
+WAVELET = "db4"
+MARKED_LEVELS = (3, 4)
+WORK_SIDE = 512
+_ALIGN = 2 ** max(MARKED_LEVELS)
+_MODE = "periodization"
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """Return the BT.601 luma of ``image`` as float32 in 0..255 units.
+
+    Accepts H×W (gray), H×W×2 (gray + alpha), H×W×3 (RGB) and H×W×4 (RGBA), uint8 or uint16;
+    alpha is ignored.
+    """
+    if image.ndim == 2:
+        y = image
+    elif image.ndim == 3 and image.shape[2] in (1, 2):
+        y = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] in (3, 4):
+        y = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+    else:
+        raise ValueError(f"unsupported image shape {image.shape}")
+    y = y.astype(np.float32)
+    if image.dtype == np.uint16:
+        y *= np.float32(255.0 / 65535.0)
+    return y
+
+
+def working_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Return the (height, width) of the working grid for an image of ``shape``."""
+    h, w = shape[:2]
+    s = WORK_SIDE / min(h, w)
+    return (
+        max(_ALIGN, round(h * s / _ALIGN) * _ALIGN),
+        max(_ALIGN, round(w * s / _ALIGN) * _ALIGN),
+    )
+
+
+def resize(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D or 3-D array to (height, width): area-averaging down, bicubic up."""
+    h, w = shape
+    if plane.shape[:2] == (h, w):
+        return plane
+    down = h * w < plane.shape[0] * plane.shape[1]
+    return cv2.resize(plane, (w, h), interpolation=cv2.INTER_AREA if down else cv2.INTER_CUBIC)
+
+
+def to_working(image: np.ndarray) -> np.ndarray:
+    """Luma of ``image`` on its working grid (float32)."""
+    return resize(luma(image), working_shape(image.shape))
+
+
+def analyse(plane: np.ndarray) -> list[np.ndarray]:
+    """Wavelet detail bands of a working-grid plane at :data:`MARKED_LEVELS`, fixed order."""
+    coeffs = pywt.wavedec2(plane, WAVELET, level=max(MARKED_LEVELS), mode=_MODE)
+    top = max(MARKED_LEVELS)
+    return [band for level in MARKED_LEVELS for band in coeffs[top - level + 1]]
+
+
+def synthesise(bands: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`analyse` with every other band zero: the pixel pattern of ``bands``."""
+    top = max(MARKED_LEVELS)
+    zeros = pywt.wavedec2(np.zeros(shape, np.float32), WAVELET, level=top, mode=_MODE)
+    coeffs: list = [zeros[0]] + [tuple(np.zeros_like(b) for b in d) for d in zeros[1:]]
+    it = iter(bands)
+    for level in MARKED_LEVELS:
+        coeffs[top - level + 1] = (next(it), next(it), next(it))
+    return pywt.waverec2(coeffs, WAVELET, mode=_MODE).astype(np.float32)
