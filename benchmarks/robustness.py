@@ -63,25 +63,48 @@ def main() -> None:
     ps = [r["psnr"] for r in results]
     ss = [r["ssim"] for r in results]
     print(f"## Quality ({n} Kodak photos, strength 1)\n")
-    print(table(["PSNR mean dB", "PSNR min dB", "SSIM mean", "SSIM min"],
-                [[float(np.mean(ps)), float(np.min(ps)), f"{np.mean(ss):.4f}", f"{np.min(ss):.4f}"]]))
+    print(
+        table(
+            ["PSNR mean dB", "PSNR min dB", "SSIM mean", "SSIM min"],
+            [[float(np.mean(ps)), float(np.min(ps)), f"{np.mean(ss):.4f}", f"{np.min(ss):.4f}"]],
+        )
+    )
     print(f"\n## Robustness ({n} photos, {args.candidates} candidates, threshold 1e-9)\n")
     rows = []
     for key_ in results[0]["rows"]:
         cells = [r["rows"][key_] for r in results]
         z = [c["z"] for c in cells]
-        rows.append([
-            key_[0], key_[1],
-            f"{sum(c['traced'] for c in cells)}/{n}",
-            sum(c["false"] for c in cells),
-            float(np.min(z)), float(np.mean(z)),
-            float(np.mean([c["acc"] for c in cells])),
-            float(np.max([c["innocent"] for c in cells])),
-        ])
-    print(table(["attack", "mode", "traced", "false accusations", "z min", "z mean",
-                 "soft-value sign accuracy", "max innocent z"], rows))
-    print(f"\nmatch threshold on z with {args.candidates} candidates: "
-          f"{np.sqrt(2 * np.log(args.candidates / lt.DEFAULT_THRESHOLD)):.2f}")
+        rows.append(
+            [
+                key_[0],
+                key_[1],
+                f"{sum(c['traced'] for c in cells)}/{n}",
+                sum(c["false"] for c in cells),
+                float(np.min(z)),
+                float(np.mean(z)),
+                float(np.mean([c["acc"] for c in cells])),
+                float(np.max([c["innocent"] for c in cells])),
+            ]
+        )
+    print(
+        table(
+            [
+                "attack",
+                "mode",
+                "traced",
+                "false accusations",
+                "z min",
+                "z mean",
+                "soft-value sign accuracy",
+                "max innocent z",
+            ],
+            rows,
+        )
+    )
+    print(
+        f"\nmatch threshold on z with {args.candidates} candidates: "
+        f"{np.sqrt(2 * np.log(args.candidates / lt.DEFAULT_THRESHOLD)):.2f}"
+    )
 
 
 if __name__ == "__main__":

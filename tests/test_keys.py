@@ -36,7 +36,9 @@ def test_secret_never_in_repr(tmp_path):
     assert key.fingerprint in repr(key)
 
 
-@pytest.mark.parametrize("text", ["", "leaktrace-key v1\nzz\n", "hello world\n", "leaktrace-key v1\nabcd\n"])
+@pytest.mark.parametrize(
+    "text", ["", "leaktrace-key v1\nzz\n", "hello world\n", "leaktrace-key v1\nabcd\n"]
+)
 def test_malformed_key_files_are_refused(tmp_path, text):
     path = tmp_path / "k"
     path.write_text(text)
@@ -56,4 +58,3 @@ def test_streams_depend_on_key_and_context():
     assert (keyed_bytes(a, "x", 64) != keyed_bytes(a, "y", 64)).any()
     # Pinned: a changed stream would make every existing copy untraceable.
     assert keyed_bytes(a, "leaktrace", 8).tobytes().hex() == GOLDEN
-

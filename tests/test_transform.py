@@ -17,7 +17,9 @@ def test_working_grid_is_aligned_and_keeps_aspect(h, w):
 def test_synthesise_then_analyse_returns_the_bands():
     rng = np.random.default_rng(1)
     shape = (512, 768)
-    bands = [rng.normal(size=b.shape).astype(np.float32) for b in analyse(np.zeros(shape, np.float32))]
+    bands = [
+        rng.normal(size=b.shape).astype(np.float32) for b in analyse(np.zeros(shape, np.float32))
+    ]
     again = analyse(synthesise(bands, shape))
     for a, b in zip(bands, again, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)

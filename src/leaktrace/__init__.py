@@ -7,6 +7,7 @@ from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
 from .errors import (
     DetectionInputError,
+    ImageArrayError,
     ImageTooLargeError,
     KeyFileError,
     LeaktraceError,
@@ -26,6 +27,7 @@ __all__ = [
     "Detection",
     "DetectionInputError",
     "EmbedPlan",
+    "ImageArrayError",
     "ImageTooLargeError",
     "Key",
     "KeyFileError",

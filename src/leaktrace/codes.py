@@ -60,8 +60,9 @@ class Layout:
         return np.bincount(self.positions, weights=coefficients * self.chips, minlength=self.length)
 
 
-def layout(key: Key, media_id: str, shape: tuple[int, int], count: int,
-           *, length: int = CODE_LENGTH) -> Layout:
+def layout(
+    key: Key, media_id: str, shape: tuple[int, int], count: int, *, length: int = CODE_LENGTH
+) -> Layout:
     """The keyed layout of ``count`` coefficients of a working grid of ``shape``."""
     ctx = f"leaktrace/v{FORMAT_VERSION}/layout\x00{media_id}\x00{shape[0]}x{shape[1]}"
     raw = keyed_bytes(key, ctx, 4 * count + (count + 7) // 8)

@@ -19,11 +19,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from .codes import CODE_LENGTH, codewords, layout
+from .codes import codewords, layout
 from .errors import DetectionInputError
 from .keys import Key
 from .mask import perceptual_mask
-from .transform import analyse, resize, to_working, working_shape
+from .transform import analyse, check_image, resize, to_working, working_shape
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -158,8 +158,9 @@ def detect(
         raise DetectionInputError("no candidates to test")
     if not 0 < threshold < 1:
         raise DetectionInputError("threshold must be between 0 and 1")
-    if leak.ndim not in (2, 3) or min(leak.shape[:2]) < 16:
-        raise DetectionInputError(f"leak of shape {leak.shape} is too small to test")
+    check_image(leak)
+    if original is not None:
+        check_image(original)
     z = score(extract(leak, key, media_id, original=original), key, media_id, names)
     order = np.argsort(-z, kind="stable")
     best = int(order[0])

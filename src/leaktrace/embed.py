@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 
 from .codes import Layout, codeword, layout
+from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
-from .transform import analyse, resize, synthesise, to_working, working_shape
+from .transform import analyse, check_image, resize, synthesise, to_working, working_shape
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
@@ -41,21 +42,12 @@ class EmbedPlan:
         return f"EmbedPlan(media_id={self.media_id!r}, shape={self.shape}, rms={self.rms:.3f})"
 
 
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
-        raise TypeError("image must be a uint8 or uint16 numpy array")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
-        raise ValueError(f"image must be H×W, H×W×2, H×W×3 or H×W×4, not {image.shape}")
-    if min(image.shape[:2]) < 16:
-        raise ValueError(f"image of {image.shape[1]}×{image.shape[0]} is too small to mark")
-
-
 def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0) -> EmbedPlan:
     """Do the per-media work of embedding once, for any number of recipients.
 
     ``strength`` scales the change linearly: 1 aims at :data:`DEFAULT_PSNR`, 0 changes nothing.
     """
-    _check_image(image)
+    check_image(image)
     if not np.isfinite(strength) or strength < 0:
         raise ValueError("strength must be a finite number ≥ 0")
     plane = to_working(image)
@@ -94,7 +86,7 @@ def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
     Colour channels all receive the same change (so chroma is untouched); alpha is copied.
     """
     if image.shape != plan.shape or image.dtype != plan.dtype:
-        raise ValueError("image does not match the plan it is applied with")
+        raise ImageArrayError("image does not match the plan it is applied with")
     out = image.copy()
     if plan.rms == 0:
         return out

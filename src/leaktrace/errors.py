@@ -6,6 +6,7 @@
     ├── MediaError              a file that cannot be read or written as an image
     │   ├── UnsupportedMediaError   not an image format we read, or an unsupported pixel layout
     │   └── ImageTooLargeError      above the decompression-bomb limit
+    ├── ImageArrayError         an array the engine cannot mark or test (dtype, layout, size)
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     └── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "DetectionInputError",
+    "ImageArrayError",
     "ImageTooLargeError",
     "KeyFileError",
     "LeaktraceError",
@@ -39,6 +41,10 @@ class UnsupportedMediaError(MediaError):
 
 class ImageTooLargeError(MediaError):
     """The image has more pixels than the decompression-bomb limit allows."""
+
+
+class ImageArrayError(LeaktraceError, ValueError):
+    """An image array has a dtype, layout or size the engine cannot work with."""
 
 
 class KeyFileError(LeaktraceError):

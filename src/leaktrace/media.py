@@ -40,21 +40,7 @@ def _name(source: Source) -> str:
     return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
 
 
-def _open(source: Source) -> Image.Image:
-    """Open and fully validate an image, translating every failure into our errors."""
-    name = _name(source)
-    try:
-        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except FileNotFoundError as exc:
-        raise MediaError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise MediaError(f"{name}: is a directory, not an image") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise UnsupportedMediaError(f"{name}: not an image in a format leaktrace reads") from exc
-    except OSError as exc:
-        raise MediaError(f"{name}: cannot read ({exc})") from exc
+def _check_size(name: str, img: Image.Image) -> None:
     if img.format not in FORMATS:
         raise UnsupportedMediaError(
             f"{name}: {img.format} images are not supported (use {', '.join(FORMATS)})"
@@ -68,11 +54,34 @@ def _open(source: Source) -> Image.Image:
             f"{name}: {w}×{h} = {w * h:,} pixels exceeds the limit of {limit:,} "
             "(a possible decompression bomb)"
         )
+
+
+def _open(source: Source) -> Image.Image:
+    """Open and fully decode an image, translating every failure into our errors."""
+    name = _name(source)
     try:
-        img.load()
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except FileNotFoundError as exc:
+        raise MediaError(f"{name}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise MediaError(f"{name}: is a directory, not an image") from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedMediaError(f"{name}: not an image in a format leaktrace reads") from exc
     except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"{name}: cannot read ({exc})") from exc
+    try:
+        _check_size(name, img)
+        img.load()
+    except MediaError:
+        img.close()
+        raise
+    except Image.DecompressionBombError as exc:
+        img.close()
+        raise ImageTooLargeError(f"{name}: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        img.close()
         raise MediaError(f"{name}: the file is truncated or corrupt ({exc})") from exc
     return img
 
@@ -81,7 +90,11 @@ def _is_wide_colour_png(source: Source, img: Image.Image) -> bool:
     """16-bit colour PNGs, which Pillow would silently reduce to 8 bits."""
     if img.format != "PNG" or img.mode not in ("RGB", "RGBA"):
         return False
-    head = source[:26] if isinstance(source, bytes) else Path(source).open("rb").read(26)
+    if isinstance(source, bytes):
+        head = source[:26]
+    else:
+        with Path(source).open("rb") as fh:
+            head = fh.read(26)
     return len(head) > 24 and head[24] == 16
 
 
@@ -100,7 +113,11 @@ def read_image(source: Source) -> np.ndarray:
     >>> pixels.shape, pixels.dtype         # doctest: +SKIP
     ((4000, 6000, 3), dtype('uint8'))
     """
-    img = _open(source)
+    with _open(source) as img:
+        return _pixels(source, img)
+
+
+def _pixels(source: Source, img: Image.Image) -> np.ndarray:
     if _is_wide_colour_png(source, img):
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         wide = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -188,9 +205,13 @@ def write_image(
     and chroma subsampling. ``quality`` forces a JPEG/WebP quality instead.
     """
     target = Path(path)
-    ref = _open(like) if like is not None else None
-    fmt = _format_for(target, ref)
-    opts = _save_options(ref, fmt) if ref is not None else _default_options(fmt)
+    if like is not None:
+        with _open(like) as ref:
+            fmt = _format_for(target, ref)
+            opts = _save_options(ref, fmt)
+    else:
+        fmt = _format_for(target, None)
+        opts = _default_options(fmt)
     if quality is not None:
         opts.pop("qtables", None)
         opts["quality"] = int(quality)

@@ -13,11 +13,15 @@ import cv2
 import numpy as np
 import pywt
 
+from .errors import ImageArrayError
+
 __all__ = [
     "MARKED_LEVELS",
+    "MIN_SIDE",
     "WAVELET",
     "WORK_SIDE",
     "analyse",
+    "check_image",
     "luma",
     "resize",
     "synthesise",
@@ -28,8 +32,23 @@ __all__ = [
 WAVELET = "db4"
 MARKED_LEVELS = (3, 4)
 WORK_SIDE = 512
+#: Shortest side (pixels) of an image that can carry a traceable mark.
+MIN_SIDE = 64
 _ALIGN = 2 ** max(MARKED_LEVELS)
 _MODE = "periodization"
+
+
+def check_image(image: object) -> None:
+    """Raise :class:`ImageArrayError` unless ``image`` is an array the engine can work on."""
+    if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+        raise ImageArrayError("an image must be a uint8 or uint16 numpy array")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ImageArrayError(f"an image is H×W, H×W×2, H×W×3 or H×W×4, not {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageArrayError(
+            f"an image of {image.shape[1]}×{image.shape[0]} is too small to carry a mark "
+            f"(at least {MIN_SIDE} pixels a side)"
+        )
 
 
 def luma(image: np.ndarray) -> np.ndarray:
@@ -45,7 +64,7 @@ def luma(image: np.ndarray) -> np.ndarray:
     elif image.ndim == 3 and image.shape[2] in (3, 4):
         y = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
     else:
-        raise ValueError(f"unsupported image shape {image.shape}")
+        raise ImageArrayError(f"unsupported image shape {image.shape}")
     y = y.astype(np.float32)
     if image.dtype == np.uint16:
         y *= np.float32(255.0 / 65535.0)

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+
+import leaktrace as lt
+from leaktrace import attacks
+
+from .conftest import KODAK
+
+GUILTY = "recipient-0042"
+
+
+@pytest.fixture(scope="module")
+def marked():
+    """Kodak 19 (portrait, sky and fence) and 21 (landscape), marked for GUILTY."""
+    key = lt.Key(bytes(range(32)))
+    out = {}
+    for n in (19, 21):
+        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
+        out[n] = (img, lt.embed(img, key, f"kodim{n}", GUILTY))
+    return out
+
+
+def _trace(leak, original, n, candidates, *, blind=False):
+    key = lt.Key(bytes(range(32)))
+    ref = None if blind else original
+    if not blind and leak.shape != original.shape:
+        leak = attacks.restore_size(leak, original.shape)
+    return lt.detect(leak, key, f"kodim{n}", candidates, original=ref)
+
+
+@pytest.mark.parametrize("name", list(attacks.STANDARD))
+@pytest.mark.parametrize("n", [19, 21])
+def test_every_standard_attack_is_traced_informed(marked, candidates, name, n):
+    original, copy = marked[n]
+    found = _trace(attacks.STANDARD[name](copy), original, n, candidates)
+    assert found.verdict == "match" and found.recipient == GUILTY, found
+    assert found.p_value <= 1e-9 and found.mode == "informed"
+    assert found.best == GUILTY and list(found.scores)[0] == GUILTY
+
+
+@pytest.mark.parametrize("name", ["none", "jpeg50", "scale0.5"])
+def test_blind_traces_jpeg_and_downscale(marked, candidates, name):
+    original, copy = marked[21]
+    found = _trace(attacks.STANDARD[name](copy), original, 21, candidates, blind=True)
+    assert found.recipient == GUILTY and found.mode == "blind"
+
+
+def test_guilty_not_among_candidates_is_no_match(marked, candidates):
+    others = [c for c in candidates if c != GUILTY]
+    for n, (original, copy) in marked.items():
+        for leak in (copy, attacks.jpeg(copy, 50)):
+            found = _trace(leak, original, n, others)
+            assert found.verdict == "no_match" and found.recipient is None
+            assert found.p_value > 1e-9
+            found = _trace(leak, original, n, others, blind=True)
+            assert found.verdict == "no_match"
+
+
+def test_unmarked_photo_is_no_match(kodak, key, candidates):
+    img = kodak(3)
+    other = kodak(4)  # an unrelated photo used as the leak in blind mode
+    assert lt.detect(attacks.jpeg(img, 80), key, "kodim3", candidates, original=img).verdict == (
+        "no_match"
+    )
+    assert lt.detect(other, key, "kodim3", candidates).verdict == "no_match"
+
+
+def test_wrong_media_id_or_key_finds_nothing(marked, candidates):
+    original, copy = marked[19]
+    key = lt.Key(bytes(range(32)))
+    assert lt.detect(copy, key, "kodim21", candidates, original=original).verdict == "no_match"
+    other_key = lt.Key(bytes(32))
+    assert lt.detect(copy, other_key, "kodim19", candidates, original=original).recipient is None
+
+
+def test_p_value_is_the_corrected_hoeffding_tail(marked):
+    original, copy = marked[19]
+    key = lt.Key(bytes(range(32)))
+    weak = attacks.noise(copy, 40.0)
+    for n in (2, 100):
+        cands = [GUILTY] + [f"x{i}" for i in range(n - 1)]
+        found = lt.detect(weak, key, "kodim19", cands, original=original)
+        z = found.scores[found.best]
+        assert found.p_value == pytest.approx(min(1.0, n * np.exp(-z * z / 2)), rel=1e-6)
+
+
+def test_duplicate_candidates_are_tested_once(marked):
+    original, copy = marked[19]
+    key = lt.Key(bytes(range(32)))
+    found = lt.detect(copy, key, "kodim19", [GUILTY, "a", GUILTY, "a"], original=original)
+    assert list(found.scores) == [GUILTY, "a"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"candidates": []}, lt.DetectionInputError),
+        ({"candidates": ["a"], "threshold": 0}, lt.DetectionInputError),
+        ({"candidates": ["a"], "threshold": 1.5}, lt.DetectionInputError),
+    ],
+)
+def test_bad_detection_arguments(kodak, key, kwargs, error):
+    with pytest.raises(error):
+        lt.detect(kodak(1), key, "m", **kwargs)
+
+
+def test_bad_leak_arrays(key):
+    with pytest.raises(lt.ImageArrayError):
+        lt.detect(np.zeros((10, 10, 3), np.uint8), key, "m", ["a"])
+    with pytest.raises(lt.ImageArrayError):
+        lt.detect(np.zeros((100, 100), np.float64), key, "m", ["a"])
