@@ -17,7 +17,7 @@ from .codes import Layout, codeword, layout
 from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
-from .transform import analyse, check_image, resize, synthesise, to_working, working_shape
+from .transform import analyse, check_image, synthesise, to_working, working_shape
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
@@ -77,7 +77,12 @@ def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     change = synthesise(bands, plan.mask.shape) * plan.mask
     energy = float(np.sqrt(np.mean(change * change)))
     change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
-    return resize(change, plan.shape[:2])
+    h, w = plan.shape[0], plan.shape[1]
+    if (h, w) == change.shape:
+        return change
+    # Bilinear up (the change is smooth on this scale), area-averaging down.
+    inter = cv2.INTER_AREA if h * w < change.size else cv2.INTER_LINEAR
+    return cv2.resize(change, (w, h), interpolation=inter)
 
 
 def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
@@ -87,18 +92,20 @@ def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
     """
     if image.shape != plan.shape or image.dtype != plan.dtype:
         raise ImageArrayError("image does not match the plan it is applied with")
-    out = image.copy()
     if plan.rms == 0:
-        return out
+        return image.copy()
+    change = _change(plan, recipient)
+    if image.dtype == np.uint8:
+        change = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # rounded to integer levels
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels > 1:
+        # Same change on every colour channel (chroma untouched), none on alpha.
+        keep = np.zeros_like(change)
+        colour = 3 if channels >= 3 else 1
+        change = cv2.merge([change] * colour + [keep] * (channels - colour))
+    # Saturating add in OpenCV (multi-threaded, rounds to the image's integer type).
     depth = cv2.CV_16U if image.dtype == np.uint16 else cv2.CV_8U
-    change = np.rint(_change(plan, recipient))
-    # Saturating add in OpenCV (multi-threaded), one colour channel at a time.
-    nc = 1 if image.ndim == 2 else (1 if image.shape[2] <= 2 else 3)
-    if image.ndim == 2:
-        return cv2.add(image, change, dtype=depth).astype(image.dtype, copy=False)
-    for c in range(nc):
-        out[..., c] = cv2.add(image[..., c], change, dtype=depth)
-    return out
+    return cv2.add(image, change, dtype=depth).reshape(image.shape)
 
 
 def embed(
