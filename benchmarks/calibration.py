@@ -1,0 +1,91 @@
+"""Does the stated false-accusation probability hold? Innocent scores against the null model.
+
+    python benchmarks/calibration.py [--trials-per-photo 88] [--candidates 1000]
+
+Every trial is a leak that NO candidate made: either the unmarked photo or a copy marked
+for an outsider who is not among the candidates, after one of the standard attacks, traced
+informed (with the original) and blind. The trial passes when the verdict is ``no_match``.
+All innocent scores z are pooled and compared with the null model behind the p-value:
+Hoeffding's bound P(z ≥ t) ≤ exp(-t²/2) (and the standard normal it is close to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+import numpy as np
+from _common import KODAK, table
+
+import leaktrace as lt
+from leaktrace import attacks
+
+ATTACKS = ["none", "jpeg90", "jpeg50", "jpeg30", "webp50", "scale0.5", "blur1", "noise8",
+           "gamma0.7", "grayscale", "chain"]
+
+
+def run_photo(path: str, *, secret: bytes, candidates: int, outsiders: int) -> dict:
+    key = lt.Key(secret)
+    media_id = path.rsplit("/", 1)[-1]
+    names = [f"recipient-{i:04d}" for i in range(candidates)]
+    original = lt.read_image(path)
+    sources = {"unmarked": original}
+    for j in range(outsiders):
+        sources[f"outsider-{j}"] = lt.embed(original, key, media_id, f"outsider-{j}")
+    scores, best_p, verdicts = [], [], []
+    for source in sources.values():
+        for name in ATTACKS:
+            leak = attacks.STANDARD[name](source)
+            for ref in (original, None):
+                found = lt.detect(leak, key, media_id, names, original=ref)
+                scores.append(np.fromiter(found.scores.values(), float))
+                best_p.append(found.p_value)
+                verdicts.append(found.verdict)
+    return {"scores": np.concatenate(scores), "p": best_p, "verdicts": verdicts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--outsiders", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=len(KODAK))
+    args = parser.parse_args()
+    job = partial(run_photo, secret=lt.Key.generate()._secret, candidates=args.candidates,
+                  outsiders=args.outsiders)
+    with ProcessPoolExecutor() as pool:
+        results = list(pool.map(job, [str(p) for p in KODAK[: args.photos]]))
+    z = np.concatenate([r["scores"] for r in results])
+    verdicts = [v for r in results for v in r["verdicts"]]
+    p = np.array([q for r in results for q in r["p"]])
+    trials = len(verdicts)
+    print(f"## Calibration: {trials} trials × {args.candidates} candidates, none of them guilty\n")
+    print(f"- trials answered `no_match`: {verdicts.count('no_match')}/{trials} "
+          f"(false accusations: {verdicts.count('match')})")
+    print(f"- smallest reported p-value: {p.min():.3g} (threshold {lt.DEFAULT_THRESHOLD:g})")
+    print(f"- innocent scores: n = {z.size:,}, mean {z.mean():+.4f}, std {z.std():.4f}, "
+          f"max {z.max():.2f}\n")
+    rows = []
+    for t in (1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 5.5):
+        observed = float(np.mean(z >= t))
+        gauss = 0.5 * math.erfc(t / math.sqrt(2))
+        rows.append([f"{t:.1f}", f"{observed:.3g}", f"{gauss:.3g}", f"{math.exp(-t * t / 2):.3g}",
+                     "yes" if observed <= math.exp(-t * t / 2) else "NO"])
+    print(table(["t", "observed P(z ≥ t)", "normal tail", "Hoeffding bound (used)",
+                 "within bound"], rows))
+    qs = [0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
+    print("\nquantiles of innocent z vs standard normal: " + ", ".join(
+        f"{q}: {np.quantile(z, q):+.2f} ({_norm_ppf(q):+.2f})" for q in qs))
+
+
+def _norm_ppf(q: float) -> float:
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 0.5 * math.erfc(-mid / math.sqrt(2)) < q else (lo, mid)
+    return lo
+
+
+if __name__ == "__main__":
+    main()
