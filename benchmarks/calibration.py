@@ -22,8 +22,19 @@ from _common import KODAK, table
 import leaktrace as lt
 from leaktrace import attacks
 
-ATTACKS = ["none", "jpeg90", "jpeg50", "jpeg30", "webp50", "scale0.5", "blur1", "noise8",
-           "gamma0.7", "grayscale", "chain"]
+ATTACKS = [
+    "none",
+    "jpeg90",
+    "jpeg50",
+    "jpeg30",
+    "webp50",
+    "scale0.5",
+    "blur1",
+    "noise8",
+    "gamma0.7",
+    "grayscale",
+    "chain",
+]
 
 
 def run_photo(path: str, *, secret: bytes, candidates: int, outsiders: int) -> dict:
@@ -52,8 +63,12 @@ def main() -> None:
     parser.add_argument("--outsiders", type=int, default=3)
     parser.add_argument("--photos", type=int, default=len(KODAK))
     args = parser.parse_args()
-    job = partial(run_photo, secret=lt.Key.generate()._secret, candidates=args.candidates,
-                  outsiders=args.outsiders)
+    job = partial(
+        run_photo,
+        secret=lt.Key.generate()._secret,
+        candidates=args.candidates,
+        outsiders=args.outsiders,
+    )
     with ProcessPoolExecutor() as pool:
         results = list(pool.map(job, [str(p) for p in KODAK[: args.photos]]))
     z = np.concatenate([r["scores"] for r in results])
@@ -61,22 +76,39 @@ def main() -> None:
     p = np.array([q for r in results for q in r["p"]])
     trials = len(verdicts)
     print(f"## Calibration: {trials} trials × {args.candidates} candidates, none of them guilty\n")
-    print(f"- trials answered `no_match`: {verdicts.count('no_match')}/{trials} "
-          f"(false accusations: {verdicts.count('match')})")
+    print(
+        f"- trials answered `no_match`: {verdicts.count('no_match')}/{trials} "
+        f"(false accusations: {verdicts.count('match')})"
+    )
     print(f"- smallest reported p-value: {p.min():.3g} (threshold {lt.DEFAULT_THRESHOLD:g})")
-    print(f"- innocent scores: n = {z.size:,}, mean {z.mean():+.4f}, std {z.std():.4f}, "
-          f"max {z.max():.2f}\n")
+    print(
+        f"- innocent scores: n = {z.size:,}, mean {z.mean():+.4f}, std {z.std():.4f}, "
+        f"max {z.max():.2f}\n"
+    )
     rows = []
     for t in (1.0, 2.0, 3.0, 4.0, 4.5, 5.0, 5.5):
         observed = float(np.mean(z >= t))
         gauss = 0.5 * math.erfc(t / math.sqrt(2))
-        rows.append([f"{t:.1f}", f"{observed:.3g}", f"{gauss:.3g}", f"{math.exp(-t * t / 2):.3g}",
-                     "yes" if observed <= math.exp(-t * t / 2) else "NO"])
-    print(table(["t", "observed P(z ≥ t)", "normal tail", "Hoeffding bound (used)",
-                 "within bound"], rows))
+        rows.append(
+            [
+                f"{t:.1f}",
+                f"{observed:.3g}",
+                f"{gauss:.3g}",
+                f"{math.exp(-t * t / 2):.3g}",
+                "yes" if observed <= math.exp(-t * t / 2) else "NO",
+            ]
+        )
+    print(
+        table(
+            ["t", "observed P(z ≥ t)", "normal tail", "Hoeffding bound (used)", "within bound"],
+            rows,
+        )
+    )
     qs = [0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
-    print("\nquantiles of innocent z vs standard normal: " + ", ".join(
-        f"{q}: {np.quantile(z, q):+.2f} ({_norm_ppf(q):+.2f})" for q in qs))
+    print(
+        "\nquantiles of innocent z vs standard normal: "
+        + ", ".join(f"{q}: {np.quantile(z, q):+.2f} ({_norm_ppf(q):+.2f})" for q in qs)
+    )
 
 
 def _norm_ppf(q: float) -> float:

@@ -64,7 +64,7 @@ def main() -> int:
         if found.verdict == "match":
             print(
                 f"[{found.mode}] leaked by {found.recipient} "
-                f"(false-accusation probability {found.p_value:.1e}, z = {found.scores[found.recipient]:.1f}, "
+                f"(false-accusation probability {found.p_value:.1e} among "
                 f"{len(candidates)} candidates)"
             )
         else:
