@@ -96,7 +96,8 @@ def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
         return image.copy()
     change = _change(plan, recipient)
     if image.dtype == np.uint8:
-        change = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # rounded to integer levels
+        # Round to integer levels (OpenCV: one multi-threaded pass; stubs lack the scalar form).
+        change = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels > 1:
         # Same change on every colour channel (chroma untouched), none on alpha.
