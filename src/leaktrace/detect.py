@@ -128,6 +128,7 @@ def detect(
     *,
     original: np.ndarray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    hypotheses: int = 1,
 ) -> Detection:
     """Test every candidate as the source of ``leak`` and report the best with its p-value.
 
@@ -143,6 +144,9 @@ def detect(
         The unmarked original; without it detection is blind and weaker.
     threshold : float
         Largest false-accusation probability that still counts as a match.
+    hypotheses : int
+        How many such tests the caller runs on this leak (originals tried, geometries
+        searched); the p-value is multiplied by it, like by the number of candidates.
 
     Examples
     --------
@@ -158,13 +162,15 @@ def detect(
         raise DetectionInputError("no candidates to test")
     if not 0 < threshold < 1:
         raise DetectionInputError("threshold must be between 0 and 1")
+    if hypotheses < 1:
+        raise DetectionInputError("hypotheses must be at least 1")
     check_image(leak)
     if original is not None:
         check_image(original)
     z = score(extract(leak, key, media_id, original=original), key, media_id, names)
     order = np.argsort(-z, kind="stable")
     best = int(order[0])
-    log10_p = false_accusation_log10(float(z[best]), len(names))
+    log10_p = false_accusation_log10(float(z[best]), len(names) * hypotheses)
     matched = log10_p <= math.log10(threshold)
     return Detection(
         verdict="match" if matched else "no_match",

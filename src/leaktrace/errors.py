@@ -8,7 +8,10 @@
     │   └── ImageTooLargeError      above the decompression-bomb limit
     ├── ImageArrayError         an array the engine cannot mark or test (dtype, layout, size)
     ├── KeyFileError            a key file that is missing, malformed or unsafe
-    └── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
+    ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
+    └── WorkspaceError          the registry refuses: no workspace, one already there, ...
+        ├── RecipientError          unknown or duplicate handle, malformed handle or CSV row
+        └── UnknownMediaError       a leak that matches no registered original
 
 Library code raises these (wrapping OpenCV/Pillow errors with ``raise ... from exc``); the
 CLI maps them to a message and an exit code, the service to a 4xx JSON body.
@@ -23,7 +26,10 @@ __all__ = [
     "KeyFileError",
     "LeaktraceError",
     "MediaError",
+    "RecipientError",
+    "UnknownMediaError",
     "UnsupportedMediaError",
+    "WorkspaceError",
 ]
 
 
@@ -53,3 +59,15 @@ class KeyFileError(LeaktraceError):
 
 class DetectionInputError(LeaktraceError):
     """``detect`` was called with arguments it cannot test."""
+
+
+class WorkspaceError(LeaktraceError):
+    """The workspace is missing, already exists, or refuses an operation."""
+
+
+class RecipientError(WorkspaceError):
+    """An unknown, duplicate or malformed recipient (or recipient CSV row)."""
+
+
+class UnknownMediaError(WorkspaceError):
+    """A leak that matches none of the registered originals."""

@@ -1,0 +1,225 @@
+"""The ``leaktrace`` command: parse, call the workflow, print. Exit codes live here only.
+
+Exit status: 0 success (for ``trace``: a confident match), 1 ``trace`` found no confident
+match, 2 an error (message on stderr, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import LeaktraceError
+from .registry import Workspace, default_home
+from .report import html_report, json_report
+from .workflow import make_copies, trace_file
+
+__all__ = ["app", "main"]
+
+
+class _Group(TyperGroup):
+    """Turns every LeaktraceError into a one-line message and exit status 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LeaktraceError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Invisible per-recipient watermarks; name the source of a leak.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+recipients_app = typer.Typer(help="Manage the people who receive copies.", no_args_is_help=True)
+app.add_typer(recipients_app, name="recipients")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _home(ctx: typer.Context) -> Path:
+    home = (ctx.find_root().obj or {}).get("home")
+    return Path(home) if home else default_home()
+
+
+def _open(ctx: typer.Context) -> Workspace:
+    return Workspace.open(_home(ctx))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"leaktrace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Workspace folder [default: $LEAKTRACE_HOME or ./leaktrace]"),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"home": home}
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create a workspace: the registry database and a new secret key (mode 0600)."""
+    ws = Workspace.create(_home(ctx))
+    out.print(f"workspace created in {ws.home}")
+    out.print(
+        f"secret key: {ws.home / Workspace.KEY_NAME} — back it up and keep it private; "
+        "without it no copy can be traced"
+    )
+
+
+@recipients_app.command("add")
+def recipients_add(
+    ctx: typer.Context,
+    handle: str,
+    name: Annotated[str, typer.Option(help="Full name.")] = "",
+    email: Annotated[str, typer.Option(help="Contact email.")] = "",
+) -> None:
+    """Register one recipient under a short HANDLE (used in copy file names)."""
+    _open(ctx).add_recipient(handle, name=name, email=email)
+    out.print(f"added {handle}")
+
+
+@recipients_app.command("import")
+def recipients_import(ctx: typer.Context, csv_file: Path) -> None:
+    """Import recipients from a CSV with a header row: handle,name,email (all or none)."""
+    added = _open(ctx).import_recipients(csv_file)
+    out.print(f"imported {len(added)} recipients")
+
+
+@recipients_app.command("list")
+def recipients_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List every recipient."""
+    people = _open(ctx).recipients()
+    if as_json:
+        out.print_json(
+            json.dumps([{"handle": r.handle, "name": r.name, "email": r.email} for r in people])
+        )
+        return
+    table = Table("handle", "name", "email", box=None)
+    for r in people:
+        table.add_row(r.handle, r.name, r.email)
+    out.print(table if people else "no recipients yet")
+
+
+@app.command()
+def embed(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Original photos.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the copies.")],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A recipient's handle (repeatable).")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Every registered recipient.")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes [default: all cores].", min=1)
+    ] = None,
+    strength: Annotated[float, typer.Option(help="Mark strength (1 ≈ 48 dB PSNR).")] = 1.0,
+) -> None:
+    """Make one marked copy of each file per recipient: OUTPUT/<stem>.<handle><ext>."""
+    if everyone == bool(to):
+        _fail("say who receives copies: --all, or --to HANDLE (repeatable)")
+    ws = _open(ctx)
+    made = skipped = 0
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    task = progress.add_task("marking", total=None)
+    try:
+        with progress:
+            jobs = make_copies(
+                ws,
+                files,
+                None if everyone else to,
+                output,
+                workers=workers,
+                strength=strength,
+                on_total=lambda n: progress.update(task, total=n),
+            )
+            for done in jobs:
+                made += not done.skipped
+                skipped += done.skipped
+                progress.advance(task)
+    except KeyboardInterrupt:
+        err.print(f"interrupted after {made} new copies; run the same command again to finish")
+        raise typer.Exit(130) from None
+    out.print(f"{made} copies written, {skipped} already there, in {output}")
+
+
+@app.command()
+def trace(
+    ctx: typer.Context,
+    leak: Annotated[Path, typer.Argument(help="The leaked file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an evidence report (.html, or .json).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Largest false-accusation probability that is a match.")
+    ] = 1e-9,
+) -> None:
+    """Name the recipient a leaked copy came from, with its false-accusation probability."""
+    if not 0 < threshold < 1:
+        _fail("--threshold must be between 0 and 1")
+    outcome = trace_file(_open(ctx), leak, threshold=threshold)
+    if report is not None:
+        text = (
+            json_report(outcome.result)
+            if report.suffix.lower() == ".json"
+            else html_report(outcome.result, outcome.leak, outcome.original)
+        )
+        try:
+            report.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write the report {report}: {exc}")
+    if as_json:
+        sys.stdout.write(json_report(outcome.result) + "\n")
+    else:
+        out.print(outcome.result["message"])
+        if report is not None:
+            out.print(f"evidence report: {report}")
+    raise typer.Exit(0 if outcome.matched else 1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
