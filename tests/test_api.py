@@ -3,7 +3,22 @@ import importlib
 import leaktrace as lt
 from leaktrace import errors
 
-MODULES = ["attacks", "codes", "detect", "embed", "errors", "keys", "mask", "media", "transform"]
+MODULES = [
+    "attacks",
+    "cli",
+    "codes",
+    "detect",
+    "embed",
+    "errors",
+    "identify",
+    "keys",
+    "mask",
+    "media",
+    "registry",
+    "report",
+    "transform",
+    "workflow",
+]
 
 EXPECTED = {
     "CODE_LENGTH",
@@ -19,7 +34,10 @@ EXPECTED = {
     "KeyFileError",
     "LeaktraceError",
     "MediaError",
+    "RecipientError",
     "UnsupportedMediaError",
+    "Workspace",
+    "WorkspaceError",
     "__version__",
     "apply",
     "detect",

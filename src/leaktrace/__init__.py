@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports: workflow reads it
+
 from .codes import CODE_LENGTH, FORMAT_VERSION
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
@@ -12,12 +14,13 @@ from .errors import (
     KeyFileError,
     LeaktraceError,
     MediaError,
+    RecipientError,
     UnsupportedMediaError,
+    WorkspaceError,
 )
 from .keys import Key
 from .media import read_image, write_image
-
-__version__ = "0.1.0"
+from .registry import Workspace
 
 __all__ = [
     "CODE_LENGTH",
@@ -33,7 +36,10 @@ __all__ = [
     "KeyFileError",
     "LeaktraceError",
     "MediaError",
+    "RecipientError",
     "UnsupportedMediaError",
+    "Workspace",
+    "WorkspaceError",
     "__version__",
     "apply",
     "detect",

@@ -10,8 +10,7 @@
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
     └── WorkspaceError          the registry refuses: no workspace, one already there, ...
-        ├── RecipientError          unknown or duplicate handle, malformed handle or CSV row
-        └── UnknownMediaError       a leak that matches no registered original
+        └── RecipientError          unknown or duplicate handle, malformed handle or CSV row
 
 Library code raises these (wrapping OpenCV/Pillow errors with ``raise ... from exc``); the
 CLI maps them to a message and an exit code, the service to a 4xx JSON body.
@@ -27,7 +26,6 @@ __all__ = [
     "LeaktraceError",
     "MediaError",
     "RecipientError",
-    "UnknownMediaError",
     "UnsupportedMediaError",
     "WorkspaceError",
 ]
@@ -67,7 +65,3 @@ class WorkspaceError(LeaktraceError):
 
 class RecipientError(WorkspaceError):
     """An unknown, duplicate or malformed recipient (or recipient CSV row)."""
-
-
-class UnknownMediaError(WorkspaceError):
-    """A leak that matches none of the registered originals."""

@@ -153,6 +153,8 @@ def make_copies(
                 pending.append(h)
         if pending:
             todo.append((src, media, pending))
+    for stale in out.glob(".*.part"):  # temporary files of a run that was killed
+        stale.unlink(missing_ok=True)
     if on_total is not None:
         on_total(len(skipped) + sum(len(p) for _, _, p in todo))
     yield from skipped

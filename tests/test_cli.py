@@ -1,0 +1,210 @@
+"""The CLI workflow end to end, through Typer's CliRunner (and one real subprocess)."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import leaktrace as lt
+from leaktrace import attacks
+from leaktrace.cli import app
+from leaktrace.registry import Workspace, file_sha256
+
+from .conftest import HIGHRES, KODAK
+
+runner = CliRunner()
+HANDLES = [f"patron{i:02d}" for i in range(50)]
+
+
+def run(home, *args):
+    return runner.invoke(app, ["--home", str(home), *map(str, args)])
+
+
+def social(path, out):
+    """A social-media pipeline: longest side 1080, JPEG 72 with 4:2:0, metadata stripped."""
+    img = lt.read_image(path)
+    small = attacks.rescale(img, 1080 / max(img.shape[:2]))
+    from PIL import Image
+
+    Image.fromarray(small).save(out, "JPEG", quality=72, subsampling=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shoot(tmp_path_factory):
+    """A workspace with 50 recipients and 3 photos (2 Kodak, one 1800×1200 JPEG), all marked."""
+    root = tmp_path_factory.mktemp("cli")
+    home, shoot_dir, out = root / "ws", root / "shoot", root / "out"
+    shoot_dir.mkdir()
+    for n in (7, 15):
+        (shoot_dir / f"kodim{n:02d}.png").write_bytes((KODAK / f"kodim{n:02d}.png").read_bytes())
+    big = lt.read_image(HIGHRES / "walruses_jay-ruzesky.jpg")[1000:2200, 1500:3300]
+    lt.write_image(shoot_dir / "walrus.jpg", np.ascontiguousarray(big), quality=90)
+    assert run(home, "init").exit_code == 0
+    csv = root / "patrons.csv"
+    csv.write_text(
+        "handle,name,email\n" + "".join(f"{h},Patron {h},{h}@example.com\n" for h in HANDLES)
+    )
+    assert run(home, "recipients", "import", csv).exit_code == 0
+    photos = sorted(shoot_dir.iterdir())
+    result = run(home, "embed", *photos, "--all", "-o", out, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "150 copies written" in result.output
+    return home, photos, out
+
+
+def test_init_and_recipients(tmp_path):
+    home = tmp_path / "ws"
+    result = run(home, "init")
+    assert result.exit_code == 0 and "workspace created" in result.output
+    secret = (home / "leaktrace.key").read_text().split()[-1]
+    assert secret not in result.output
+    again = run(home, "init")
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert (
+        run(
+            home, "recipients", "add", "alice", "--name", "Alice A.", "--email", "a@x.org"
+        ).exit_code
+        == 0
+    )
+    dup = run(home, "recipients", "add", "alice")
+    assert dup.exit_code == 2 and "already exists" in dup.output and "Traceback" not in dup.output
+    listed = run(home, "recipients", "list", "--json")
+    assert json.loads(listed.output) == [
+        {"handle": "alice", "name": "Alice A.", "email": "a@x.org"}
+    ]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("handle,name,email\nbob,Bob,b@x.org\nbad handle,X,\n")
+    result = run(home, "recipients", "import", bad)
+    assert result.exit_code == 2 and "line 3" in result.output
+
+
+def test_commands_without_a_workspace_explain(tmp_path):
+    result = run(tmp_path / "none", "recipients", "list")
+    assert result.exit_code == 2 and "no workspace" in result.output
+
+
+def test_embed_writes_named_copies_and_records_them(shoot):
+    home, photos, out = shoot
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 150 and "walrus.patron07.jpg" in files and "kodim07.patron49.png" in files
+    ws = Workspace.open(home)
+    records = ws.copies()
+    assert len(records) == 150
+    assert all(file_sha256(r.path) == r.sha256 for r in records)
+    # Originals are kept in the workspace, content-addressed.
+    for m in ws.media():
+        assert file_sha256(ws.original_path(m)) == m.sha256
+    # Running again skips what exists.
+    again = run(home, "embed", *photos, "--all", "-o", out, "--workers", "1")
+    assert again.exit_code == 0 and "0 copies written, 150 already there" in again.output
+
+
+def test_social_media_leak_is_traced_with_exit_0(shoot, tmp_path):
+    home, _, out = shoot
+    leak = social(out / "walrus.patron13.jpg", tmp_path / "leak.jpg")
+    report = tmp_path / "evidence.html"
+    result = run(home, "trace", leak, "--json", "--report", report)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["verdict"] == "match" and data["recipient"] == "patron13"
+    assert data["p_value"] <= 1e-9 and data["media"]["name"] == "walrus.jpg"
+    assert len(data["candidates"]) == 50 and data["candidates"][0]["handle"] == "patron13"
+    page = report.read_text()
+    assert file_sha256(leak) in page and "<svg" in page and "patron13" in page
+    plain = run(home, "trace", leak)
+    assert plain.exit_code == 0 and plain.output.startswith("leaked by patron13 (media: walrus.jpg")
+
+
+def test_every_copy_of_a_photo_names_its_recipient(shoot):
+    home, _, out = shoot
+    ws = Workspace.open(home)
+    media = next(m for m in ws.media() if m.name == "kodim15.png")
+    original = lt.read_image(ws.original_path(media))
+    for h in HANDLES:
+        leak = attacks.jpeg(lt.read_image(out / f"kodim15.{h}.png"), 75)
+        found = lt.detect(leak, ws.key, media.mark_id, HANDLES, original=original)
+        assert found.recipient == h
+
+
+def test_undistributed_photo_and_bad_files(shoot, tmp_path):
+    home, _, _ = shoot
+    never = run(home, "trace", KODAK / "kodim20.png")
+    assert never.exit_code == 1 and "matches no registered media" in never.output
+    unmarked = run(home, "trace", KODAK / "kodim07.png")  # registered, but not a copy
+    assert unmarked.exit_code == 1 and "no confident match" in unmarked.output
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a picture")
+    for path in (junk, tmp_path / "missing.jpg"):
+        result = run(home, "trace", path)
+        assert result.exit_code == 2 and "error:" in result.output
+        assert "Traceback" not in result.output
+    traces = Workspace.open(home).traces()
+    assert {t.name for t in traces} >= {"kodim20.png", "kodim07.png"}
+
+
+def test_embed_refuses_unknown_recipients_and_bad_sources(shoot, tmp_path):
+    home, photos, _ = shoot
+    result = run(home, "embed", photos[0], "--to", "nobody", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "unknown recipient 'nobody'" in result.output
+    result = run(home, "embed", photos[0], "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "--all" in result.output
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    result = run(home, "embed", junk, "--to", "patron01", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "junk.png" in result.output
+
+
+def test_killed_batch_rerun_leaves_one_record_per_copy(tmp_path):
+    """SIGKILL a real `leaktrace embed` midway, run it again: every record names a real file."""
+    home, out = tmp_path / "ws", tmp_path / "out"
+    assert run(home, "init").exit_code == 0
+    handles = [f"r{i:02d}" for i in range(40)]
+    csv = tmp_path / "r.csv"
+    csv.write_text("handle,name,email\n" + "".join(f"{h},,\n" for h in handles))
+    assert run(home, "recipients", "import", csv).exit_code == 0
+    photos = [KODAK / f"kodim{n:02d}.png" for n in (1, 2, 3)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "leaktrace",
+        "--home",
+        str(home),
+        "embed",
+        *map(str, photos),
+        "--all",
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    db = home / "leaktrace.db"
+    deadline = time.time() + 60
+    recorded = 0
+    while time.time() < deadline and proc.poll() is None:
+        with sqlite3.connect(db, timeout=10) as con:
+            recorded = con.execute("select count(*) from copies").fetchone()[0]
+        if recorded >= 10:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < recorded < 120, "the batch must be killed midway"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    ws = Workspace.open(home)
+    records = ws.copies()
+    assert len(records) == 120
+    assert len({(r.media_sha256, r.handle) for r in records}) == 120
+    assert all(os.path.isfile(r.path) and file_sha256(r.path) == r.sha256 for r in records)
+    assert not list(out.glob(".*.part"))
