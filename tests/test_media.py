@@ -1,4 +1,6 @@
 import io
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -24,7 +26,10 @@ def test_png_round_trip_is_lossless(tmp_path, kodak):
     img = kodak(1)
     out = lt.write_image(tmp_path / "a.png", img)
     assert np.array_equal(lt.read_image(out), img)
-    assert not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.glob(".*.part"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~umask  # a normal file, not 0600
 
 
 def test_jpeg_copy_keeps_tables_subsampling_and_icc(tmp_path, kodak, key):

@@ -1,12 +1,17 @@
 """Which registered original does a leak come from? Compact fingerprints and their matching.
 
-A fingerprint is the luma squeezed to 64×64 (whatever the aspect ratio) with its smooth part
-(a Gaussian blur of σ = 4) taken away, so that what is compared is structure — edges and
-texture — not gradients, brightness or contrast; it is stored as int8. Two fingerprints'
-similarity is their correlation in [-1, 1]. Among 204 photos and crops, a leak resized to 0.5
-and recompressed scored 0.75 or more against its own original (less only for crops of bare
-sky), and distinct pictures at most 0.82. So similarity only ranks: :func:`shortlist` keeps
-the few best above :data:`MATCH_SIMILARITY`, and the workflow runs detection on each of them.
+A fingerprint has two parts, each the luma squeezed to a fixed grid whatever the aspect ratio,
+with its mean removed: *structure* (64×64, minus a Gaussian blur of σ = 4: edges and texture)
+and *layout* (16×16: where it is light and dark). Each is stored as int8. The similarity of two
+fingerprints is the mean of the two parts' correlations, in [-1, 1]; structure tells textured
+photos apart, layout keeps smooth ones (sky, studio backdrops) recognisable after the leak's
+fine detail is gone.
+
+Measured on 204 pictures (the Kodak set and 180 overlapping crops of the 10–24 MP photos): a
+leak resized to 0.5 and recompressed, or recompressed with a gamma change, ranked its own
+original first every time, with similarity ≥ 0.60; other pictures reached 0.88 (overlapping
+crops of the same sky). So similarity ranks but does not decide: :func:`shortlist` keeps the
+few best above :data:`MATCH_SIMILARITY`, and the workflow runs detection on each of them.
 """
 
 from __future__ import annotations
@@ -18,32 +23,44 @@ from .transform import luma
 
 __all__ = ["MATCH_SIMILARITY", "SHORTLIST_MARGIN", "fingerprint", "shortlist", "similarities"]
 
-_SIDE = 64
+_STRUCTURE, _LAYOUT = 64, 16
+_SPLIT = _STRUCTURE * _STRUCTURE
 #: Below this similarity to every registered original, a leak matches none of them.
 MATCH_SIMILARITY = 0.5
 #: Originals within this much of the best similarity are all tried by detection.
 SHORTLIST_MARGIN = 0.1
 
 
+def _int8(part: np.ndarray) -> bytes:
+    part = part - part.mean()
+    peak = float(np.abs(part).max())
+    scaled = part * (127 / peak) if peak > 0 else part
+    return np.rint(scaled).astype(np.int8).tobytes()
+
+
 def fingerprint(image: np.ndarray) -> bytes:
-    """Return the 4,096-byte fingerprint of an image array."""
-    small = cv2.resize(luma(image), (_SIDE, _SIDE), interpolation=cv2.INTER_AREA)
-    detail = small - cv2.GaussianBlur(small, (0, 0), 4.0)
-    detail -= detail.mean()
-    peak = float(np.abs(detail).max())
-    if peak == 0:
-        return bytes(_SIDE * _SIDE)
-    return np.rint(detail * (127 / peak)).astype(np.int8).tobytes()
+    """Return the 4,352-byte fingerprint of an image array."""
+    y = luma(image)
+    small = cv2.resize(y, (_STRUCTURE, _STRUCTURE), interpolation=cv2.INTER_AREA)
+    structure = small - cv2.GaussianBlur(small, (0, 0), 4.0)
+    layout = cv2.resize(y, (_LAYOUT, _LAYOUT), interpolation=cv2.INTER_AREA)
+    return _int8(structure) + _int8(layout)
+
+
+def _correlations(matrix: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vec))
+    return (matrix @ vec) / np.where(norms > 0, norms, 1.0)
 
 
 def similarities(probe: bytes, prints: list[bytes]) -> np.ndarray:
-    """Correlation of ``probe`` with each of ``prints`` (float array, same order)."""
+    """Similarity of ``probe`` to each of ``prints`` (float array, same order)."""
     if not prints:
         return np.zeros(0)
     matrix = np.frombuffer(b"".join(prints), np.int8).reshape(len(prints), -1).astype(np.float32)
     vec = np.frombuffer(probe, np.int8).astype(np.float32)
-    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(vec))
-    return (matrix @ vec) / np.where(norms > 0, norms, 1.0)
+    structure = _correlations(matrix[:, :_SPLIT], vec[:_SPLIT])
+    layout = _correlations(matrix[:, _SPLIT:], vec[_SPLIT:])
+    return (structure + layout) / 2
 
 
 def shortlist(probe: bytes, prints: list[bytes], *, most: int = 3) -> list[int]:

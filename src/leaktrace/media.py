@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -218,14 +218,14 @@ def write_image(
     elif fmt == "WEBP" and "quality" not in opts:
         opts.update(_default_options(fmt))
     data = _encode(pixels, fmt, opts)
-    folder = target.parent if str(target.parent) else Path(".")
+    # A new name in the same folder, created with the usual permissions (umask applies).
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
     except OSError as exc:
-        if "tmp" in locals() and os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise MediaError(f"cannot write {target}: {exc}") from exc
     return target
