@@ -11,7 +11,10 @@ if [ ! -x "$bin/leaktrace" ]; then
     bin="$(dirname "$(command -v leaktrace)")"
 fi
 work="${1:-quickstart-out}"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
+if [ -e "$work" ] && [ -n "$(ls -A "$work")" ] && [ ! -e "$work/.leaktrace-quickstart" ]; then
+    echo "$work exists and is not an earlier quickstart folder; name another one"; exit 2
+fi
+rm -rf "$work" && mkdir -p "$work" && cd "$work" && touch .leaktrace-quickstart
 export LEAKTRACE_HOME="$PWD/workspace"
 
 "$bin/leaktrace" init
