@@ -44,7 +44,7 @@ def _chart(candidates: list[dict[str, Any]], threshold_z: float | None) -> str:
     scores = [c["score"] for c in candidates]
     top = max(max(scores), threshold_z or 0, 1.0) * 1.1
     low = min(min(scores), 0.0) * 1.1
-    width, height, pad = 900, 300, 40
+    width, height, pad = 900, 320, 40
     bar = (width - 2 * pad) / len(shown)
 
     def y(v: float) -> float:
@@ -63,6 +63,16 @@ def _chart(candidates: list[dict[str, Any]], threshold_z: float | None) -> str:
             f'height="{abs(y(0) - y(v)):.1f}" fill="{colour}"><title>'
             f"{html.escape(c['handle'])}: z = {v:.2f}</title></rect>"
         )
+        if i == 0 or len(shown) <= 24:  # name the bars when they fit
+            mid = x + bar / 2
+            parts.append(
+                f'<text x="{mid:.1f}" y="{min(y(v), y(0)) - 4:.1f}" font-size="11" '
+                f'text-anchor="middle">{v:.1f}</text>'
+            )
+            parts.append(
+                f'<text x="{mid:.1f}" y="{y(0) + 14:.1f}" font-size="11" '
+                f'text-anchor="middle">{html.escape(c["handle"][:14])}</text>'
+            )
     if threshold_z is not None:
         parts.append(
             f'<line x1="{pad}" x2="{width - pad}" y1="{y(threshold_z):.1f}" '
