@@ -8,23 +8,34 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import partial
 
 import cv2
 import numpy as np
 from PIL import Image
 
 __all__ = [
+    "GEOMETRIC",
     "STANDARD",
     "blur",
     "brightness",
     "chain",
+    "collage",
     "contrast",
+    "crop",
+    "flip",
     "gamma",
     "grayscale",
+    "hsv_shift",
     "jpeg",
     "noise",
     "rescale",
+    "reshare",
     "restore_size",
+    "rotate",
+    "screenshot",
+    "skew",
+    "stretch",
     "webp",
 ]
 
@@ -98,9 +109,138 @@ def grayscale(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
+def crop(image: np.ndarray, area: float, *, at: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
+    """Keep a rectangle of the same aspect covering ``area`` of the picture.
+
+    ``at`` places it: (0, 0) top-left, (0.5, 0.5) centred, (1, 1) bottom-right.
+    """
+    h, w = image.shape[:2]
+    ch, cw = max(1, round(h * area**0.5)), max(1, round(w * area**0.5))
+    y, x = round((h - ch) * at[0]), round((w - cw) * at[1])
+    return np.ascontiguousarray(image[y : y + ch, x : x + cw])
+
+
+def rotate(image: np.ndarray, degrees: float, *, crop_borders: bool = False) -> np.ndarray:
+    """Rotate counter-clockwise about the centre, on a canvas that holds it all (black corners),
+    or cropped to the largest upright rectangle with no border (``crop_borders``)."""
+    h, w = image.shape[:2]
+    a = np.deg2rad(degrees)
+    cos, sin = abs(np.cos(a)), abs(np.sin(a))
+    nw, nh = round(w * cos + h * sin), round(w * sin + h * cos)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    m[:, 2] += ((nw - w) / 2, (nh - h) / 2)
+    out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR)
+    if not crop_borders:
+        return out
+    # Largest axis-aligned rectangle inside the rotated w×h one.
+    long_side, short_side = max(w, h), min(w, h)
+    if short_side <= 2 * sin * cos * long_side or abs(sin - cos) < 1e-10:
+        x = 0.5 * short_side
+        cw, chh = (x / sin, x / cos) if w >= h else (x / cos, x / sin)
+    else:
+        cos2 = cos * cos - sin * sin
+        cw, chh = (w * cos - h * sin) / cos2, (h * cos - w * sin) / cos2
+    cw, chh = int(cw), int(chh)
+    y0, x0 = (nh - chh) // 2, (nw - cw) // 2
+    return np.ascontiguousarray(out[y0 : y0 + chh, x0 : x0 + cw])
+
+
+def flip(image: np.ndarray) -> np.ndarray:
+    """Mirror left–right."""
+    return np.ascontiguousarray(image[:, ::-1])
+
+
+def stretch(image: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """Resize each axis by its own factor (an aspect-ratio change)."""
+    h, w = image.shape[:2]
+    return cv2.resize(image, (round(w * fx), round(h * fy)), interpolation=cv2.INTER_AREA)
+
+
+def skew(image: np.ndarray, amount: float, *, seed: int = 0) -> np.ndarray:
+    """Perspective: move each corner inwards by up to ``amount`` of the side, at random."""
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(seed)
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    jitter = (
+        rng.uniform(0, amount, (4, 2)) * (w, h) * np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]])
+    )
+    dst = (src + jitter).astype(np.float32)
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_LINEAR)
+
+
+def hsv_shift(image: np.ndarray, *, hue: float = 0, saturation: float = 1.0) -> np.ndarray:
+    """Rotate hue by ``hue`` degrees and scale saturation."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + hue / 2) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
+    return cv2.cvtColor(np.rint(hsv).astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def screenshot(image: np.ndarray, scale: float = 1.0, *, seed: int = 0) -> np.ndarray:
+    """A phone or desktop screenshot: the picture scaled and pasted into a larger canvas with a
+    coloured status bar, a caption bar with text and margins."""
+    rng = np.random.default_rng(seed)
+    shown = rescale(image, scale) if scale != 1 else image
+    h, w = shown.shape[:2]
+    top, bottom, side = 60 + int(rng.integers(0, 40)), 140 + int(rng.integers(0, 60)), 24
+    canvas = np.empty((h + top + bottom, w + 2 * side, 3), np.uint8)
+    canvas[:] = (246, 246, 248)
+    canvas[:top] = (20, 24, 40)
+    canvas[top + h :, :] = (255, 255, 255)
+    canvas[top : top + h, side : side + w] = shown[..., :3]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(
+        canvas,
+        "9:41  leaktrace-test  100%",
+        (side, top - 20),
+        font,
+        0.8,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
+    cv2.putText(
+        canvas,
+        "look what I found #exclusive",
+        (side, top + h + 50),
+        font,
+        1.0,
+        (30, 30, 30),
+        2,
+        cv2.LINE_AA,
+    )
+    cv2.rectangle(canvas, (side, top + h + 80), (side + 160, top + h + 120), (0, 120, 255), -1)
+    return canvas
+
+
+def collage(image: np.ndarray, others: list[np.ndarray], *, share: float = 0.3) -> np.ndarray:
+    """A sheet in which the picture fills ``share`` of the area, at its own size, on the left;
+    ``others`` fill the rest in a 2×2 grid of tiles."""
+    h, w = image.shape[:2]
+    rest = round(w / share) - w
+    sheet = np.full((h, w + rest, 3), 255, np.uint8)
+    sheet[:, :w] = image[..., :3]
+    th, tw = h // 2, rest // 2
+    for i in range(4):
+        tile = cv2.resize(
+            others[i % len(others)][..., :3], (tw - 4, th - 4), interpolation=cv2.INTER_AREA
+        )
+        y, x = (i // 2) * th + 2, w + (i % 2) * tw + 2
+        sheet[y : y + th - 4, x : x + tw - 4] = tile
+    return sheet
+
+
 def chain(image: np.ndarray) -> np.ndarray:
     """Re-sharing: JPEG 80 → resize 0.8 → JPEG 70."""
     return jpeg(rescale(jpeg(image, 80), 0.8), 70)
+
+
+def reshare(image: np.ndarray) -> np.ndarray:
+    """JPEG 80 → crop 90 % → longest side 1080 → JPEG 70 → screenshot."""
+    step = crop(jpeg(image, 80), 0.9, at=(0.3, 0.6))
+    step = rescale(step, 1080 / max(step.shape[:2]))
+    return screenshot(jpeg(step, 70), 1.0, seed=1)
 
 
 #: The attacks of the engine's acceptance list, by name. Resizes return a smaller picture.
@@ -120,4 +260,54 @@ STANDARD: dict[str, Attack] = {
     "gamma0.7": lambda im: gamma(im, 0.7),
     "grayscale": grayscale,
     "chain": chain,
+}
+
+
+def _j75(image: np.ndarray) -> np.ndarray:
+    return jpeg(image, 75)
+
+
+def _rotated_j75(image: np.ndarray, *, degrees: float, crop_borders: bool) -> np.ndarray:
+    return jpeg(rotate(image, degrees, crop_borders=crop_borders), 75)
+
+
+def _png(image: np.ndarray) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+#: What leakers do to geometry (issue "survive what leakers do"), each on top of JPEG 75
+#: unless its name says otherwise. ``collage`` needs other pictures and is not listed.
+GEOMETRIC: dict[str, Attack] = {
+    "crop50": lambda im: _j75(crop(im, 0.5)),
+    "crop50-corner": lambda im: _j75(crop(im, 0.5, at=(0.1, 0.85))),
+    "crop25": lambda im: _j75(crop(im, 0.25)),
+    "crop25-corner": lambda im: _j75(crop(im, 0.25, at=(0.9, 0.2))),
+    "crop10": lambda im: _j75(crop(im, 0.1)),
+    "crop10-corner": lambda im: _j75(crop(im, 0.1, at=(0.15, 0.7))),
+    **{
+        f"rot{d:+d}": partial(_rotated_j75, degrees=d, crop_borders=False)
+        for d in (2, -2, 7, 15, 45, 90)
+    },
+    **{
+        f"rot{d:+d}-cropped": partial(_rotated_j75, degrees=d, crop_borders=True)
+        for d in (2, -2, 7, 15, 45)
+    },
+    "flip": lambda im: _j75(flip(im)),
+    "scale0.25": lambda im: _j75(rescale(im, 0.25)),
+    "scale2": lambda im: _j75(rescale(im, 2.0)),
+    "aspect0.8": lambda im: _j75(stretch(im, 1.0, 0.8)),
+    "skew10": lambda im: _j75(skew(im, 0.1, seed=2)),
+    "screenshot-png": lambda im: _png(screenshot(im, 0.8, seed=3)),
+    "screenshot-jpeg85": lambda im: jpeg(screenshot(im, 1.25, seed=4), 85),
+    "reshare": reshare,
+    "tone+crop50": lambda im: _j75(
+        crop(
+            hsv_shift(contrast(brightness(im, 20), 0.85), hue=12, saturation=1.3),
+            0.5,
+            at=(0.3, 0.4),
+        )
+    ),
 }

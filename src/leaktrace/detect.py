@@ -23,7 +23,8 @@ from .codes import codewords, layout
 from .errors import DetectionInputError
 from .keys import Key
 from .mask import perceptual_mask
-from .transform import analyse, check_image, resize, to_working, working_shape
+from .register import Geometry, align
+from .transform import analyse, band_gains, check_image, luma, to_working, working_shape
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -45,6 +46,8 @@ class Detection:
     ``scores`` maps every candidate to its normalised score z, best first. ``p_value`` is the
     probability that an innocent candidate would score as high as the best one, corrected
     for the number of candidates; ``log10_p_value`` keeps it when it underflows a float.
+    ``geometry`` tells where an informed leak was found on the original (None when it was
+    only resized, or in blind mode).
     """
 
     verdict: Literal["match", "no_match"]
@@ -54,6 +57,7 @@ class Detection:
     threshold: float
     mode: Literal["informed", "blind"]
     scores: dict[str, float] = field(repr=False)
+    geometry: Geometry | None = field(default=None, repr=False)
 
     @property
     def best(self) -> str:
@@ -68,15 +72,19 @@ def false_accusation_log10(z: float, candidates: int) -> float:
     return min(0.0, math.log10(candidates) - z * z / 2 * _LOG10_E)
 
 
-def _tone_matched_residual(leak: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """Leak minus the original passed through the leak's tone curve (fitted per grey level)."""
+def _tone_matched_residual(leak: np.ndarray, original: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Leak minus the original passed through the leak's tone curve (fitted per grey level on
+    the pixels the leak covers); zero where it covers nothing."""
     levels = np.clip(original, 0, 255).astype(np.intp).ravel()
-    counts = np.bincount(levels, minlength=256)
-    sums = np.bincount(levels, weights=leak.ravel(), minlength=256)
-    seen = np.flatnonzero(counts)
+    weights = valid.ravel().astype(np.float64)
+    counts = np.bincount(levels, weights=weights, minlength=256)
+    sums = np.bincount(levels, weights=leak.ravel() * weights, minlength=256)
+    seen = np.flatnonzero(counts > 0)
+    if seen.size == 0:
+        return np.zeros_like(leak)
     curve = np.interp(np.arange(256), seen, sums[seen] / counts[seen])
     predicted = np.interp(original, np.arange(256), curve).astype(np.float32)
-    return leak - predicted
+    return (leak - predicted) * valid
 
 
 def _whitened(bands: list[np.ndarray]) -> np.ndarray:
@@ -88,27 +96,36 @@ def _whitened(bands: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _soft_values(
+    leak: np.ndarray, key: Key, media_id: str, original: np.ndarray | None
+) -> tuple[np.ndarray, Geometry | None]:
+    geometry = None
+    if original is not None:
+        base = to_working(original)
+        plane, valid, geometry = align(luma(leak), base)
+        residual = _tone_matched_residual(plane, base, valid) * perceptual_mask(base)
+        bands = analyse(residual)
+        values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
+        shape = working_shape(original.shape)
+    else:
+        bands = analyse(to_working(leak))
+        values = _whitened(bands) * band_gains(bands)
+        shape = working_shape(leak.shape)
+    return layout(key, media_id, shape, values.size).collect(values), geometry
+
+
 def extract(
     leak: np.ndarray, key: Key, media_id: str, *, original: np.ndarray | None = None
 ) -> np.ndarray:
     """Return the soft value of every code position (length :data:`CODE_LENGTH`).
 
-    With ``original`` (informed mode) the leak is resized to the original's size, tone-matched
-    to it and the original subtracted; without it (blind mode) the leak's own wavelet bands
-    are whitened, which leaves the host picture as noise and so is weaker.
+    With ``original`` (informed mode) the leak is registered onto the original (undoing
+    crops, rotation, flips, rescaling, perspective, screenshots — see :mod:`leaktrace.register`),
+    tone-matched to it and the original subtracted, on the pixels the leak covers only;
+    without it (blind mode) the leak's own wavelet bands are whitened, which leaves the host
+    picture as noise and so is weaker.
     """
-    if original is not None:
-        leak = resize(leak, original.shape[:2])
-        base = to_working(original)
-        residual = _tone_matched_residual(to_working(leak), base) * perceptual_mask(base)
-        bands = analyse(residual)
-        values = np.concatenate([b.ravel() for b in bands])
-        shape = working_shape(original.shape)
-    else:
-        bands = analyse(to_working(leak))
-        values = _whitened(bands)
-        shape = working_shape(leak.shape)
-    return layout(key, media_id, shape, values.size).collect(values)
+    return _soft_values(leak, key, media_id, original)[0]
 
 
 def score(soft: np.ndarray, key: Key, media_id: str, candidates: Sequence[str]) -> np.ndarray:
@@ -167,7 +184,8 @@ def detect(
     check_image(leak)
     if original is not None:
         check_image(original)
-    z = score(extract(leak, key, media_id, original=original), key, media_id, names)
+    soft, geometry = _soft_values(leak, key, media_id, original)
+    z = score(soft, key, media_id, names)
     order = np.argsort(-z, kind="stable")
     best = int(order[0])
     log10_p = false_accusation_log10(float(z[best]), len(names) * hypotheses)
@@ -180,4 +198,5 @@ def detect(
         threshold=threshold,
         mode="blind" if original is None else "informed",
         scores={names[i]: float(z[i]) for i in order},
+        geometry=geometry,
     )

@@ -17,7 +17,7 @@ from .codes import Layout, codeword, layout
 from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
-from .transform import analyse, check_image, synthesise, to_working, working_shape
+from .transform import analyse, band_gains, check_image, synthesise, to_working, working_shape
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
@@ -36,6 +36,7 @@ class EmbedPlan:
     mask: np.ndarray
     layout: Layout
     band_shapes: tuple[tuple[int, int], ...]
+    gains: np.ndarray
     rms: float
 
     def __repr__(self) -> str:
@@ -62,13 +63,14 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
         mask=perceptual_mask(plane),
         layout=layout(key, media_id, working_shape(image.shape), count),
         band_shapes=tuple(b.shape for b in bands),
+        gains=band_gains(bands),
         rms=strength * peak / 10 ** (DEFAULT_PSNR / 20),
     )
 
 
 def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     """The float32 change to add to every colour channel, at full resolution."""
-    values = plan.layout.spread(codeword(plan.key, plan.media_id, recipient))
+    values = plan.layout.spread(codeword(plan.key, plan.media_id, recipient)) * plan.gains
     bands, start = [], 0
     for shape in plan.band_shapes:
         size = shape[0] * shape[1]

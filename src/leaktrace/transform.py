@@ -16,11 +16,13 @@ import pywt
 from .errors import ImageArrayError
 
 __all__ = [
+    "LEVEL_GAINS",
     "MARKED_LEVELS",
     "MIN_SIDE",
     "WAVELET",
     "WORK_SIDE",
     "analyse",
+    "band_gains",
     "check_image",
     "luma",
     "resize",
@@ -30,7 +32,9 @@ __all__ = [
 ]
 
 WAVELET = "db4"
-MARKED_LEVELS = (3, 4)
+#: Marked detail levels (1 = finest) and the relative amplitude of the mark in each.
+LEVEL_GAINS = {3: 1.0, 4: 1.0}
+MARKED_LEVELS = tuple(LEVEL_GAINS)
 WORK_SIDE = 512
 #: Shortest side (pixels) of an image that can carry a traceable mark.
 MIN_SIDE = 64
@@ -100,6 +104,14 @@ def analyse(plane: np.ndarray) -> list[np.ndarray]:
     coeffs = pywt.wavedec2(plane, WAVELET, level=max(MARKED_LEVELS), mode=_MODE)
     top = max(MARKED_LEVELS)
     return [band for level in MARKED_LEVELS for band in coeffs[top - level + 1]]
+
+
+def band_gains(bands: list[np.ndarray]) -> np.ndarray:
+    """Per-coefficient gain (float32, in :func:`analyse` order) for bands of that layout."""
+    levels = [level for level in MARKED_LEVELS for _ in range(3)]
+    return np.concatenate(
+        [np.full(b.size, LEVEL_GAINS[lv], np.float32) for lv, b in zip(levels, bands, strict=True)]
+    )
 
 
 def synthesise(bands: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""Registration: put a leak back onto its original's working grid, whatever was done to it.
+
+SIFT features of the leak (and of its mirror image, for flipped leaks) are matched to those of
+the original; a MAGSAC homography maps one onto the other; ECC refines it to a fraction of a
+pixel. The leak is then resampled onto the working grid, and only the part it really covers is
+kept (``valid``), so that crops, screenshots with UI around them and collages contribute
+evidence only from their own pixels — a tiny crop gives little evidence, never invented
+evidence.
+
+Nothing here depends on the key or the codewords, so choosing a registration does not count
+as a search over hypotheses in the p-value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .transform import resize
+
+__all__ = ["Geometry", "align", "register"]
+
+_MIN_INLIERS = 12
+_RATIO = 0.8
+_FEATURES = 4000
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a leak sits on its original's working grid.
+
+    ``matrix`` maps working-grid coordinates (x, y, 1) to coordinates in the leak *as given*
+    (before any mirroring); ``flipped`` says the leak is mirrored; ``coverage`` is the share
+    of the working grid the leak covers; ``inliers`` counts the matched features that agree.
+    """
+
+    matrix: np.ndarray
+    flipped: bool
+    inliers: int
+    coverage: float
+
+
+def _uint8(plane: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+
+
+def _features(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    sift = cv2.SIFT.create(nfeatures=_FEATURES)
+    keypoints, descriptors = sift.detectAndCompute(_uint8(plane), None)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    return points, descriptors
+
+
+def _homography(
+    leak_pts: np.ndarray,
+    leak_desc: np.ndarray | None,
+    base_pts: np.ndarray,
+    base_desc: np.ndarray | None,
+) -> tuple[np.ndarray, int] | None:
+    """Homography mapping base (working-grid) points onto leak points, with its inlier count."""
+    if leak_desc is None or base_desc is None or len(leak_desc) < 2 or len(base_desc) < 2:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(base_desc, leak_desc, k=2)
+    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < _RATIO * n.distance]
+    if len(good) < _MIN_INLIERS:
+        return None
+    src = base_pts[[m.queryIdx for m in good]]
+    dst = leak_pts[[m.trainIdx for m in good]]
+    matrix, inliers = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
+    if matrix is None or inliers is None or int(inliers.sum()) < _MIN_INLIERS:
+        return None
+    if np.linalg.det(matrix[:2, :2]) <= 0:  # a mirror image is tried explicitly instead
+        return None
+    return matrix, int(inliers.sum())
+
+
+def _refine(base: np.ndarray, leak: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """ECC refinement of a homography (working grid → leak); the input if ECC fails."""
+    warp = (matrix / matrix[2, 2]).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-6)
+    try:
+        _, warp = cv2.findTransformECC(
+            base, leak, warp, cv2.MOTION_HOMOGRAPHY, criteria, np.ones_like(leak, np.uint8), 5
+        )
+    except cv2.error:
+        return matrix
+    return warp.astype(np.float64)
+
+
+def _sampled(leak: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-shrink a leak that is much finer than the working grid (so warping does not alias),
+    adjusting the homography to the shrunk leak."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
+    if scale <= 1.5:
+        return leak, matrix
+    h, w = leak.shape
+    size = (max(16, round(w / scale)), max(16, round(h / scale)))
+    shrunk = cv2.resize(leak, size, interpolation=cv2.INTER_AREA)
+    fix = np.diag([size[0] / w, size[1] / h, 1.0])
+    return shrunk, fix @ matrix
+
+
+def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
+    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
+    base_pts, base_desc = _features(base)
+    best: tuple[np.ndarray, int, bool] | None = None
+    for flipped in (False, True):
+        plane = leak[:, ::-1] if flipped else leak
+        found = _homography(*_features(plane), base_pts, base_desc)
+        if found is not None and (best is None or found[1] > best[1]):
+            best = (found[0], found[1], flipped)
+    if best is None:
+        return None
+    matrix, inliers, flipped = best
+    plane = np.ascontiguousarray(leak[:, ::-1]) if flipped else leak
+    small, small_matrix = _sampled(plane, matrix)
+    refined = _refine(base, small, small_matrix)
+    back = matrix @ np.linalg.inv(small_matrix)  # shrunk-leak coordinates → leak coordinates
+    matrix = back @ refined
+    if flipped:
+        w = leak.shape[1]
+        matrix = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]]) @ matrix
+    valid = _coverage_mask(leak.shape, matrix, base.shape)
+    coverage = float(valid.mean())
+    if coverage < 0.005:
+        return None
+    return Geometry(matrix=matrix, flipped=flipped, inliers=inliers, coverage=coverage)
+
+
+def _coverage_mask(
+    leak_shape: tuple[int, ...], matrix: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
+    ones = np.ones(leak_shape[:2], np.float32)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    valid = cv2.warpPerspective(ones, matrix, (shape[1], shape[0]), flags=flags)
+    valid = (valid > 0.999).astype(np.uint8)
+    return cv2.erode(valid, np.ones((7, 7), np.uint8)).astype(np.float32)
+
+
+def align(leak: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, Geometry | None]:
+    """Resample the luma plane ``leak`` onto the working grid of ``base``.
+
+    Returns the resampled plane, the mask (1 where the leak has pixels) and the geometry
+    found. When registration finds nothing, the leak is simply resized to the grid (the
+    right answer for a leak that was only rescaled), with the whole grid valid.
+    """
+    geometry = register(leak, base)
+    if geometry is None:
+        return resize(leak, base.shape), np.ones(base.shape, np.float32), None
+    small, matrix = _sampled(leak, geometry.matrix)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    plane = cv2.warpPerspective(small, matrix, (base.shape[1], base.shape[0]), flags=flags)
+    return plane, _coverage_mask(small.shape, matrix, base.shape), geometry
