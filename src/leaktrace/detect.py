@@ -87,6 +87,20 @@ def _tone_matched_residual(leak: np.ndarray, original: np.ndarray, valid: np.nda
     return (leak - predicted) * valid
 
 
+#: Local mean difference (grey levels) above which leak pixels are not the original's: a
+#: screenshot's bars, a collage's neighbours, text pasted over it. The mark and the detail that
+#: compression or downscaling loses average out to nearly nothing over a few pixels.
+_FOREIGN_LEVELS = 16.0
+
+
+def _consistent(residual: np.ndarray) -> np.ndarray:
+    """1 where the registered leak looks like the original, 0 where it shows something else."""
+    local = np.abs(cv2.GaussianBlur(residual, (0, 0), 4.0))
+    spread = 1.4826 * float(np.median(local[residual != 0])) if residual.any() else 0.0
+    keep = (local < max(_FOREIGN_LEVELS, 6 * spread)).astype(np.uint8)
+    return cv2.erode(keep, np.ones((9, 9), np.uint8)).astype(np.float32)
+
+
 def _whitened(bands: list[np.ndarray]) -> np.ndarray:
     """Blind mode: divide every coefficient by the local magnitude of its band."""
     out = []
@@ -103,6 +117,7 @@ def _soft_values(
     if original is not None:
         base = to_working(original)
         plane, valid, geometry = align(luma(leak), base)
+        valid = valid * _consistent(_tone_matched_residual(plane, base, valid))
         residual = _tone_matched_residual(plane, base, valid) * perceptual_mask(base)
         bands = analyse(residual)
         values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)

@@ -53,11 +53,29 @@ def _features(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return points, descriptors
 
 
+def _plausible(matrix: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """A picture's geometry, not a degenerate fit: the grid's corners stay a convex,
+    non-mirrored quadrilateral, at a scale between 1/50 and 50."""
+    h, w = shape[:2]
+    corners = matrix @ np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64).T
+    if np.any(corners[2] <= 1e-9):
+        return False
+    quad = (corners[:2] / corners[2]).T
+    edges = np.roll(quad, -1, axis=0) - quad
+    following = np.roll(edges, -1, axis=0)
+    if not np.all(edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0] > 0):
+        return False
+    x, y = quad[:, 0], quad[:, 1]
+    area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    return bool((1 / 50) ** 2 < area / (w * h) < 50**2)
+
+
 def _homography(
     leak_pts: np.ndarray,
     leak_desc: np.ndarray | None,
     base_pts: np.ndarray,
     base_desc: np.ndarray | None,
+    base_shape: tuple[int, ...],
 ) -> tuple[np.ndarray, int] | None:
     """Homography mapping base (working-grid) points onto leak points, with its inlier count."""
     if leak_desc is None or base_desc is None or len(leak_desc) < 2 or len(base_desc) < 2:
@@ -71,22 +89,73 @@ def _homography(
     matrix, inliers = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
     if matrix is None or inliers is None or int(inliers.sum()) < _MIN_INLIERS:
         return None
-    if np.linalg.det(matrix[:2, :2]) <= 0:  # a mirror image is tried explicitly instead
+    if not _plausible(matrix, base_shape):
         return None
-    return matrix, int(inliers.sum())
+    count = int(inliers.sum())
+    # Most leaks are rescaled, rotated and cropped, nothing more: when a similarity transform
+    # explains nearly as many matches, take it (fewer parameters, steadier on small leaks).
+    simple, simple_inliers = cv2.estimateAffinePartial2D(
+        src,
+        dst,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=3.0,
+        maxIters=4000,
+        confidence=0.999,
+        refineIters=20,
+    )
+    if simple is not None and int(simple_inliers.sum()) >= 0.95 * count:
+        similar = np.vstack([simple, [0.0, 0.0, 1.0]])
+        if _plausible(similar, base_shape):
+            return similar, int(simple_inliers.sum())
+    return matrix, count
 
 
 def _refine(base: np.ndarray, leak: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """ECC refinement of a homography (working grid → leak); the input if ECC fails."""
-    warp = (matrix / matrix[2, 2]).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-6)
+    """ECC refinement of a homography (working grid → leak); the input if ECC fails.
+
+    ECC runs at the coarser of the two resolutions: a leak smaller than the working grid is
+    matched against the grid shrunk to its scale.
+    """
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
+    shrink = min(1.0, scale)
+    if shrink < 0.05:
+        return matrix
+    template = base
+    if shrink < 0.8:
+        h, w = base.shape
+        template = cv2.resize(
+            base, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA
+        )
+    # Pixel centres: template x = (working x + 0.5) * shrink - 0.5 (as cv2.resize samples).
+    offset = 0.5 * shrink - 0.5 if shrink < 0.8 else 0.0
+    to_template = np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
+    if shrink >= 0.8:
+        to_template = np.eye(3)
+    warp = matrix @ np.linalg.inv(to_template)
+    warp = (warp / warp[2, 2]).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 80, 1e-6)
     try:
         _, warp = cv2.findTransformECC(
-            base, leak, warp, cv2.MOTION_HOMOGRAPHY, criteria, np.ones_like(leak, np.uint8), 5
+            template, leak, warp, cv2.MOTION_HOMOGRAPHY, criteria, np.ones_like(leak, np.uint8), 3
         )
     except cv2.error:
         return matrix
-    return warp.astype(np.float64)
+    refined = warp.astype(np.float64) @ to_template
+    if not np.all(np.isfinite(refined)) or _moves(matrix, refined, base.shape) > 3.0 * max(
+        1, scale
+    ):
+        return matrix  # ECC wandered off: refinement only ever nudges the feature estimate
+    return refined
+
+
+def _moves(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Largest distance (leak pixels) between where ``a`` and ``b`` send the grid's corners."""
+    h, w = shape[:2]
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64).T
+    pa, pb = a @ corners, b @ corners
+    if np.any(np.abs(pa[2]) < 1e-9) or np.any(np.abs(pb[2]) < 1e-9):
+        return float("inf")
+    return float(np.max(np.linalg.norm(pa[:2] / pa[2] - pb[:2] / pb[2], axis=0)))
 
 
 def _sampled(leak: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +177,7 @@ def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
     best: tuple[np.ndarray, int, bool] | None = None
     for flipped in (False, True):
         plane = leak[:, ::-1] if flipped else leak
-        found = _homography(*_features(plane), base_pts, base_desc)
+        found = _homography(*_features(plane), base_pts, base_desc, base.shape)
         if found is not None and (best is None or found[1] > best[1]):
             best = (found[0], found[1], flipped)
     if best is None:
@@ -150,6 +219,6 @@ def align(leak: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, G
     if geometry is None:
         return resize(leak, base.shape), np.ones(base.shape, np.float32), None
     small, matrix = _sampled(leak, geometry.matrix)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     plane = cv2.warpPerspective(small, matrix, (base.shape[1], base.shape[0]), flags=flags)
     return plane, _coverage_mask(small.shape, matrix, base.shape), geometry
