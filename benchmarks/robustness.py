@@ -19,11 +19,28 @@ from _common import KODAK, psnr, ssim, table
 import leaktrace as lt
 from leaktrace import attacks
 
-BLIND = ("none", "jpeg50", "scale0.5")
+BLIND = ("none", "jpeg50", "scale0.5", "blind:jpeg75", "blind:crop50", "blind:rot+2")
+EXTRA = {
+    "blind:jpeg75": lambda im: attacks.jpeg(im, 75),
+    "blind:crop50": attacks.GEOMETRIC["crop50"],
+    "blind:rot+2": attacks.GEOMETRIC["rot+2"],
+}
 
 
-def run_photo(args: tuple[str, int, bytes]) -> dict:
-    path, n_candidates, secret = args
+def suite(name: str, others: list[np.ndarray]) -> dict:
+    collage = {"collage30": lambda im: attacks.jpeg(attacks.collage(im, others, share=0.3), 75)}
+    parts = {
+        "standard": attacks.STANDARD,
+        "geometric": {**attacks.GEOMETRIC, **collage},
+        "blind": EXTRA,
+    }
+    if name == "all":
+        return {k: v for part in parts.values() for k, v in part.items()}
+    return dict(parts[name])
+
+
+def run_photo(args: tuple[str, int, bytes, str]) -> dict:
+    path, n_candidates, secret, which = args
     key = lt.Key(secret)
     media_id = path.rsplit("/", 1)[-1]
     candidates = [f"recipient-{i:04d}" for i in range(n_candidates)]
@@ -32,9 +49,12 @@ def run_photo(args: tuple[str, int, bytes]) -> dict:
     marked = lt.embed(original, key, media_id, guilty)
     out: dict = {"psnr": psnr(marked, original), "ssim": ssim(marked, original), "rows": {}}
     codeword = lt.codes.codeword(key, media_id, guilty)
-    for name, attack in attacks.STANDARD.items():
+    others = [lt.read_image(p) for p in KODAK[:4] if str(p) != path][:3]
+    for name, attack in suite(which, others).items():
         leak = attack(marked)
-        modes = ["informed"] + (["blind"] if name in BLIND else [])
+        modes = (["informed"] if not name.startswith("blind:") else []) + (
+            ["blind"] if name in BLIND else []
+        )
         for mode in modes:
             ref = original if mode == "informed" else None
             soft = lt.extract(leak, key, media_id, original=ref)
@@ -54,9 +74,12 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=len(KODAK))
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument(
+        "--suite", choices=["standard", "geometric", "blind", "all"], default="standard"
+    )
     args = parser.parse_args()
     key = lt.Key.generate()
-    jobs = [(str(p), args.candidates, key._secret) for p in KODAK[: args.photos]]
+    jobs = [(str(p), args.candidates, key._secret, args.suite) for p in KODAK[: args.photos]]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_photo, jobs))
     n = len(results)
@@ -76,7 +99,7 @@ def main() -> None:
         z = [c["z"] for c in cells]
         rows.append(
             [
-                key_[0],
+                key_[0].removeprefix("blind:"),
                 key_[1],
                 f"{sum(c['traced'] for c in cells)}/{n}",
                 sum(c["false"] for c in cells),

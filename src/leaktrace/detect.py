@@ -116,9 +116,10 @@ def _soft_values(
     geometry = None
     if original is not None:
         base = to_working(original)
-        plane, valid, geometry = align(luma(leak), base)
-        valid = valid * _consistent(_tone_matched_residual(plane, base, valid))
-        residual = _tone_matched_residual(plane, base, valid) * perceptual_mask(base)
+        native = float(np.sqrt(original.shape[0] * original.shape[1] / base.size))
+        plane, reference, valid, geometry = align(luma(leak), base, native=native)
+        valid = valid * _consistent(_tone_matched_residual(plane, reference, valid))
+        residual = _tone_matched_residual(plane, reference, valid) * perceptual_mask(base)
         bands = analyse(residual)
         values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
         shape = working_shape(original.shape)

@@ -47,7 +47,7 @@ def _uint8(plane: np.ndarray) -> np.ndarray:
 
 
 def _features(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    sift = cv2.SIFT.create(nfeatures=_FEATURES)
+    sift = cv2.SIFT.create(nfeatures=_FEATURES, contrastThreshold=0.015)
     keypoints, descriptors = sift.detectAndCompute(_uint8(plane), None)
     points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     return points, descriptors
@@ -116,7 +116,7 @@ def _refine(base: np.ndarray, leak: np.ndarray, matrix: np.ndarray) -> np.ndarra
     ECC runs at the coarser of the two resolutions: a leak smaller than the working grid is
     matched against the grid shrunk to its scale.
     """
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
+    scale = _scale(matrix)
     shrink = min(1.0, scale)
     if shrink < 0.05:
         return matrix
@@ -161,7 +161,7 @@ def _moves(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
 def _sampled(leak: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pre-shrink a leak that is much finer than the working grid (so warping does not alias),
     adjusting the homography to the shrunk leak."""
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
+    scale = _scale(matrix)
     if scale <= 1.5:
         return leak, matrix
     h, w = leak.shape
@@ -208,17 +208,53 @@ def _coverage_mask(
     return cv2.erode(valid, np.ones((7, 7), np.uint8)).astype(np.float32)
 
 
-def align(leak: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, Geometry | None]:
+def _scale(matrix: np.ndarray) -> float:
+    """Leak pixels per working-grid pixel (at the grid's origin) of a working → leak map."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
+
+
+def _shrink(base: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``base`` area-averaged by ``factor`` and the map from its grid to the shrunk one."""
+    h, w = base.shape
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    shrunk = cv2.resize(base, size, interpolation=cv2.INTER_AREA)
+    fx, fy = size[0] / w, size[1] / h
+    return shrunk, np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
+
+
+def align(
+    leak: np.ndarray, base: np.ndarray, *, native: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Geometry | None]:
     """Resample the luma plane ``leak`` onto the working grid of ``base``.
 
-    Returns the resampled plane, the mask (1 where the leak has pixels) and the geometry
-    found. When registration finds nothing, the leak is simply resized to the grid (the
-    right answer for a leak that was only rescaled), with the whole grid valid.
+    Returns the resampled leak, the *reference* — ``base`` as the leak saw it, i.e. shrunk
+    to the leak's resolution and brought back the same way, so that the detail a small leak
+    lost cancels out instead of drowning the mark — the mask (1 where the leak has pixels)
+    and the geometry found. When registration finds nothing, the leak is simply resized to
+    the grid (the right answer for a leak that was only rescaled), all of it valid.
+    ``native`` is the original's own resolution in pixels per grid pixel: a leak is only
+    "smaller" when it is smaller than the original itself.
     """
+    limit = 0.9 * min(1.0, native)
+    grid = (base.shape[1], base.shape[0])
     geometry = register(leak, base)
     if geometry is None:
-        return resize(leak, base.shape), np.ones(base.shape, np.float32), None
+        factor = float(np.sqrt(leak.size / base.size))
+        reference = resize(resize(base, leak.shape), base.shape) if factor < limit else base
+        return resize(leak, base.shape), reference, np.ones(base.shape, np.float32), None
     small, matrix = _sampled(leak, geometry.matrix)
-    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    plane = cv2.warpPerspective(small, matrix, (base.shape[1], base.shape[0]), flags=flags)
-    return plane, _coverage_mask(small.shape, matrix, base.shape), geometry
+    back = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    plane = cv2.warpPerspective(small, matrix, grid, flags=back)
+    reference = base
+    factor = _scale(matrix)
+    if factor < limit:
+        shrunk, to_shrunk = _shrink(base, factor)
+        seen = cv2.warpPerspective(
+            shrunk,
+            matrix @ np.linalg.inv(to_shrunk),
+            (small.shape[1], small.shape[0]),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        reference = cv2.warpPerspective(seen, matrix, grid, flags=back)
+    return plane, reference, _coverage_mask(small.shape, matrix, base.shape), geometry
