@@ -205,7 +205,7 @@ def trace(
         text = (
             json_report(outcome.result)
             if report.suffix.lower() == ".json"
-            else html_report(outcome.result, outcome.leak, outcome.original)
+            else html_report(outcome.result, outcome.leak, outcome.original, outcome.geometry)
         )
         try:
             report.write_text(text, encoding="utf-8")

@@ -47,7 +47,8 @@ class Detection:
     probability that an innocent candidate would score as high as the best one, corrected
     for the number of candidates; ``log10_p_value`` keeps it when it underflows a float.
     ``geometry`` tells where an informed leak was found on the original (None when it was
-    only resized, or in blind mode).
+    only resized, or in blind mode); ``coverage`` is the share of the original whose pixels
+    the leak really shows and that counted as evidence (informed mode).
     """
 
     verdict: Literal["match", "no_match"]
@@ -58,6 +59,7 @@ class Detection:
     mode: Literal["informed", "blind"]
     scores: dict[str, float] = field(repr=False)
     geometry: Geometry | None = field(default=None, repr=False)
+    coverage: float | None = None
 
     @property
     def best(self) -> str:
@@ -93,12 +95,31 @@ def _tone_matched_residual(leak: np.ndarray, original: np.ndarray, valid: np.nda
 _FOREIGN_LEVELS = 16.0
 
 
-def _consistent(residual: np.ndarray) -> np.ndarray:
-    """1 where the registered leak looks like the original, 0 where it shows something else."""
+def _consistent(residual: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """1 where the registered leak looks like the original, 0 where it shows something else.
+
+    Without ``limit`` the cut adapts to how far the leak as a whole strays from the original.
+    """
     local = np.abs(cv2.GaussianBlur(residual, (0, 0), 4.0))
-    spread = 1.4826 * float(np.median(local[residual != 0])) if residual.any() else 0.0
-    keep = (local < max(_FOREIGN_LEVELS, 6 * spread)).astype(np.uint8)
+    if limit is None:
+        spread = 1.4826 * float(np.median(local[residual != 0])) if residual.any() else 0.0
+        limit = max(_FOREIGN_LEVELS, 6 * spread)
+    keep = (local < limit).astype(np.uint8)
     return cv2.erode(keep, np.ones((9, 9), np.uint8)).astype(np.float32)
+
+
+def _informed_residual(
+    plane: np.ndarray, reference: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Tone-matched leak minus reference on the pixels that are really the original's.
+
+    Foreign pixels (a screenshot's bars, a rotation's black corners) would bend the tone
+    curve, so they are cut coarsely first, the curve refitted, then cut finely.
+    """
+    keep = valid
+    for limit in (48.0, None):
+        keep = keep * _consistent(_tone_matched_residual(plane, reference, keep), limit)
+    return _tone_matched_residual(plane, reference, keep), float(keep.mean())
 
 
 def _whitened(bands: list[np.ndarray]) -> np.ndarray:
@@ -112,14 +133,14 @@ def _whitened(bands: list[np.ndarray]) -> np.ndarray:
 
 def _soft_values(
     leak: np.ndarray, key: Key, media_id: str, original: np.ndarray | None
-) -> tuple[np.ndarray, Geometry | None]:
-    geometry = None
+) -> tuple[np.ndarray, Geometry | None, float | None]:
+    geometry, coverage = None, None
     if original is not None:
         base = to_working(original)
         native = float(np.sqrt(original.shape[0] * original.shape[1] / base.size))
         plane, reference, valid, geometry = align(luma(leak), base, native=native)
-        valid = valid * _consistent(_tone_matched_residual(plane, reference, valid))
-        residual = _tone_matched_residual(plane, reference, valid) * perceptual_mask(base)
+        residual, coverage = _informed_residual(plane, reference, valid)
+        residual *= perceptual_mask(base)
         bands = analyse(residual)
         values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
         shape = working_shape(original.shape)
@@ -127,7 +148,7 @@ def _soft_values(
         bands = analyse(to_working(leak))
         values = _whitened(bands) * band_gains(bands)
         shape = working_shape(leak.shape)
-    return layout(key, media_id, shape, values.size).collect(values), geometry
+    return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
 
 
 def extract(
@@ -200,7 +221,7 @@ def detect(
     check_image(leak)
     if original is not None:
         check_image(original)
-    soft, geometry = _soft_values(leak, key, media_id, original)
+    soft, geometry, coverage = _soft_values(leak, key, media_id, original)
     z = score(soft, key, media_id, names)
     order = np.argsort(-z, kind="stable")
     best = int(order[0])
@@ -215,4 +236,5 @@ def detect(
         mode="blind" if original is None else "informed",
         scores={names[i]: float(z[i]) for i in order},
         geometry=geometry,
+        coverage=coverage,
     )

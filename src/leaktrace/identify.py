@@ -12,6 +12,11 @@ leak resized to 0.5 and recompressed, or recompressed with a gamma change, ranke
 original first every time, with similarity ≥ 0.60; other pictures reached 0.88 (overlapping
 crops of the same sky). So similarity ranks but does not decide: :func:`shortlist` keeps the
 few best above :data:`MATCH_SIMILARITY`, and the workflow runs detection on each of them.
+
+A global fingerprint cannot recognise a crop, a rotated screenshot or a picture pasted into a
+collage. For those each original also keeps its :func:`features` — the 500 strongest SIFT
+descriptors of its working grid — and :func:`feature_shortlist` votes: every leak descriptor
+that finds a clear nearest neighbour among all stored ones counts for that neighbour's original.
 """
 
 from __future__ import annotations
@@ -19,9 +24,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .transform import luma
+from .register import sift_features
+from .transform import luma, to_working
 
-__all__ = ["MATCH_SIMILARITY", "SHORTLIST_MARGIN", "fingerprint", "shortlist", "similarities"]
+__all__ = [
+    "MATCH_SIMILARITY",
+    "SHORTLIST_MARGIN",
+    "feature_shortlist",
+    "features",
+    "fingerprint",
+    "shortlist",
+    "similarities",
+]
 
 _STRUCTURE, _LAYOUT = 64, 16
 _SPLIT = _STRUCTURE * _STRUCTURE
@@ -71,3 +85,39 @@ def shortlist(probe: bytes, prints: list[bytes], *, most: int = 3) -> list[int]:
     order = np.argsort(-sims, kind="stable")[:most]
     floor = max(MATCH_SIMILARITY, float(sims[order[0]]) - SHORTLIST_MARGIN)
     return [int(i) for i in order if sims[i] >= floor]
+
+
+_KEYPOINTS = 500
+_DESCRIPTOR = 128
+_LEAST_VOTES = 10
+_PROBE_PIXELS = 800_000
+
+
+def features(image: np.ndarray) -> bytes:
+    """The strongest SIFT descriptors of an original's working grid (uint8, 128 per feature)."""
+    _, descriptors = sift_features(to_working(image))
+    if descriptors is None:
+        return b""
+    return np.clip(np.rint(descriptors[:_KEYPOINTS]), 0, 255).astype(np.uint8).tobytes()
+
+
+def feature_shortlist(leak: np.ndarray, stored: list[bytes], *, most: int = 3) -> list[int]:
+    """Indices of the originals whose stored features the leak's features vote for, best first."""
+    counts = [len(b) // _DESCRIPTOR for b in stored]
+    owners = np.repeat(np.arange(len(stored), dtype=np.intp), counts)
+    if owners.size < 2:
+        return []
+    bank = np.frombuffer(b"".join(stored), np.uint8).reshape(-1, _DESCRIPTOR).astype(np.float32)
+    plane = luma(leak)
+    _, probe = sift_features(plane, most=_PROBE_PIXELS)
+    if probe is None or len(probe) < 2:
+        return []
+    matcher = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+    pairs = matcher.knnMatch(probe.astype(np.float32), bank, k=2)
+    clear = [
+        m.trainIdx for m, n in (p for p in pairs if len(p) == 2) if m.distance < 0.75 * n.distance
+    ]
+    votes = np.bincount(owners[clear], minlength=len(stored)) if clear else np.zeros(len(stored))
+    order = np.argsort(-votes, kind="stable")[:most]
+    top = votes[order[0]]
+    return [int(i) for i in order if votes[i] >= max(_LEAST_VOTES, top / 2)]

@@ -113,6 +113,7 @@ class Media(_Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
+    features: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     @property
@@ -328,6 +329,7 @@ class Workspace:
         width: int,
         height: int,
         fingerprint: bytes,
+        features: bytes = b"",
     ) -> Media:
         """Register an original (idempotent by content hash), keeping a copy of the file."""
         src = Path(path)
@@ -351,6 +353,7 @@ class Workspace:
             width=width,
             height=height,
             fingerprint=fingerprint,
+            features=features,
         )
         try:
             with self._session() as s:

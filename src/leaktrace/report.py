@@ -13,10 +13,14 @@ import io
 import json
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["html_report", "json_report"]
+from .register import Geometry
+from .transform import working_shape
+
+__all__ = ["html_report", "json_report", "registration_overlay"]
 
 
 def json_report(result: dict[str, Any]) -> str:
@@ -27,8 +31,7 @@ def json_report(result: dict[str, Any]) -> str:
 def _thumbnail(pixels: np.ndarray | None, side: int = 560) -> str:
     if pixels is None:
         return '<div class="missing">not available</div>'
-    img = Image.fromarray(pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8))
-    img = img.convert("RGB")
+    img = Image.fromarray(_rgb8(pixels))
     img.thumbnail((side, side))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
@@ -90,7 +93,47 @@ def _chart(candidates: list[dict[str, Any]], threshold_z: float | None) -> str:
     return "".join(parts)
 
 
-def html_report(result: dict[str, Any], leak: np.ndarray, original: np.ndarray | None) -> str:
+def registration_overlay(leak: np.ndarray, original: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The original, dimmed, with the leak warped onto it and the region it covers outlined."""
+    rgb = _rgb8(original)
+    h, w = rgb.shape[:2]
+    wh, ww = working_shape(original.shape)
+    # original pixel centres → working-grid pixel centres (as cv2.resize samples them)
+    sx, sy = ww / w, wh / h
+    to_grid = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+    to_leak = geometry.matrix @ to_grid
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(_rgb8(leak), to_leak, (w, h), flags=flags)
+    inside = (
+        cv2.warpPerspective(np.full(leak.shape[:2], 255, np.uint8), to_leak, (w, h), flags=flags)
+        > 127
+    )
+    out = (rgb.astype(np.float32) * 0.35).astype(np.uint8)
+    out[inside] = warped[inside]
+    lh, lw = leak.shape[:2]
+    corners = np.array([[0, 0, 1], [lw, 0, 1], [lw, lh, 1], [0, lh, 1]], np.float64).T
+    back = np.linalg.inv(to_leak) @ corners
+    quad = np.round((back[:2] / back[2]).T).astype(np.int32)
+    cv2.polylines(out, [quad], True, (230, 40, 40), max(2, round(max(w, h) / 300)), cv2.LINE_AA)
+    return out
+
+
+def _rgb8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+    if pixels.shape[2] == 2:
+        return cv2.cvtColor(np.ascontiguousarray(pixels[..., 0]), cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def html_report(
+    result: dict[str, Any],
+    leak: np.ndarray,
+    original: np.ndarray | None,
+    geometry: Geometry | None = None,
+) -> str:
     """A self-contained HTML evidence page for one trace result."""
     e = html.escape
     media = result.get("media") or {}
@@ -119,6 +162,18 @@ def html_report(result: dict[str, Any], leak: np.ndarray, original: np.ndarray |
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     tint, edge = ("#fdecea", "#c0392b") if matched else ("#eef2f6", "#99a")
+    registration = ""
+    if geometry is not None and original is not None:
+        evidence = result.get("evidence_coverage") or 0.0
+        overlay = _thumbnail(registration_overlay(leak, original, geometry), 900)
+        registration = (
+            f"<h2>Registration</h2><figure>{overlay}<figcaption>The leak warped back onto the "
+            f"original{' (it was mirrored)' if geometry.flipped else ''}, its frame outlined "
+            f"in red, the rest of the original dimmed; {geometry.inliers} matching features. "
+            f"The frame spans {geometry.coverage:.0%} of the picture; the pixels inside it that "
+            f"really show the original — {evidence:.0%} of the picture, without bars, borders "
+            "or neighbours — are the only evidence counted.</figcaption></figure>"
+        )
     explain = (
         "The false-accusation probability is the chance that any innocent recipient — whose "
         "secret codeword is independent of this file — would score as high as the best "
@@ -149,5 +204,6 @@ svg{{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}}
 <h2>Leak and original</h2>
 <div class="pair"><figure>{_thumbnail(leak)}<figcaption>Leaked file</figcaption></figure>
 <figure>{_thumbnail(original)}<figcaption>Registered original</figcaption></figure></div>
+{registration}
 </body></html>
 """

@@ -8,8 +8,8 @@ to a temporary name, renaming it into place and only then recording it — so a 
 any moment and run again ends with exactly one record per copy, each naming a file that is
 there with the recorded hash. Copies already made and recorded are skipped.
 
-``trace_file`` identifies the original a leak comes from (fingerprint shortlist), tests exactly
-the recipients of that original, and records the trace.
+``trace_file`` identifies the original a leak comes from (fingerprint and feature shortlists),
+tests exactly the recipients of that original, and records the trace.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from .codes import CODE_LENGTH, FORMAT_VERSION
 from .detect import DEFAULT_THRESHOLD, Detection, detect
 from .embed import EmbedPlan, apply, prepare
 from .errors import RecipientError
-from .identify import fingerprint, shortlist, similarities
+from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
 from .keys import Key
 from .media import read_image, write_image
+from .register import Geometry
 from .registry import Media, Workspace, file_sha256
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 
@@ -99,6 +100,7 @@ def register(ws: Workspace, source: Path) -> tuple[Media, np.ndarray]:
         width=pixels.shape[1],
         height=pixels.shape[0],
         fingerprint=fingerprint(pixels),
+        features=features(pixels),
     )
     return media, pixels
 
@@ -226,6 +228,7 @@ class TraceOutcome:
     result: dict[str, Any]
     leak: np.ndarray
     original: np.ndarray | None
+    geometry: Geometry | None = None
 
     @property
     def matched(self) -> bool:
@@ -255,7 +258,12 @@ def trace_file(
     probe = fingerprint(leak)
     prints = [m.fingerprint for m in registered]
     sims = similarities(probe, prints)
-    tried = [registered[i] for i in shortlist(probe, prints)]
+    # Originals to test: the global fingerprint's shortlist, then those the leak's local
+    # features vote for (crops, rotated screenshots, collages). Every one tried counts in
+    # the p-value.
+    picks = shortlist(probe, prints)
+    picks += feature_shortlist(leak, [m.features for m in registered])
+    tried = [registered[i] for i in dict.fromkeys(picks)]
     base: dict[str, Any] = {
         "leak": {
             "name": leak_path.name,
@@ -325,12 +333,21 @@ def trace_file(
             "originals_tried": len(tried),
         },
         "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
+        "evidence_coverage": None if found.coverage is None else round(found.coverage, 4),
+        "registration": None
+        if found.geometry is None
+        else {
+            "frame_coverage": round(found.geometry.coverage, 4),
+            "flipped": found.geometry.flipped,
+            "inliers": found.geometry.inliers,
+            "matrix": [[round(v, 6) for v in row] for row in found.geometry.matrix.tolist()],
+        },
         "match_score": math.sqrt(2 * math.log(len(found.scores) * len(tried) / threshold)),
         "message": message,
         **base,
     }
     ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=media)
-    return TraceOutcome(result, leak, original)
+    return TraceOutcome(result, leak, original, found.geometry)
 
 
 def _p_text(found: Detection) -> str:
