@@ -1,6 +1,6 @@
 """Does the stated false-accusation probability hold? Innocent scores against the null model.
 
-    python benchmarks/calibration.py [--trials-per-photo 88] [--candidates 1000]
+    python benchmarks/calibration.py [--outsiders 2] [--candidates 1000] [--photos 24]
 
 Every trial is a leak that NO candidate made: either the unmarked photo or a copy marked
 for an outsider who is not among the candidates, after one of the standard attacks, traced
@@ -34,7 +34,12 @@ ATTACKS = [
     "gamma0.7",
     "grayscale",
     "chain",
+    "crop25",
+    "rot+7-cropped",
+    "scale0.25",
+    "screenshot-jpeg85",
 ]
+ALL_ATTACKS = {**attacks.STANDARD, **attacks.GEOMETRIC}
 
 
 def run_photo(path: str, *, secret: bytes, candidates: int, outsiders: int) -> dict:
@@ -48,7 +53,7 @@ def run_photo(path: str, *, secret: bytes, candidates: int, outsiders: int) -> d
     scores, best_p, verdicts = [], [], []
     for source in sources.values():
         for name in ATTACKS:
-            leak = attacks.STANDARD[name](source)
+            leak = ALL_ATTACKS[name](source)
             for ref in (original, None):
                 found = lt.detect(leak, key, media_id, names, original=ref)
                 scores.append(np.fromiter(found.scores.values(), float))
@@ -60,7 +65,7 @@ def run_photo(path: str, *, secret: bytes, candidates: int, outsiders: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--candidates", type=int, default=1000)
-    parser.add_argument("--outsiders", type=int, default=3)
+    parser.add_argument("--outsiders", type=int, default=2)
     parser.add_argument("--photos", type=int, default=len(KODAK))
     args = parser.parse_args()
     job = partial(

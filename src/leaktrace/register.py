@@ -26,6 +26,9 @@ _MIN_INLIERS = 12
 _RATIO = 0.8
 _FEATURES = 4000
 _CONFIDENT = 50  # inliers beyond which the upright match is taken without trying a mirror
+_CONTRAST = 0.015  # SIFT contrast threshold; a faint leak (sky, water, fog) is searched at
+_FAINT = 0.004  # this one, and so is its original, when it shows fewer than _FEW features
+_FEW = 300
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,12 @@ def _uint8(plane: np.ndarray) -> np.ndarray:
 
 
 def sift_features(
-    plane: np.ndarray, *, most: int | None = None
+    plane: np.ndarray, *, most: int | None = None, contrast: float = _CONTRAST
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """SIFT keypoints (in ``plane``'s pixel coordinates) and descriptors.
 
     A plane of more than ``most`` pixels is searched at a reduced size, which finds the same
-    structures far faster.
+    structures far faster. ``contrast`` is SIFT's contrast threshold.
     """
     factor = 1.0
     if most is not None and plane.size > most:
@@ -62,7 +65,7 @@ def sift_features(
         plane = cv2.resize(
             plane, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
         )
-    sift = cv2.SIFT.create(nfeatures=_FEATURES, contrastThreshold=0.015)
+    sift = cv2.SIFT.create(nfeatures=_FEATURES, contrastThreshold=contrast)
     keypoints, descriptors = sift.detectAndCompute(_uint8(plane), None)
     points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     return (points + 0.5) / factor - 0.5, descriptors
@@ -188,15 +191,18 @@ def _sampled(leak: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
     """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
-    base_pts, base_desc = sift_features(base)
+    most = 2 * base.size
+    upright = sift_features(leak, most=most)
+    contrast = _CONTRAST if len(upright[0]) >= _FEW else _FAINT
+    if contrast != _CONTRAST:
+        upright = sift_features(leak, most=most, contrast=contrast)
+    base_pts, base_desc = sift_features(base, contrast=contrast)
     best: tuple[np.ndarray, int, bool] | None = None
     for flipped in (False, True):
         if best is not None and best[1] >= _CONFIDENT:
             break  # a clear upright match: no need to try the mirror image
-        plane = leak[:, ::-1] if flipped else leak
-        found = _homography(
-            *sift_features(plane, most=2 * base.size), base_pts, base_desc, base.shape
-        )
+        feats = sift_features(leak[:, ::-1], most=most, contrast=contrast) if flipped else upright
+        found = _homography(*feats, base_pts, base_desc, base.shape)
         if found is not None and (best is None or found[1] > best[1]):
             best = (found[0], found[1], flipped)
     if best is None:
