@@ -33,7 +33,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LeaktraceError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {exc}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -50,12 +50,13 @@ app = typer.Typer(
 recipients_app = typer.Typer(help="Manage the people who receive copies.", no_args_is_help=True)
 app.add_typer(recipients_app, name="recipients")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: file names and handles are printed as they are, brackets included.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"error: {message}")
     raise typer.Exit(code)
 
 

@@ -333,10 +333,9 @@ class Workspace:
     ) -> Media:
         """Register an original (idempotent by content hash), keeping a copy of the file."""
         src = Path(path)
-        with self._session() as s:
-            found = s.scalars(select(Media).where(Media.sha256 == sha256)).first()
-            if found is not None:
-                return found
+        found = self.media_by_sha256(sha256)
+        if found is not None:
+            return found
         stored = Path("originals") / sha256[:2] / f"{sha256}{src.suffix.lower()}"
         target = self.home / stored
         if not target.exists():
@@ -362,6 +361,11 @@ class Workspace:
             with self._session() as s:
                 return s.scalars(select(Media).where(Media.sha256 == sha256)).one()
         return media
+
+    def media_by_sha256(self, sha256: str) -> Media | None:
+        """The registered original with this content hash, if any."""
+        with self._session() as s:
+            return s.scalars(select(Media).where(Media.sha256 == sha256)).first()
 
     def media(self) -> list[Media]:
         with self._session() as s:

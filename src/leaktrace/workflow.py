@@ -39,7 +39,7 @@ from .register import Geometry
 from .registry import Media, Workspace, file_sha256
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 
-__all__ = ["CopyDone", "TraceOutcome", "copy_name", "make_copies", "trace_file"]
+__all__ = ["CopyDone", "TraceOutcome", "copy_name", "make_copies", "register", "trace_file"]
 
 
 def copy_name(source: Path, handle: str) -> str:
@@ -91,18 +91,21 @@ def _marked_chunk(
 
 
 # -- orchestration ----------------------------------------------------------------------------
-def register(ws: Workspace, source: Path) -> tuple[Media, np.ndarray]:
-    """Register one original in the workspace (idempotent); return it and its pixels."""
+def register(ws: Workspace, source: Path) -> Media:
+    """Register one original in the workspace; an original already there is not decoded."""
+    sha = file_sha256(source)
+    known = ws.media_by_sha256(sha)
+    if known is not None:
+        return known
     pixels = read_image(source)
-    media = ws.register_media(
+    return ws.register_media(
         source,
-        sha256=file_sha256(source),
+        sha256=sha,
         width=pixels.shape[1],
         height=pixels.shape[0],
         fingerprint=fingerprint(pixels),
         features=features(pixels),
     )
-    return media, pixels
 
 
 def make_copies(
@@ -130,8 +133,7 @@ def make_copies(
         raise RecipientError(f"cannot create the output folder {out}: {exc}") from exc
     originals = []
     for src in dict.fromkeys(Path(s) for s in sources):
-        media, _ = register(ws, src)
-        originals.append((src, media))
+        originals.append((src, register(ws, src)))
     names = {copy_name(src, h) for src, _ in originals for h in recipients}
     if len(names) < len(originals) * len(recipients):
         raise RecipientError("two sources share a file name; their copies would collide")
