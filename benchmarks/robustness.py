@@ -57,8 +57,8 @@ def run_photo(args: tuple[str, int, bytes, str]) -> dict:
         )
         for mode in modes:
             ref = original if mode == "informed" else None
-            soft = lt.extract(leak, key, media_id, original=ref)
             found = lt.detect(leak, key, media_id, candidates, original=ref)
+            soft = found.soft
             out["rows"][(name, mode)] = {
                 "traced": found.recipient == guilty,
                 "false": found.recipient not in (None, guilty),

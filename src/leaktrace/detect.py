@@ -48,7 +48,8 @@ class Detection:
     for the number of candidates; ``log10_p_value`` keeps it when it underflows a float.
     ``geometry`` tells where an informed leak was found on the original (None when it was
     only resized, or in blind mode); ``coverage`` is the share of the original whose pixels
-    the leak really shows and that counted as evidence (informed mode).
+    the leak really shows and that counted as evidence (informed mode); ``soft`` holds the
+    soft value of every code position that the scores were computed from.
     """
 
     verdict: Literal["match", "no_match"]
@@ -60,6 +61,7 @@ class Detection:
     scores: dict[str, float] = field(repr=False)
     geometry: Geometry | None = field(default=None, repr=False)
     coverage: float | None = None
+    soft: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def best(self) -> str:
@@ -237,4 +239,5 @@ def detect(
         scores={names[i]: float(z[i]) for i in order},
         geometry=geometry,
         coverage=coverage,
+        soft=soft,
     )

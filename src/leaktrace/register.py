@@ -131,30 +131,47 @@ def _homography(
 def _refine(base: np.ndarray, leak: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """ECC refinement of a homography (working grid → leak); the input if ECC fails.
 
-    ECC runs at the coarser of the two resolutions: a leak smaller than the working grid is
-    matched against the grid shrunk to its scale.
+    ECC runs on the part of the grid the leak covers, at the coarser of the two resolutions:
+    a leak smaller than the working grid is matched against the grid shrunk to its scale.
     """
     scale = _scale(matrix)
-    shrink = min(1.0, scale)
-    if shrink < 0.05:
+    if scale < 0.05:
         return matrix
-    template = base
+    # The grid region under the leak's frame, with a margin.
+    lh, lw = leak.shape
+    corners = np.linalg.inv(matrix) @ np.array([[0, 0, 1], [lw, 0, 1], [lw, lh, 1], [0, lh, 1]]).T
+    if np.any(np.abs(corners[2]) < 1e-9):
+        return matrix
+    xs, ys = corners[0] / corners[2], corners[1] / corners[2]
+    h, w = base.shape
+    x0, x1 = int(max(0, xs.min() - 8)), int(min(w, xs.max() + 8))
+    y0, y1 = int(max(0, ys.min() - 8)), int(min(h, ys.max() + 8))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return matrix
+    template = base[y0:y1, x0:x1]
+    to_template = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]])
+    shrink = min(1.0, scale)
     if shrink < 0.8:
-        h, w = base.shape
-        template = cv2.resize(
-            base, (round(w * shrink), round(h * shrink)), interpolation=cv2.INTER_AREA
+        th, tw = template.shape
+        size = (max(8, round(tw * shrink)), max(8, round(th * shrink)))
+        template = cv2.resize(template, size, interpolation=cv2.INTER_AREA)
+        fx, fy = size[0] / tw, size[1] / th
+        # Pixel centres, as cv2.resize samples them: t = (x + 0.5) * f - 0.5.
+        to_template = (
+            np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]]) @ to_template
         )
-    # Pixel centres: template x = (working x + 0.5) * shrink - 0.5 (as cv2.resize samples).
-    offset = 0.5 * shrink - 0.5 if shrink < 0.8 else 0.0
-    to_template = np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
-    if shrink >= 0.8:
-        to_template = np.eye(3)
     warp = matrix @ np.linalg.inv(to_template)
     warp = (warp / warp[2, 2]).astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 80, 1e-6)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-5)
     try:
         _, warp = cv2.findTransformECC(
-            template, leak, warp, cv2.MOTION_HOMOGRAPHY, criteria, np.ones_like(leak, np.uint8), 3
+            np.ascontiguousarray(template),
+            leak,
+            warp,
+            cv2.MOTION_HOMOGRAPHY,
+            criteria,
+            np.ones_like(leak, np.uint8),
+            3,
         )
     except cv2.error:
         return matrix
