@@ -14,6 +14,7 @@ as a search over hypotheses in the p-value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,7 +25,7 @@ __all__ = ["Geometry", "align", "register", "sift_features"]
 
 _MIN_INLIERS = 12
 _RATIO = 0.8
-_FEATURES = 4000
+_FEATURES = 2500
 _CONFIDENT = 50  # inliers beyond which the upright match is taken without trying a mirror
 _CONTRAST = 0.015  # SIFT contrast threshold; a faint leak (sky, water, fog) is searched at
 _FAINT = 0.004  # this one, and so is its original, when it shows fewer than _FEW features
@@ -51,12 +52,17 @@ def _uint8(plane: np.ndarray) -> np.ndarray:
 
 
 def sift_features(
-    plane: np.ndarray, *, most: int | None = None, contrast: float = _CONTRAST
+    plane: np.ndarray,
+    *,
+    most: int | None = None,
+    contrast: float = _CONTRAST,
+    features: int = _FEATURES,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """SIFT keypoints (in ``plane``'s pixel coordinates) and descriptors.
 
     A plane of more than ``most`` pixels is searched at a reduced size, which finds the same
-    structures far faster. ``contrast`` is SIFT's contrast threshold.
+    structures far faster. ``contrast`` is SIFT's contrast threshold; ``features`` caps the
+    number kept (0: all).
     """
     factor = 1.0
     if most is not None and plane.size > most:
@@ -65,7 +71,7 @@ def sift_features(
         plane = cv2.resize(
             plane, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
         )
-    sift = cv2.SIFT.create(nfeatures=_FEATURES, contrastThreshold=contrast)
+    sift = cv2.SIFT.create(nfeatures=features, contrastThreshold=contrast)
     keypoints, descriptors = sift.detectAndCompute(_uint8(plane), None)
     points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     return (points + 0.5) / factor - 0.5, descriptors
@@ -94,24 +100,35 @@ def _homography(
     base_pts: np.ndarray,
     base_desc: np.ndarray | None,
     base_shape: tuple[int, ...],
+    *,
+    ratio: float = _RATIO,
+    least: int = _MIN_INLIERS,
 ) -> tuple[np.ndarray, int] | None:
-    """Homography mapping base (working-grid) points onto leak points, with its inlier count."""
+    """Homography mapping base (working-grid) points onto leak points, with its inlier count.
+
+    Matches are one-to-one (a leak feature keeps only its closest base feature, so a repeated
+    texture cannot pile up into a degenerate fit). A similarity transform — rescaled, rotated,
+    cropped, nothing more: most leaks — is taken when it explains nearly as many matches as the
+    full homography, or when the homography is implausible.
+    """
     if leak_desc is None or base_desc is None or len(leak_desc) < 2 or len(base_desc) < 2:
         return None
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(base_desc, leak_desc, k=2)
-    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < _RATIO * n.distance]
-    if len(good) < _MIN_INLIERS:
+    closest: dict[int, cv2.DMatch] = {}
+    for m, n in (p for p in pairs if len(p) == 2):
+        if m.distance < ratio * n.distance and (
+            m.trainIdx not in closest or m.distance < closest[m.trainIdx].distance
+        ):
+            closest[m.trainIdx] = m
+    good = sorted(closest.values(), key=lambda m: m.trainIdx)
+    if len(good) < least:
         return None
     src = base_pts[[m.queryIdx for m in good]]
     dst = leak_pts[[m.trainIdx for m in good]]
     matrix, inliers = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 3.0)
-    if matrix is None or inliers is None or int(inliers.sum()) < _MIN_INLIERS:
-        return None
-    if not _plausible(matrix, base_shape):
-        return None
-    count = int(inliers.sum())
-    # Most leaks are rescaled, rotated and cropped, nothing more: when a similarity transform
-    # explains nearly as many matches, take it (fewer parameters, steadier on small leaks).
+    count = 0
+    if matrix is not None and inliers is not None and _plausible(matrix, base_shape):
+        count = int(inliers.sum())
     simple, simple_inliers = cv2.estimateAffinePartial2D(
         src,
         dst,
@@ -121,10 +138,12 @@ def _homography(
         confidence=0.999,
         refineIters=20,
     )
-    if simple is not None and int(simple_inliers.sum()) >= 0.95 * count:
+    if simple is not None and int(simple_inliers.sum()) >= max(least, 0.95 * count):
         similar = np.vstack([simple, [0.0, 0.0, 1.0]])
         if _plausible(similar, base_shape):
             return similar, int(simple_inliers.sum())
+    if count < least:
+        return None
     return matrix, count
 
 
@@ -206,22 +225,36 @@ def _sampled(leak: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return shrunk, fix @ matrix
 
 
-def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
-    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
-    most = 2 * base.size
-    upright = sift_features(leak, most=most)
-    contrast = _CONTRAST if len(upright[0]) >= _FEW else _FAINT
-    if contrast != _CONTRAST:
-        upright = sift_features(leak, most=most, contrast=contrast)
-    base_pts, base_desc = sift_features(base, contrast=contrast)
+def _search(
+    leak: np.ndarray, base: np.ndarray, *, thorough: bool
+) -> tuple[np.ndarray, int, bool] | None:
+    """Best (homography, inliers, mirrored) over the upright and mirrored leak, or None.
+
+    The thorough search — for leaks the quick one could not place: small, faint crops — keeps
+    every faint feature and accepts looser matches; plausibility checks still apply.
+    """
+    most = base.size
+    opts: dict[str, Any] = {"contrast": _FAINT, "features": 0} if thorough else {}
+    match: dict[str, Any] = {"ratio": 0.9, "least": 8} if thorough else {}
+    upright = sift_features(leak, most=most, **opts)
+    if not thorough and len(upright[0]) < _FEW:
+        opts = {"contrast": _FAINT}
+        upright = sift_features(leak, most=most, **opts)
+    base_pts, base_desc = sift_features(base, **opts)
     best: tuple[np.ndarray, int, bool] | None = None
     for flipped in (False, True):
         if best is not None and best[1] >= _CONFIDENT:
             break  # a clear upright match: no need to try the mirror image
-        feats = sift_features(leak[:, ::-1], most=most, contrast=contrast) if flipped else upright
-        found = _homography(*feats, base_pts, base_desc, base.shape)
+        feats = sift_features(leak[:, ::-1], most=most, **opts) if flipped else upright
+        found = _homography(*feats, base_pts, base_desc, base.shape, **match)
         if found is not None and (best is None or found[1] > best[1]):
             best = (found[0], found[1], flipped)
+    return best
+
+
+def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
+    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
+    best = _search(leak, base, thorough=False) or _search(leak, base, thorough=True)
     if best is None:
         return None
     matrix, inliers, flipped = best
