@@ -208,3 +208,15 @@ def test_killed_batch_rerun_leaves_one_record_per_copy(tmp_path):
     assert len({(r.media_sha256, r.handle) for r in records}) == 120
     assert all(os.path.isfile(r.path) and file_sha256(r.path) == r.sha256 for r in records)
     assert not list(out.glob(".*.part"))
+
+
+@pytest.mark.parametrize("attack", ["crop10-corner", "rot+7-cropped", "screenshot-jpeg85"])
+def test_cropped_and_screenshotted_leaks_are_traced(shoot, tmp_path, attack):
+    home, _, out = shoot
+    leak = tmp_path / "leak.png"
+    lt.write_image(leak, attacks.GEOMETRIC[attack](lt.read_image(out / "kodim07.patron21.png")))
+    result = run(home, "trace", leak, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["recipient"] == "patron21" and data["media"]["name"] == "kodim07.png"
+    assert data["registration"] is not None

@@ -14,9 +14,11 @@ crops of the same sky). So similarity ranks but does not decide: :func:`shortlis
 few best above :data:`MATCH_SIMILARITY`, and the workflow runs detection on each of them.
 
 A global fingerprint cannot recognise a crop, a rotated screenshot or a picture pasted into a
-collage. For those each original also keeps its :func:`features` — the 500 strongest SIFT
-descriptors of its working grid — and :func:`feature_shortlist` votes: every leak descriptor
-that finds a clear nearest neighbour among all stored ones counts for that neighbour's original.
+collage. For those each original also keeps its :func:`features` — 1,024 SIFT descriptors of
+its working grid, 64 in each of 16 cells — and :func:`feature_shortlist` votes: every leak
+descriptor that finds a clear nearest neighbour among all stored ones counts for that
+neighbour's original. Votes only choose what to try; registration onto the original then
+decides whether the leak comes from it at all.
 """
 
 from __future__ import annotations
@@ -87,18 +89,25 @@ def shortlist(probe: bytes, prints: list[bytes], *, most: int = 3) -> list[int]:
     return [int(i) for i in order if sims[i] >= floor]
 
 
-_KEYPOINTS = 500
+_KEYPOINTS = 1024
 _DESCRIPTOR = 128
-_LEAST_VOTES = 10
+_LEAST_VOTES = 3
 _PROBE_PIXELS = 800_000
 
 
 def features(image: np.ndarray) -> bytes:
-    """The strongest SIFT descriptors of an original's working grid (uint8, 128 per feature)."""
-    _, descriptors = sift_features(to_working(image))
+    """SIFT descriptors of an original's working grid (uint8, 128 per feature), spread over a
+    4×4 grid of cells so that a crop anywhere finds some of them."""
+    plane = to_working(image)
+    points, descriptors = sift_features(plane, contrast=0.01, features=4 * _KEYPOINTS)
     if descriptors is None:
         return b""
-    return np.clip(np.rint(descriptors[:_KEYPOINTS]), 0, 255).astype(np.uint8).tobytes()
+    h, w = plane.shape
+    cells = np.minimum(points[:, 1] * 4 // h, 3) * 4 + np.minimum(points[:, 0] * 4 // w, 3)
+    keep = np.concatenate(
+        [np.flatnonzero(cells == c)[: _KEYPOINTS // 16] for c in range(16)]
+    ).astype(np.intp)
+    return np.clip(np.rint(descriptors[np.sort(keep)]), 0, 255).astype(np.uint8).tobytes()
 
 
 def feature_shortlist(leak: np.ndarray, stored: list[bytes], *, most: int = 3) -> list[int]:
@@ -120,4 +129,4 @@ def feature_shortlist(leak: np.ndarray, stored: list[bytes], *, most: int = 3) -
     votes = np.bincount(owners[clear], minlength=len(stored)) if clear else np.zeros(len(stored))
     order = np.argsort(-votes, kind="stable")[:most]
     top = votes[order[0]]
-    return [int(i) for i in order if votes[i] >= max(_LEAST_VOTES, top / 2)]
+    return [int(i) for i in order if votes[i] >= max(_LEAST_VOTES, top / 4)]

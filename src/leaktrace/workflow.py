@@ -263,9 +263,10 @@ def trace_file(
     # Originals to test: the global fingerprint's shortlist, then those the leak's local
     # features vote for (crops, rotated screenshots, collages). Every one tried counts in
     # the p-value.
-    picks = shortlist(probe, prints)
-    picks += feature_shortlist(leak, [m.features for m in registered])
+    similar = shortlist(probe, prints)
+    picks = similar + feature_shortlist(leak, [m.features for m in registered])
     tried = [registered[i] for i in dict.fromkeys(picks)]
+    similar_ids = {registered[i].id for i in similar}
     base: dict[str, Any] = {
         "leak": {
             "name": leak_path.name,
@@ -279,10 +280,12 @@ def trace_file(
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     best: tuple[Detection, Media, np.ndarray] | None = None
+    sent = False
     for media in tried:
         candidates = ws.media_recipients(media)
         if not candidates:
             continue
+        sent = True
         original = read_image(ws.original_path(media))
         found = detect(
             leak,
@@ -293,11 +296,16 @@ def trace_file(
             threshold=threshold,
             hypotheses=len(tried),
         )
-        if best is None or found.log10_p_value < best[0].log10_p_value:
+        # The leak comes from this original if it looks like it as a whole, or if it could
+        # be registered onto it (a crop, a screenshot); otherwise it is someone else's picture.
+        related = media.id in similar_ids or found.geometry is not None
+        if related and (best is None or found.log10_p_value < best[0].log10_p_value):
             best = (found, media, original)
     if best is None:
         reason = (
-            "matches no registered media" if not tried else "its original was never sent to anyone"
+            "its original was never sent to anyone"
+            if tried and not sent
+            else "matches no registered media"
         )
         result = {
             "verdict": "no_match",
