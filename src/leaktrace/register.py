@@ -297,6 +297,23 @@ def _shrink(base: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return shrunk, np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
 
 
+def _detail(plane: np.ndarray) -> np.ndarray:
+    detail = plane - cv2.GaussianBlur(plane, (0, 0), 2.0)
+    return detail - detail.mean()
+
+
+def _only_resized(leak: np.ndarray, base: np.ndarray) -> bool:
+    """True when the leak is the whole picture, merely rescaled and recompressed: same aspect,
+    and its fine detail lines up with the original's without any registration."""
+    if abs(leak.shape[1] / leak.shape[0] - base.shape[1] / base.shape[0]) > 0.005 * (
+        base.shape[1] / base.shape[0]
+    ):
+        return False
+    a, b = _detail(resize(leak, base.shape)), _detail(base)
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return denominator > 0 and float(np.vdot(a, b)) / denominator >= 0.9
+
+
 def align(
     leak: np.ndarray, base: np.ndarray, *, native: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Geometry | None]:
@@ -312,7 +329,7 @@ def align(
     """
     limit = 0.9 * min(1.0, native)
     grid = (base.shape[1], base.shape[0])
-    geometry = register(leak, base)
+    geometry = None if _only_resized(leak, base) else register(leak, base)
     if geometry is None:
         factor = float(np.sqrt(leak.size / base.size))
         reference = resize(resize(base, leak.shape), base.shape) if factor < limit else base
