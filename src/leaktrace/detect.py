@@ -191,7 +191,7 @@ def detect(
     Parameters
     ----------
     leak : ndarray
-        The leaked picture (any size; in informed mode it is resized to the original's).
+        The leaked picture, any size (in informed mode it is registered onto the original).
     key, media_id
         As given to :func:`leaktrace.embed`.
     candidates : sequence of str
