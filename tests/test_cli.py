@@ -86,6 +86,15 @@ def test_init_and_recipients(tmp_path):
     assert result.exit_code == 2 and "line 3" in result.output
 
 
+def test_remove_recipient_only_without_copies(shoot, tmp_path):
+    home, _, _ = shoot
+    assert run(home, "recipients", "add", "newcomer").exit_code == 0
+    assert run(home, "recipients", "remove", "newcomer").exit_code == 0
+    kept = run(home, "recipients", "remove", "patron01")
+    assert kept.exit_code == 2 and "received copies" in kept.output
+    assert "patron01" in run(home, "recipients", "list").output
+
+
 def test_commands_without_a_workspace_explain(tmp_path):
     result = run(tmp_path / "none", "recipients", "list")
     assert result.exit_code == 2 and "no workspace" in result.output

@@ -119,6 +119,13 @@ def recipients_import(ctx: typer.Context, csv_file: Path) -> None:
     out.print(f"imported {len(added)} recipients")
 
 
+@recipients_app.command("remove")
+def recipients_remove(ctx: typer.Context, handle: str) -> None:
+    """Remove a recipient who has received no copies (records of copies are kept for good)."""
+    _open(ctx).remove_recipient(handle)
+    out.print(f"removed {handle}")
+
+
 @recipients_app.command("list")
 def recipients_list(
     ctx: typer.Context,
