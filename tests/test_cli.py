@@ -224,8 +224,10 @@ def test_cropped_and_screenshotted_leaks_are_traced(shoot, tmp_path, attack):
     home, _, out = shoot
     leak = tmp_path / "leak.png"
     lt.write_image(leak, attacks.GEOMETRIC[attack](lt.read_image(out / "kodim07.patron21.png")))
-    result = run(home, "trace", leak, "--json")
+    report = tmp_path / "evidence.html"
+    result = run(home, "trace", leak, "--json", "--report", report)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["recipient"] == "patron21" and data["media"]["name"] == "kodim07.png"
-    assert data["registration"] is not None
+    assert data["registration"] is not None and 0 < data["evidence_coverage"] <= 1
+    assert "<h2>Registration</h2>" in report.read_text()  # the leak warped onto the original
