@@ -117,8 +117,11 @@ def band_gains(bands: list[np.ndarray]) -> np.ndarray:
 def synthesise(bands: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     """Inverse of :func:`analyse` with every other band zero: the pixel pattern of ``bands``."""
     top = max(MARKED_LEVELS)
-    zeros = pywt.wavedec2(np.zeros(shape, np.float32), WAVELET, level=top, mode=_MODE)
-    coeffs: list = [zeros[0]] + [tuple(np.zeros_like(b) for b in d) for d in zeros[1:]]
+    # Zero bands of the right shapes, without transforming an image of zeros every call.
+    shapes = pywt.wavedecn_shapes(shape, WAVELET, mode=_MODE, level=top)
+    coeffs: list = [np.zeros(shapes[0], np.float32)] + [
+        tuple(np.zeros(d[k], np.float32) for k in ("ad", "da", "dd")) for d in shapes[1:]
+    ]
     it = iter(bands)
     for level in MARKED_LEVELS:
         coeffs[top - level + 1] = (next(it), next(it), next(it))

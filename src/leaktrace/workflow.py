@@ -39,7 +39,14 @@ from .register import Geometry
 from .registry import Media, Workspace, file_sha256
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 
-__all__ = ["CopyDone", "TraceOutcome", "copy_name", "make_copies", "register", "trace_file"]
+__all__ = [
+    "CopyDone",
+    "TraceOutcome",
+    "copy_name",
+    "make_copies",
+    "register_original",
+    "trace_file",
+]
 
 
 def copy_name(source: Path, handle: str) -> str:
@@ -91,7 +98,7 @@ def _marked_chunk(
 
 
 # -- orchestration ----------------------------------------------------------------------------
-def register(ws: Workspace, source: Path) -> Media:
+def register_original(ws: Workspace, source: Path) -> Media:
     """Register one original in the workspace; an original already there is not decoded."""
     sha = file_sha256(source)
     known = ws.media_by_sha256(sha)
@@ -133,7 +140,7 @@ def make_copies(
         raise RecipientError(f"cannot create the output folder {out}: {exc}") from exc
     originals = []
     for src in dict.fromkeys(Path(s) for s in sources):
-        originals.append((src, register(ws, src)))
+        originals.append((src, register_original(ws, src)))
     names = {copy_name(src, h) for src, _ in originals for h in recipients}
     if len(names) < len(originals) * len(recipients):
         raise RecipientError("two sources share a file name; their copies would collide")
