@@ -8,13 +8,17 @@ from .codes import CODE_LENGTH, FORMAT_VERSION
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
 from .errors import (
+    ConflictError,
     DetectionInputError,
     ImageArrayError,
     ImageTooLargeError,
     KeyFileError,
     LeaktraceError,
     MediaError,
+    NotFoundError,
+    RecipientConflictError,
     RecipientError,
+    UnknownRecipientError,
     UnsupportedMediaError,
     WorkspaceError,
 )
@@ -28,6 +32,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
     "Detection",
+    "ConflictError",
     "DetectionInputError",
     "EmbedPlan",
     "ImageArrayError",
@@ -36,7 +41,10 @@ __all__ = [
     "KeyFileError",
     "LeaktraceError",
     "MediaError",
+    "NotFoundError",
+    "RecipientConflictError",
     "RecipientError",
+    "UnknownRecipientError",
     "UnsupportedMediaError",
     "Workspace",
     "WorkspaceError",

@@ -49,6 +49,8 @@ app = typer.Typer(
 )
 recipients_app = typer.Typer(help="Manage the people who receive copies.", no_args_is_help=True)
 app.add_typer(recipients_app, name="recipients")
+token_app = typer.Typer(help="Manage the HTTP service's API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 # No markup: file names and handles are printed as they are, brackets included.
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -226,6 +228,59 @@ def trace(
         if report is not None:
             out.print(f"evidence report: {report}")
     raise typer.Exit(0 if outcome.matched else 1)
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """Make an API token and print it once (only a hash of it is kept)."""
+    token, row = _open(ctx).create_token(name)
+    sys.stdout.write(token + "\n")
+    err.print(f"token {row.id} created; it is shown only this once — store it now")
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context) -> None:
+    """List the tokens that work (never the tokens themselves)."""
+    rows = _open(ctx).tokens()
+    table = Table("id", "name", "starts", "created", box=None)
+    for t in rows:
+        table.add_row(str(t.id), t.name, f"{t.hint}…", f"{t.created:%Y-%m-%d %H:%M}")
+    out.print(table if rows else "no tokens (make one with `leaktrace token create`)")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context, token: Annotated[str, typer.Argument(help="Id or name.")]
+) -> None:
+    """Revoke a token by its id or name; requests that use it are refused from now on."""
+    row = _open(ctx).revoke_token(token)
+    out.print(f"revoked token {row.id}" + (f" ({row.name})" if row.name else ""))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest upload accepted, in MB.", min=0.001)
+    ] = 100,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes per batch [default: all cores].", min=1)
+    ] = None,
+) -> None:
+    """Run the HTTP API and the web page on the workspace (Ctrl-C stops it)."""
+    import uvicorn
+
+    from .service import create_app
+
+    service = create_app(_home(ctx), max_upload=int(max_upload_mb * 1024 * 1024), workers=workers)
+    if not _open(ctx).tokens():
+        err.print("no API tokens yet: make one with `leaktrace token create`")
+    uvicorn.run(service, host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -10,7 +10,12 @@
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
     └── WorkspaceError          the registry refuses: no workspace, one already there, ...
-        └── RecipientError          unknown or duplicate handle, malformed handle or CSV row
+        ├── NotFoundError           no such recipient, media item, trace, job or token
+        ├── ConflictError           a duplicate, or a record others depend on
+        └── RecipientError          malformed handle or CSV row (and, below, the two above)
+            ├── UnknownRecipientError   (also a NotFoundError)
+            └── RecipientConflictError  (also a ConflictError): a duplicate handle, or
+                                        removing someone who has copies
 
 Library code raises these (wrapping OpenCV/Pillow errors with ``raise ... from exc``); the
 CLI maps them to a message and an exit code, the service to a 4xx JSON body.
@@ -19,13 +24,17 @@ CLI maps them to a message and an exit code, the service to a 4xx JSON body.
 from __future__ import annotations
 
 __all__ = [
+    "ConflictError",
     "DetectionInputError",
+    "RecipientConflictError",
     "ImageArrayError",
     "ImageTooLargeError",
     "KeyFileError",
     "LeaktraceError",
     "MediaError",
+    "NotFoundError",
     "RecipientError",
+    "UnknownRecipientError",
     "UnsupportedMediaError",
     "WorkspaceError",
 ]
@@ -65,3 +74,19 @@ class WorkspaceError(LeaktraceError):
 
 class RecipientError(WorkspaceError):
     """An unknown, duplicate or malformed recipient (or recipient CSV row)."""
+
+
+class NotFoundError(WorkspaceError):
+    """The registry has no record by that name or id."""
+
+
+class ConflictError(WorkspaceError):
+    """The operation clashes with what the registry holds (a duplicate, a record in use)."""
+
+
+class UnknownRecipientError(RecipientError, NotFoundError):
+    """No recipient has that handle."""
+
+
+class RecipientConflictError(RecipientError, ConflictError):
+    """That handle is taken, or the recipient has copies and cannot be removed."""

@@ -22,7 +22,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, MediaError, UnsupportedMediaError
 
-__all__ = ["FORMATS", "read_image", "write_image"]
+__all__ = ["FORMATS", "image_format", "read_image", "write_image"]
 
 #: Formats read and written, by Pillow's name, with their usual suffixes.
 FORMATS = {
@@ -115,6 +115,13 @@ def read_image(source: Source) -> np.ndarray:
     """
     with _open(source) as img:
         return _pixels(source, img)
+
+
+def image_format(source: Source) -> str:
+    """The format (a key of :data:`FORMATS`) of an image file, checked as :func:`read_image`
+    checks it: a file it accepts reads, one it refuses raises the same error."""
+    with _open(source) as img:
+        return str(img.format)
 
 
 def _pixels(source: Source, img: Image.Image) -> np.ndarray:

@@ -6,10 +6,13 @@
       leaktrace.db             SQLite in WAL mode (or $LEAKTRACE_DB_URL, e.g. PostgreSQL)
       leaktrace.key            the secret key, mode 0600 — never in the database, never logged
       originals/ab/abcdef….jpg originals, content-addressed by SHA-256
+      copies/<media id>/       copies made by the service (the CLI writes where it is told)
+      reports/<trace id>.html  evidence reports of traces made by the service
 
 Records: recipients (handle, name, email), media (content hash, size, fingerprint, original
 file name), copies (which recipient got which media, where, with what hash and when) and
-traces (what was traced, the verdict, when). Every write is one transaction.
+traces (what was traced, the verdict, when), and the service's API tokens (only a SHA-256
+digest of each is stored). Every write is one transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import csv
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,19 +42,28 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .codes import FORMAT_VERSION
-from .errors import RecipientError, WorkspaceError
+from .errors import (
+    ConflictError,
+    NotFoundError,
+    RecipientConflictError,
+    RecipientError,
+    UnknownRecipientError,
+    WorkspaceError,
+)
 from .keys import Key
 
 __all__ = [
     "Copy",
     "Media",
     "Recipient",
+    "Token",
     "Trace",
     "Workspace",
     "default_home",
@@ -152,6 +165,26 @@ class Trace(_Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class Token(_Base):
+    """An API token of the service; the token itself is shown once and never stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+TOKEN_PREFIX = "lt_"
+
+
+def _token_digest(token: str) -> str:
+    # Tokens carry 256 random bits, so a plain hash is as strong as a slow one here.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class CopyRecord:
     """What the registry knows of a copy, detached from any session."""
@@ -160,6 +193,7 @@ class CopyRecord:
     handle: str
     path: str
     sha256: str
+    created: datetime
 
 
 class Workspace:
@@ -217,6 +251,10 @@ class Workspace:
             raise WorkspaceError(f"cannot open the registry in {root}: {exc}") from exc
         if version is None or int(version.value) > SCHEMA_VERSION:
             raise WorkspaceError(f"the registry in {root} is from a newer leaktrace")
+        try:
+            _Base.metadata.create_all(ws._engine)  # tables added since (tokens); idempotent
+        except SQLAlchemyError as exc:
+            raise WorkspaceError(f"cannot update the registry in {root}: {exc}") from exc
         return ws
 
     def close(self) -> None:
@@ -256,17 +294,17 @@ class Workspace:
         seen: set[str] = set()
         for r in new:
             if r.handle in seen:
-                raise RecipientError(f"handle {r.handle!r} appears twice")
+                raise RecipientConflictError(f"handle {r.handle!r} appears twice")
             seen.add(r.handle)
         try:
             with self._session() as s:
                 taken = s.scalars(select(Recipient.handle).where(Recipient.handle.in_(seen)))
                 clash = sorted(taken)
                 if clash:
-                    raise RecipientError(f"recipient {clash[0]!r} already exists")
+                    raise RecipientConflictError(f"recipient {clash[0]!r} already exists")
                 s.add_all(new)
         except IntegrityError as exc:
-            raise RecipientError(f"a recipient already exists: {exc.orig}") from exc
+            raise RecipientConflictError(f"a recipient already exists: {exc.orig}") from exc
         return new
 
     def import_recipients(self, path: str | os.PathLike[str]) -> list[Recipient]:
@@ -307,17 +345,29 @@ class Workspace:
             found = {r.handle: r for r in s.scalars(query.where(Recipient.handle.in_(handles)))}
         missing = [h for h in handles if h not in found]
         if missing:
-            raise RecipientError(f"unknown recipient {missing[0]!r}")
+            raise UnknownRecipientError(f"unknown recipient {missing[0]!r}")
         return [found[h] for h in dict.fromkeys(handles)]
+
+    def copy_counts(self) -> dict[str, int]:
+        """How many copies each recipient has received, by handle (absent: none)."""
+        with self._session() as s:
+            q = (
+                select(Recipient.handle, func.count(Copy.id))
+                .join(Copy, Copy.recipient_id == Recipient.id)
+                .group_by(Recipient.handle)
+            )
+            return {h: int(n) for h, n in s.execute(q).tuples()}
 
     def remove_recipient(self, handle: str) -> None:
         """Delete a recipient who has received no copies (copies keep their evidence)."""
         with self._session() as s:
             r = s.scalars(select(Recipient).where(Recipient.handle == handle)).first()
             if r is None:
-                raise RecipientError(f"unknown recipient {handle!r}")
+                raise UnknownRecipientError(f"unknown recipient {handle!r}")
             if s.scalars(select(Copy.id).where(Copy.recipient_id == r.id)).first() is not None:
-                raise RecipientError(f"{handle!r} has received copies; their record is kept")
+                raise RecipientConflictError(
+                    f"{handle!r} has received copies; their record is kept"
+                )
             s.delete(r)
 
     # -- media -------------------------------------------------------------------------------
@@ -371,6 +421,13 @@ class Workspace:
         with self._session() as s:
             return list(s.scalars(select(Media).order_by(Media.id)))
 
+    def media_by_id(self, media_id: int) -> Media:
+        with self._session() as s:
+            found = s.get(Media, media_id)
+        if found is None:
+            raise NotFoundError(f"no media with id {media_id}")
+        return found
+
     def original_path(self, media: Media) -> Path:
         return self.home / media.stored
 
@@ -389,7 +446,7 @@ class Workspace:
     def copies(self, media: Media | None = None) -> list[CopyRecord]:
         with self._session() as s:
             q = (
-                select(Media.sha256, Recipient.handle, Copy.path, Copy.sha256)
+                select(Media.sha256, Recipient.handle, Copy.path, Copy.sha256, Copy.created)
                 .join(Media, Copy.media_id == Media.id)
                 .join(Recipient, Copy.recipient_id == Recipient.id)
                 .order_by(Copy.id)
@@ -427,23 +484,69 @@ class Workspace:
                 found.path, found.sha256, found.strength = os.fspath(path), sha256, strength
 
     # -- traces ------------------------------------------------------------------------------
-    def record_trace(self, *, sha256: str, name: str, result: dict, media: Media | None) -> None:
+    def record_trace(self, *, sha256: str, name: str, result: dict, media: Media | None) -> int:
+        """Record a trace; returns its id."""
+        row = Trace(
+            sha256=sha256,
+            name=name,
+            verdict=result["verdict"],
+            recipient=result.get("recipient"),
+            p_value=result.get("p_value"),
+            media_id=media.id if media is not None else None,
+            result=result,
+        )
         with self._session() as s:
-            s.add(
-                Trace(
-                    sha256=sha256,
-                    name=name,
-                    verdict=result["verdict"],
-                    recipient=result.get("recipient"),
-                    p_value=result.get("p_value"),
-                    media_id=media.id if media is not None else None,
-                    result=result,
-                )
-            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def trace(self, trace_id: int) -> Trace:
+        with self._session() as s:
+            found = s.get(Trace, trace_id)
+        if found is None:
+            raise NotFoundError(f"no trace with id {trace_id}")
+        return found
 
     def traces(self) -> list[Trace]:
         with self._session() as s:
             return list(s.scalars(select(Trace).order_by(Trace.id)))
+
+    # -- API tokens --------------------------------------------------------------------------
+    def create_token(self, name: str = "") -> tuple[str, Token]:
+        """Make a new API token; the token string is returned once and only its digest kept."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = Token(name=name.strip()[:128], digest=_token_digest(token), hint=token[:7])
+        with self._session() as s:
+            s.add(row)
+        return token, row
+
+    def tokens(self) -> list[Token]:
+        """The tokens that still work."""
+        with self._session() as s:
+            return list(s.scalars(select(Token).where(Token.revoked.is_(None)).order_by(Token.id)))
+
+    def token_valid(self, token: str) -> bool:
+        if not token.startswith(TOKEN_PREFIX):
+            return False
+        with self._session() as s:
+            q = select(Token.id).where(
+                Token.digest == _token_digest(token), Token.revoked.is_(None)
+            )
+            return s.scalars(q).first() is not None
+
+    def revoke_token(self, which: str) -> Token:
+        """Revoke a working token by its id or its name (a name must be unique)."""
+        with self._session() as s:
+            live = select(Token).where(Token.revoked.is_(None))
+            found = list(s.scalars(live.where(Token.name == which)))
+            if which.isdigit():
+                found += list(s.scalars(live.where(Token.id == int(which))))
+            if not found:
+                raise NotFoundError(f"no working token with id or name {which!r}")
+            if len({t.id for t in found}) > 1:
+                raise ConflictError(f"several tokens are named {which!r}; revoke one by its id")
+            found[0].revoked = _now()
+            return found[0]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

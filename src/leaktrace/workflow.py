@@ -31,7 +31,7 @@ from . import __version__
 from .codes import CODE_LENGTH, FORMAT_VERSION
 from .detect import DEFAULT_THRESHOLD, Detection, detect
 from .embed import EmbedPlan, apply, prepare
-from .errors import RecipientError
+from .errors import RecipientError, WorkspaceError
 from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
 from .keys import Key
 from .media import read_image, write_image
@@ -124,11 +124,14 @@ def make_copies(
     workers: int | None = None,
     strength: float = 1.0,
     on_total: Callable[[int], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> Iterator[CopyDone]:
     """Make and record every recipient's copy of every source, yielding each as it lands.
 
     ``handles=None`` means every registered recipient. Unknown handles, unreadable sources and
-    an unwritable output folder are refused before any copy is made.
+    an unwritable output folder are refused before any copy is made. ``names`` (one per
+    source) are the file names the copies are named after, when the sources' own are not
+    (an original kept in the workspace under its hash).
     """
     recipients = [r.handle for r in ws.recipients(handles)]
     if not recipients:
@@ -137,12 +140,14 @@ def make_copies(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RecipientError(f"cannot create the output folder {out}: {exc}") from exc
-    originals = []
-    for src in dict.fromkeys(Path(s) for s in sources):
-        originals.append((src, register_original(ws, src)))
-    names = {copy_name(src, h) for src, _ in originals for h in recipients}
-    if len(names) < len(originals) * len(recipients):
+        raise WorkspaceError(f"cannot create the output folder {out}: {exc}") from exc
+    given = [Path(s) for s in sources]
+    if names is not None and len(names) != len(given):
+        raise ValueError("make_copies: one name per source")
+    label = dict(zip(given, given if names is None else map(Path, names), strict=True))
+    originals = [(src, register_original(ws, src)) for src in label]
+    planned = {copy_name(label[src], h) for src, _ in originals for h in recipients}
+    if len(planned) < len(originals) * len(recipients):
         raise RecipientError("two sources share a file name; their copies would collide")
 
     recorded = {(c.media_sha256, c.handle): c for c in ws.copies()}
@@ -151,7 +156,7 @@ def make_copies(
     for src, media in originals:
         pending = []
         for h in recipients:
-            target = out / copy_name(src, h)
+            target = out / copy_name(label[src], h)
             rec = recorded.get((media.sha256, h))
             if (
                 rec is not None
@@ -184,7 +189,7 @@ def make_copies(
             str(src),
             media.sha256,
             pending[i : i + 8],
-            [str(out / copy_name(src, h)) for h in pending[i : i + 8]],
+            [str(out / copy_name(label[src], h)) for h in pending[i : i + 8]],
         )
         for src, media, pending in todo
         for i in range(0, len(pending), 8)
@@ -237,6 +242,7 @@ class TraceOutcome:
     result: dict[str, Any]
     leak: np.ndarray
     original: np.ndarray | None
+    trace_id: int
     geometry: Geometry | None = None
 
     @property
@@ -325,8 +331,8 @@ def trace_file(
             "message": f"no confident match: {leak_path.name} {reason}",
             **base,
         }
-        ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=None)
-        return TraceOutcome(result, leak, None)
+        trace_id = ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=None)
+        return TraceOutcome(result, leak, None, trace_id)
     found, media, original = best
     sim = float(sims[registered.index(media)])
     if found.verdict == "match":
@@ -363,8 +369,8 @@ def trace_file(
         "message": message,
         **base,
     }
-    ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=media)
-    return TraceOutcome(result, leak, original, found.geometry)
+    trace_id = ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=media)
+    return TraceOutcome(result, leak, original, trace_id, found.geometry)
 
 
 def _p_text(found: Detection) -> str:
