@@ -95,6 +95,32 @@ def test_remove_recipient_only_without_copies(shoot, tmp_path):
     assert "patron01" in run(home, "recipients", "list").output
 
 
+def test_tokens_are_printed_once_listed_by_hint_and_revoked(tmp_path):
+    home = tmp_path / "ws"
+    run(home, "init")
+    made = run(home, "token", "create", "--name", "shop")
+    assert made.exit_code == 0
+    token = made.stdout.strip()
+    assert token.startswith("lt_") and len(token) > 40 and "\n" not in token
+    ws = Workspace.open(home)
+    assert ws.token_valid(token)
+    listed = run(home, "token", "list")
+    assert "shop" in listed.output and token[:7] in listed.output and token not in listed.output
+    run(home, "token", "create", "--name", "shop")
+    twice = run(home, "token", "revoke", "shop")
+    assert twice.exit_code == 2 and "by its id" in twice.output
+    assert run(home, "token", "revoke", "1").exit_code == 0
+    assert not ws.token_valid(token)
+    assert "shop" in run(home, "token", "list").output  # the second one still works
+    gone = run(home, "token", "revoke", "1")
+    assert gone.exit_code == 2 and "no working token" in gone.output
+
+
+def test_serve_refuses_without_a_workspace(tmp_path):
+    result = run(tmp_path / "none", "serve", "--port", "0")
+    assert result.exit_code == 2 and "no workspace" in result.output
+
+
 def test_commands_without_a_workspace_explain(tmp_path):
     result = run(tmp_path / "none", "recipients", "list")
     assert result.exit_code == 2 and "no workspace" in result.output

@@ -356,7 +356,7 @@ class Workspace:
                 .join(Copy, Copy.recipient_id == Recipient.id)
                 .group_by(Recipient.handle)
             )
-            return {h: int(n) for h, n in s.execute(q).tuples()}
+            return {h: int(n) for h, n in s.execute(q)}
 
     def remove_recipient(self, handle: str) -> None:
         """Delete a recipient who has received no copies (copies keep their evidence)."""

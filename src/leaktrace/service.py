@@ -240,27 +240,30 @@ class _UploadLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
-        seen = 0
-        started = False
+        seen, exceeded, started = 0, False, False
 
         async def counted() -> MutableMapping[str, Any]:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                exceeded = True
                 raise _TooLarge
             return message
 
         async def watched(message: MutableMapping[str, Any]) -> None:
             nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a cut-off body (often a 400) is replaced by a 413
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, watched)
         except _TooLarge:
-            if not started:
-                await self._refuse(send)
+            pass
+        if exceeded and not started:
+            await self._refuse(send)
 
     async def _refuse(self, send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
         mb = self.limit / (1024 * 1024)
