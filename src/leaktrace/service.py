@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -43,6 +43,7 @@ from .errors import (
     LeaktraceError,
     NotFoundError,
     UnsupportedMediaError,
+    WorkspaceError,
 )
 from .media import FORMATS, image_format
 from .registry import Media, Workspace, file_sha256
@@ -172,11 +173,14 @@ class _Jobs:
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leaktrace-jobs", daemon=True)
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Finish the copies in hand, record them, and end; queued jobs are dropped."""
+        self._stopping.set()
         self._queue.put(None)
         self._thread.join(timeout=60)
 
@@ -192,10 +196,10 @@ class _Jobs:
         return self.jobs[job_id]
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while (job := self._queue.get()) is not None and not self._stopping.is_set():
             job.status = "running"
             try:
-                for done in make_copies(
+                batch = make_copies(
                     self.ws,
                     [self.ws.original_path(job.media)],
                     job.handles,
@@ -204,9 +208,13 @@ class _Jobs:
                     workers=self.workers,
                     strength=job.strength,
                     on_total=partial(setattr, job, "total"),
-                ):
-                    job.files.append(done.path)
-                    job.done += 1
+                )
+                with closing(batch):  # on the way out: cancel what has not started
+                    for done in batch:
+                        job.files.append(done.path)
+                        job.done += 1
+                        if self._stopping.is_set():
+                            raise WorkspaceError("the server stopped; start the job again")
             except LeaktraceError as exc:
                 job.errors.append(str(exc))
                 job.status = "failed"

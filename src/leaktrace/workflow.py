@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,7 +125,7 @@ def make_copies(
     strength: float = 1.0,
     on_total: Callable[[int], None] | None = None,
     names: Sequence[str] | None = None,
-) -> Iterator[CopyDone]:
+) -> Generator[CopyDone]:
     """Make and record every recipient's copy of every source, yielding each as it lands.
 
     ``handles=None`` means every registered recipient. Unknown handles, unreadable sources and
