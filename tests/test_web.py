@@ -1,0 +1,263 @@
+"""The web page, end to end: a real `leaktrace serve` driven by headless Chromium.
+
+Skipped when Chromium (/usr/bin/chromium, Debian's package) or the playwright package is
+missing — unless LEAKTRACE_REQUIRE_BROWSER=1 (as in CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from .conftest import KODAK
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ORIGINAL = KODAK / "kodim23.png"  # 768×512: the photo the copies are made of
+UNRELATED = KODAK / "kodim01.png"  # never sent to anyone
+PEOPLE = [
+    ("alice", "Alice Archer", "alice@example.com"),
+    ("bob", "Bob Brown", "bob@example.com"),
+    ("carol", "Carol Chen", ""),
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("LEAKTRACE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}, and LEAKTRACE_REQUIRE_BROWSER=1 forbids skipping the browser test")
+    pytest.skip(reason)
+
+
+def _cli(home: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "leaktrace", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"leaktrace {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sync_api() -> Any:
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    if not CHROMIUM.is_file():
+        _unavailable(f"Chromium is not installed at {CHROMIUM}")
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A workspace with one token, served on a free port; yields its URL and token."""
+    root = tmp_path_factory.mktemp("web")
+    home = root / "workspace"
+    _cli(home, "init")
+    lines = [line.strip() for line in _cli(home, "token", "create", "--name", "test").splitlines()]
+    token = next(line for line in lines if line)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = root / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leaktrace", "--home", str(home), "serve"]
+            + ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"leaktrace serve exited: {log_path.read_text()}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"leaktrace serve did not answer in 30 s: {log_path.read_text()}")
+            time.sleep(0.2)
+        yield {"url": url, "token": token}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(sync_api: Any) -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, service: dict[str, str]) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(service["url"] + "/")
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+def _sign_in(page: Any, token: str) -> None:
+    page.fill("#token-input", token)
+    page.click("#token-save")
+
+
+def _drop(page: Any, data: bytes, name: str) -> None:
+    """Drop a file on the trace zone, as dragging it from the desktop does."""
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        [base64.b64encode(data).decode("ascii"), name],
+    )
+    page.locator("#drop-zone").dispatch_event("drop", {"dataTransfer": transfer})
+
+
+def test_wrong_token_is_refused_with_a_clear_message(sync_api: Any, page: Any) -> None:
+    expect = sync_api.expect
+    expect(page.locator("#token-panel")).to_be_visible()
+    _sign_in(page, "not-a-token")
+    expect(page.locator("#token-error")).to_contain_text("did not accept this token")
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('leaktrace.token')") is None
+
+
+def test_recipients_copies_and_traces(
+    sync_api: Any, page: Any, service: dict[str, str], tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    _sign_in(page, service["token"])
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#recipients-empty")).to_be_visible()
+
+    # The token is entered once: a reload goes straight to the page.
+    page.reload()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#token-panel")).to_be_hidden()
+
+    for handle, name, email in PEOPLE:
+        page.fill("#recipient-handle", handle)
+        page.fill("#recipient-name", name)
+        page.fill("#recipient-email", email)
+        page.click("#recipient-add")
+        expect(page.locator(f"#recipients-body tr[data-handle='{handle}']")).to_be_visible()
+    expect(page.locator("#recipients-body tr")).to_have_count(3)
+    # A duplicate handle: the API's 409 message, in place.
+    page.fill("#recipient-handle", "alice")
+    page.click("#recipient-add")
+    expect(page.locator("#recipient-form-error")).to_contain_text("alice")
+    page.fill("#recipient-handle", "")
+
+    # The original, then copies for everyone, with the progress bar running to the end.
+    page.set_input_files("#media-file", str(ORIGINAL))
+    page.click("#media-upload")
+    expect(page.locator("#media-status")).to_contain_text(f"Registered {ORIGINAL.name}")
+    expect(page.locator("#media-list input[type=radio]:checked")).to_have_count(1)
+    page.check("#pick-all")
+    expect(page.locator("#pick-list input:checked")).to_have_count(3)
+    page.click("#make-copies")
+    expect(page.locator("#job")).to_have_attribute("data-status", "done", timeout=45_000)
+    expect(page.locator("#job-count")).to_have_text("3 / 3 copies")
+    assert page.eval_on_selector("#job-progress", "p => [p.value, p.max]") == [3, 3]
+    expect(page.locator("#recipients-body tr[data-handle='bob'] td.num")).to_have_text("1")
+    expect(page.locator("[data-testid=remove-bob]")).to_be_disabled()
+
+    with page.expect_download() as download_info:
+        page.click("#job-download")
+    archive = tmp_path / "copies.zip"
+    download_info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zf:
+        names = sorted(zf.namelist())
+        bob_copy = zf.read(f"{ORIGINAL.stem}.bob{ORIGINAL.suffix}")
+    assert names == sorted(f"{ORIGINAL.stem}.{h}{ORIGINAL.suffix}" for h, _, _ in PEOPLE)
+
+    # Bob's copy, re-encoded as a JPEG 75 the way a re-share would, dropped on the zone.
+    leak = io.BytesIO()
+    Image.open(io.BytesIO(bob_copy)).convert("RGB").save(leak, "JPEG", quality=75)
+    _drop(page, leak.getvalue(), "leaked.jpg")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verdict", "match", timeout=30_000)
+    expect(page.locator("#verdict-title")).to_have_text("Leaked by bob")
+    expect(page.locator("#verdict-detail")).to_contain_text(
+        re.compile(r"False-accusation probability \d(\.\d)?e-\d+")
+    )
+    expect(page.locator("#chart svg g[data-handle]")).to_have_count(3)
+    expect(page.locator("#chart [data-testid=threshold-line]")).to_have_count(1)
+    with page.expect_download() as report_info:
+        page.click("#report-download")
+    report = tmp_path / "report.html"
+    report_info.value.save_as(report)
+    assert "bob" in report.read_text(encoding="utf-8")
+
+    # A photo nobody was sent, through the file picker: no name, said plainly.
+    page.set_input_files("#trace-file", str(UNRELATED))
+    expect(verdict).to_have_attribute("data-verdict", "no_match", timeout=30_000)
+    expect(page.locator("#verdict-title")).to_have_text("No confident match")
+    expect(page.locator("#trace-error")).to_be_hidden()
+
+    # Not an image: the API's message in place.
+    page.set_input_files(
+        "#trace-file", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"plain text"}
+    )
+    expect(page.locator("#trace-error")).to_be_visible()
+    expect(page.locator("#trace-result")).to_be_hidden()
+
+    # Someone who received nothing can be removed.
+    page.fill("#recipient-handle", "dave")
+    page.click("#recipient-add")
+    expect(page.locator("[data-testid=remove-dave]")).to_be_enabled()
+    page.click("[data-testid=remove-dave]")
+    expect(page.locator("#recipients-body tr")).to_have_count(3)
+
+    # Changing the token forgets it.
+    page.click("#sign-out")
+    expect(page.locator("#token-panel")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('leaktrace.token')") is None

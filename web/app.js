@@ -1,0 +1,1169 @@
+// leaktrace web page: a thin front over the JSON API (docs/api.md). No engine logic here —
+// every answer shown comes from the service. Untrusted text is only ever set as textContent.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "leaktrace.token";
+  const POLL_MS = 400;
+  const POLL_RETRIES = 5; // network hiccups tolerated while a job runs
+  const BAR_CHART_MAX = 30; // above this many candidates, a ranked dot plot
+  const NETWORK_MESSAGE =
+    "Cannot reach the leaktrace service. Check that `leaktrace serve` is still running " +
+    "and that you are online, then try again.";
+  const UNAUTHORIZED_MESSAGE =
+    "The service did not accept this token: it is wrong or has been revoked. " +
+    "Paste a valid token (leaktrace token create --name NAME).";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    token: localStorage.getItem(TOKEN_KEY) || "",
+    recipients: [],
+    media: [],
+    selectedMedia: null, // media id
+    picked: new Set(), // handles chosen for the next batch
+    job: null,
+    pollTimer: null,
+    jobBusy: false,
+    trace: null,
+  };
+
+  // -- API -------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function detailText(body, response) {
+    const detail = body && body.detail;
+    if (typeof detail === "string" && detail) return detail;
+    if (Array.isArray(detail) && detail.length) {
+      // FastAPI's request-validation shape: [{loc, msg, ...}]
+      return detail
+        .map((d) => {
+          const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
+          return where ? `${where}: ${d.msg}` : String(d.msg);
+        })
+        .join("; ");
+    }
+    return `The service answered ${response.status} ${response.statusText}`.trim() + ".";
+  }
+
+  /** Call the API with the token. Returns parsed JSON, null (204) or the Response (raw). */
+  async function api(path, { method = "GET", json, form, raw = false } = {}) {
+    const headers = { Authorization: `Bearer ${state.token}` };
+    let body;
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(json);
+    } else if (form !== undefined) {
+      body = form; // the browser sets the multipart boundary
+    }
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body, cache: "no-store" });
+    } catch {
+      throw new ApiError(0, NETWORK_MESSAGE);
+    }
+    if (!response.ok) {
+      let data = null;
+      try {
+        data = await response.json();
+      } catch {
+        // not JSON (a proxy's error page, say)
+      }
+      if (response.status === 401) {
+        signOut(UNAUTHORIZED_MESSAGE);
+        throw new ApiError(401, UNAUTHORIZED_MESSAGE);
+      }
+      throw new ApiError(response.status, detailText(data, response));
+    }
+    if (raw) return response;
+    if (response.status === 204) return null;
+    return response.json();
+  }
+
+  async function fetchBlob(path) {
+    const response = await api(path, { raw: true });
+    let blob;
+    try {
+      blob = await response.blob();
+    } catch {
+      throw new ApiError(0, NETWORK_MESSAGE);
+    }
+    return { blob, filename: filenameFrom(response) };
+  }
+
+  function filenameFrom(response) {
+    const cd = response.headers.get("Content-Disposition") || "";
+    const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(cd);
+    if (star) {
+      try {
+        return decodeURIComponent(star[1].trim());
+      } catch {
+        // fall through to the plain form
+      }
+    }
+    const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(cd);
+    return plain ? plain[1].trim() : null;
+  }
+
+  function saveBlob(blob, filename) {
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
+  // -- small DOM helpers -------------------------------------------------------------------
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (v === true) node.setAttribute(k, "");
+      else node.setAttribute(k, String(v));
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
+  }
+
+  function svg(tag, attrs = {}, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function showError(id, message) {
+    const box = $(id);
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  function setStatus(id, message, { busy = false, kind = "" } = {}) {
+    const node = $(id);
+    node.replaceChildren();
+    node.className = node.className.replace(/\bstatus-(ok|busy)\b/g, "").trim();
+    if (!message) return;
+    if (busy) node.append(el("span", { class: "spinner", "aria-hidden": "true" }));
+    node.append(document.createTextNode(message));
+    if (busy) node.classList.add("status-busy");
+    if (kind === "ok") node.classList.add("status-ok");
+  }
+
+  function busyButton(button, busy, label) {
+    if (busy) {
+      button.dataset.label = button.textContent;
+      button.textContent = label;
+      button.disabled = true;
+    } else {
+      if (button.dataset.label) button.textContent = button.dataset.label;
+      button.disabled = false;
+    }
+  }
+
+  const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+  /** A p-value as people read it: 0.2, 0.0066, 3e-21; from log10 when it underflowed to 0. */
+  function formatP(p, log10) {
+    if (typeof p === "number" && p > 0 && Number.isFinite(p)) {
+      if (p >= 1e-3) return String(Number(p.toPrecision(2)));
+      const [mantissa, exponent] = p.toExponential(1).split("e");
+      return `${mantissa.replace(/\.0$/, "")}e${exponent}`;
+    }
+    if (typeof log10 === "number" && Number.isFinite(log10)) return `1e${Math.round(log10)}`;
+    return "0";
+  }
+
+  function formatBytes(n) {
+    if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+    if (n >= 1e3) return `${Math.round(n / 1e3)} kB`;
+    return `${n} B`;
+  }
+
+  function formatDate(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? "" : d.toLocaleString();
+  }
+
+  const stem = (name) => name.replace(/\.[^.]*$/, "");
+
+  // -- session -------------------------------------------------------------------------------
+
+  function showTokenPanel(message) {
+    $("app").hidden = true;
+    $("nav").hidden = true;
+    $("session").hidden = true;
+    $("token-panel").hidden = false;
+    showError("token-error", message || "");
+    setStatus("token-status", "");
+    $("token-input").value = "";
+    $("token-input").focus();
+  }
+
+  function showApp() {
+    $("token-panel").hidden = true;
+    $("app").hidden = false;
+    $("nav").hidden = false;
+    $("session").hidden = false;
+  }
+
+  function signOut(message) {
+    state.token = "";
+    localStorage.removeItem(TOKEN_KEY);
+    stopPolling();
+    state.recipients = [];
+    state.media = [];
+    state.selectedMedia = null;
+    state.picked.clear();
+    state.job = null;
+    $("job").hidden = true;
+    clearTrace();
+    showTokenPanel(message);
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const value = $("token-input").value.trim();
+    if (!value) {
+      showError("token-error", "Paste a token first.");
+      return;
+    }
+    showError("token-error", "");
+    const button = $("token-save");
+    busyButton(button, true, "Checking…");
+    setStatus("token-status", "Checking the token with the service…", { busy: true });
+    state.token = value;
+    try {
+      await api("/api/recipients"); // any authenticated call proves the token
+      localStorage.setItem(TOKEN_KEY, value);
+      setStatus("token-status", "");
+      await enter();
+    } catch (err) {
+      if (err.status !== 401) {
+        state.token = "";
+        setStatus("token-status", "");
+        showError("token-error", err.message);
+      }
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  async function enter() {
+    showApp();
+    showError("global-error", "");
+    await Promise.all([loadRecipients(), loadMedia()]);
+  }
+
+  // -- recipients -----------------------------------------------------------------------
+
+  async function loadRecipients() {
+    try {
+      state.recipients = await api("/api/recipients");
+      showError("recipients-error", "");
+    } catch (err) {
+      if (err.status !== 401) showError("recipients-error", err.message);
+      return;
+    }
+    renderRecipients();
+    renderPickList();
+  }
+
+  function renderRecipients() {
+    const body = $("recipients-body");
+    body.replaceChildren(
+      ...state.recipients.map((r) => {
+        const remove = el("button", {
+          type: "button",
+          class: "btn btn-small btn-quiet",
+          "data-testid": `remove-${r.handle}`,
+          "aria-label": `Remove ${r.handle}`,
+          text: "Remove",
+          onclick: () => removeRecipient(r.handle, remove),
+        });
+        if (r.copies > 0) {
+          remove.disabled = true;
+          remove.title = "Has received copies, so stays on record";
+        }
+        return el(
+          "tr",
+          { "data-handle": r.handle },
+          el("td", {}, el("code", { text: r.handle })),
+          el("td", { text: r.name || "" }),
+          el("td", { text: r.email || "" }),
+          el("td", { class: "num", text: String(r.copies) }),
+          el("td", { class: "row-actions" }, remove),
+        );
+      }),
+    );
+    const n = state.recipients.length;
+    $("recipients-filter-field").hidden = n < 8;
+    applyRecipientFilter();
+    $("recipients-table").hidden = n === 0;
+    $("recipients-empty").hidden = n !== 0;
+    $("recipients-count").textContent = n ? plural(n, "recipient") : "";
+  }
+
+  function applyRecipientFilter() {
+    const words = $("recipients-filter").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const row of $("recipients-body").rows) {
+      const text = row.textContent.toLowerCase();
+      row.hidden = !words.every((w) => text.includes(w));
+      if (!row.hidden) shown += 1;
+    }
+    const n = state.recipients.length;
+    $("recipients-filter-count").textContent =
+      words.length && n ? `${shown} of ${n} shown` : "";
+  }
+
+  async function addRecipient(event) {
+    event.preventDefault();
+    const form = $("recipient-form");
+    const handle = $("recipient-handle").value.trim();
+    showError("recipient-form-error", "");
+    setStatus("recipient-form-status", "");
+    if (!handle) {
+      showError("recipient-form-error", "Enter a handle.");
+      $("recipient-handle").focus();
+      return;
+    }
+    const payload = { handle };
+    const name = $("recipient-name").value.trim();
+    const email = $("recipient-email").value.trim();
+    if (name) payload.name = name;
+    if (email) payload.email = email;
+    const button = $("recipient-add");
+    busyButton(button, true, "Adding…");
+    try {
+      const added = await api("/api/recipients", { method: "POST", json: payload });
+      form.reset();
+      setStatus("recipient-form-status", `Added ${added.handle}.`, { kind: "ok" });
+      $("recipient-handle").focus();
+      await loadRecipients();
+    } catch (err) {
+      if (err.status !== 401) showError("recipient-form-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  async function importRecipients(event) {
+    event.preventDefault();
+    const file = $("import-file").files[0];
+    showError("import-error", "");
+    setStatus("import-status", "");
+    if (!file) {
+      showError("import-error", "Choose a CSV file first.");
+      return;
+    }
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const button = $("import-submit");
+    busyButton(button, true, "Importing…");
+    try {
+      const answer = await api("/api/recipients/import", { method: "POST", form });
+      $("import-form").reset();
+      setStatus("import-status", `Imported ${plural(answer.imported, "recipient")}.`, {
+        kind: "ok",
+      });
+      await loadRecipients();
+    } catch (err) {
+      if (err.status !== 401) showError("import-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  async function removeRecipient(handle, button) {
+    showError("recipients-error", "");
+    setStatus("recipients-status", "");
+    busyButton(button, true, "Removing…");
+    try {
+      await api(`/api/recipients/${encodeURIComponent(handle)}`, { method: "DELETE" });
+      state.picked.delete(handle);
+      setStatus("recipients-status", `Removed ${handle}.`, { kind: "ok" });
+      await loadRecipients();
+    } catch (err) {
+      if (err.status !== 401) showError("recipients-error", err.message);
+      busyButton(button, false);
+    }
+  }
+
+  // -- copies ----------------------------------------------------------------------------
+
+  async function loadMedia() {
+    try {
+      state.media = await api("/api/media");
+      showError("copies-error", "");
+    } catch (err) {
+      if (err.status !== 401) showError("copies-error", err.message);
+      return;
+    }
+    renderMedia();
+  }
+
+  function renderMedia() {
+    const list = $("media-list");
+    const sorted = [...state.media].sort((a, b) => b.id - a.id); // newest first
+    list.replaceChildren(
+      ...sorted.map((m) => {
+        const id = `media-${m.id}`;
+        const input = el("input", {
+          type: "radio",
+          name: "media",
+          id,
+          value: m.id,
+          "data-testid": id,
+          checked: m.id === state.selectedMedia,
+          onchange: () => selectMedia(m.id),
+        });
+        return el(
+          "label",
+          { class: "media-item", for: id },
+          input,
+          el(
+            "span",
+            { class: "media-text" },
+            el("span", { class: "media-name", text: m.name }),
+            el("span", {
+              class: "muted",
+              text:
+                `${m.width}×${m.height} · ${formatBytes(m.size)} · ` +
+                `${plural(m.copies, "copy", "copies")} · ${formatDate(m.created)}`,
+            }),
+          ),
+        );
+      }),
+    );
+    $("media-empty").hidden = state.media.length !== 0;
+    renderSelection();
+  }
+
+  function selectMedia(id) {
+    state.selectedMedia = id;
+    renderSelection();
+  }
+
+  function currentMedia() {
+    return state.media.find((m) => m.id === state.selectedMedia) || null;
+  }
+
+  function renderSelection() {
+    const media = currentMedia();
+    const line = $("selected-media");
+    if (!media) {
+      line.textContent = "No original chosen yet.";
+    } else {
+      line.replaceChildren(
+        "Original: ",
+        el("strong", { text: media.name }),
+        ` (${media.width}×${media.height}) → ${plural(state.picked.size, "recipient")}`,
+      );
+    }
+    updateMakeButton();
+  }
+
+  async function uploadMedia(event) {
+    event.preventDefault();
+    const file = $("media-file").files[0];
+    showError("media-error", "");
+    setStatus("media-status", "");
+    if (!file) {
+      showError("media-error", "Choose a photo first.");
+      return;
+    }
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const button = $("media-upload");
+    busyButton(button, true, "Uploading…");
+    setStatus("media-status", `Uploading ${file.name}…`, { busy: true });
+    try {
+      const response = await api("/api/media", { method: "POST", form, raw: true });
+      const media = await response.json();
+      $("media-form").reset();
+      state.selectedMedia = media.id;
+      setStatus(
+        "media-status",
+        response.status === 200
+          ? `${media.name} was already registered; it is selected.`
+          : `Registered ${media.name} (${media.width}×${media.height}).`,
+        { kind: "ok" },
+      );
+      await loadMedia();
+    } catch (err) {
+      setStatus("media-status", "");
+      if (err.status !== 401) showError("media-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  function renderPickList() {
+    const handles = new Set(state.recipients.map((r) => r.handle));
+    for (const h of [...state.picked]) if (!handles.has(h)) state.picked.delete(h);
+    const list = $("pick-list");
+    list.replaceChildren(
+      ...state.recipients.map((r) => {
+        const id = `pick-${r.handle}`;
+        return el(
+          "label",
+          { class: "check", for: id },
+          el("input", {
+            type: "checkbox",
+            id,
+            value: r.handle,
+            "data-testid": id,
+            checked: state.picked.has(r.handle),
+            onchange: (e) => {
+              if (e.target.checked) state.picked.add(r.handle);
+              else state.picked.delete(r.handle);
+              renderPickSummary();
+            },
+          }),
+          el("span", { text: r.handle }),
+          r.name ? el("span", { class: "muted", text: r.name }) : null,
+        );
+      }),
+    );
+    $("pick-fieldset").hidden = state.recipients.length === 0;
+    renderPickSummary();
+  }
+
+  function renderPickSummary() {
+    const total = state.recipients.length;
+    const n = state.picked.size;
+    const all = $("pick-all");
+    all.checked = total > 0 && n === total;
+    all.indeterminate = n > 0 && n < total;
+    $("pick-summary").textContent = total
+      ? `${n} of ${plural(total, "recipient")} chosen.`
+      : "Add recipients first.";
+    renderSelection();
+  }
+
+  function toggleAll(event) {
+    const on = event.target.checked;
+    state.picked = new Set(on ? state.recipients.map((r) => r.handle) : []);
+    for (const box of $("pick-list").querySelectorAll("input[type=checkbox]")) box.checked = on;
+    renderPickSummary();
+  }
+
+  function updateMakeButton() {
+    $("make-copies").disabled = state.jobBusy || !currentMedia() || state.picked.size === 0;
+  }
+
+  async function makeCopies() {
+    const media = currentMedia();
+    if (!media || state.picked.size === 0) return;
+    showError("copies-error", "");
+    stopPolling();
+    state.jobBusy = true;
+    updateMakeButton();
+    const recipients = [...state.picked].sort();
+    renderJob({ status: "queued", done: 0, total: recipients.length, errors: [] });
+    try {
+      const job = await api(`/api/media/${media.id}/copies`, {
+        method: "POST",
+        json: { recipients },
+      });
+      state.job = { ...job, mediaName: media.name };
+      renderJob(job);
+      pollJob(job.id, 0);
+    } catch (err) {
+      state.jobBusy = false;
+      $("job").hidden = true;
+      updateMakeButton();
+      if (err.status !== 401) showError("copies-error", err.message);
+    }
+  }
+
+  function stopPolling() {
+    clearTimeout(state.pollTimer);
+    state.pollTimer = null;
+  }
+
+  function pollJob(id, failures) {
+    state.pollTimer = setTimeout(async () => {
+      let job;
+      try {
+        job = await api(`/api/jobs/${encodeURIComponent(id)}`);
+      } catch (err) {
+        if (err.status === 401) return;
+        if (err.status === 0 && failures < POLL_RETRIES) {
+          setStatus("download-status", "Lost contact with the service; retrying…", {
+            busy: true,
+          });
+          pollJob(id, failures + 1);
+          return;
+        }
+        state.jobBusy = false;
+        updateMakeButton();
+        setStatus("download-status", "");
+        showError("copies-error", err.message);
+        return;
+      }
+      if (!state.job || state.job.id !== id) return; // signed out or replaced meanwhile
+      setStatus("download-status", "");
+      state.job = { ...state.job, ...job };
+      renderJob(job);
+      if (job.status === "done" || job.status === "failed") {
+        state.jobBusy = false;
+        updateMakeButton();
+        await Promise.all([loadRecipients(), loadMedia()]);
+      } else {
+        pollJob(id, 0);
+      }
+    }, POLL_MS);
+  }
+
+  const JOB_LABELS = {
+    queued: "Queued",
+    running: "Making copies",
+    done: "Done",
+    failed: "Failed",
+  };
+
+  function renderJob(job) {
+    $("job").hidden = false;
+    const badge = $("job-state");
+    badge.textContent = JOB_LABELS[job.status] || job.status;
+    badge.className = `badge badge-${job.status}`;
+    $("job").dataset.status = job.status;
+    const total = Math.max(job.total || 0, 0);
+    $("job-count").textContent = `${job.done} / ${plural(total, "copy", "copies")}`;
+    const bar = $("job-progress");
+    bar.max = Math.max(total, 1);
+    bar.value = Math.min(job.done, bar.max);
+    const errors = $("job-errors");
+    errors.replaceChildren(...(job.errors || []).map((e) => el("li", { text: e })));
+    errors.hidden = !(job.errors && job.errors.length);
+    $("job-download").hidden = !(job.status === "done" && job.download_url);
+  }
+
+  async function downloadZip() {
+    const job = state.job;
+    if (!job || !job.download_url) return;
+    const button = $("job-download");
+    busyButton(button, true, "Preparing…");
+    setStatus("download-status", "Fetching the zip…", { busy: true });
+    showError("copies-error", "");
+    try {
+      const { blob, filename } = await fetchBlob(job.download_url);
+      saveBlob(blob, filename || `${stem(job.mediaName || "copies")}-copies.zip`);
+      setStatus("download-status", "Download started.", { kind: "ok" });
+    } catch (err) {
+      setStatus("download-status", "");
+      if (err.status !== 401) showError("copies-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  // -- trace -----------------------------------------------------------------------------
+
+  function clearTrace() {
+    state.trace = null;
+    $("trace-result").hidden = true;
+    delete $("verdict").dataset.verdict;
+    showError("trace-error", "");
+    setStatus("trace-status", "");
+    setStatus("report-status", "");
+  }
+
+  async function traceFile(file) {
+    clearTrace();
+    const zone = $("drop-zone");
+    zone.classList.add("busy");
+    zone.setAttribute("aria-busy", "true");
+    $("trace-file").disabled = true;
+    setStatus(
+      "trace-status",
+      `Tracing ${file.name}: finding its original, registering it and testing every ` +
+        "recipient who received it…",
+      { busy: true },
+    );
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const result = await api("/api/trace", { method: "POST", form });
+      state.trace = result;
+      setStatus("trace-status", "");
+      renderTrace(result);
+    } catch (err) {
+      setStatus("trace-status", "");
+      if (err.status !== 401) showError("trace-error", err.message);
+    } finally {
+      zone.classList.remove("busy");
+      zone.removeAttribute("aria-busy");
+      $("trace-file").disabled = false;
+      $("trace-file").value = "";
+    }
+  }
+
+  function renderTrace(result) {
+    const matched = result.verdict === "match";
+    const p = formatP(result.p_value, result.log10_p_value);
+    const verdict = $("verdict");
+    verdict.className = `verdict ${matched ? "verdict-match" : "verdict-nomatch"}`;
+    verdict.dataset.verdict = result.verdict;
+    if (matched) {
+      $("verdict-title").textContent = `Leaked by ${result.recipient}`;
+      $("verdict-detail").textContent =
+        `False-accusation probability ${p}: the chance that someone who did not receive ` +
+        "this copy would score this high.";
+    } else {
+      $("verdict-title").textContent = "No confident match";
+      $("verdict-detail").textContent = noMatchText(result, p);
+    }
+
+    const candidates = sortedCandidates(result);
+    const facts = [
+      ["p-value", matched || candidates.length ? p : "—"],
+      ["Original", result.media ? result.media.name : "none of the registered originals"],
+      ["Leaked file", result.leak ? `${result.leak.name} (${result.leak.width}×${result.leak.height})` : "—"],
+      ["Candidates tested", String(candidates.length)],
+    ];
+    if (candidates.length) {
+      const top = candidates[0];
+      facts.push(["Best score", `${top.handle}: z = ${top.score.toFixed(2)}`]);
+    }
+    if (typeof result.match_score === "number") {
+      facts.push(["Match threshold", `z ≥ ${result.match_score.toFixed(2)} (p ≤ ${formatP(result.threshold)})`]);
+    }
+    if (result.mode) facts.push(["Mode", result.mode]);
+    if (typeof result.evidence_coverage === "number") {
+      facts.push(["Evidence coverage", `${Math.round(result.evidence_coverage * 100)} % of the original`]);
+    }
+    $("trace-facts").replaceChildren(
+      ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
+    );
+
+    drawChart(candidates, result.match_score, matched);
+    $("scores-body").replaceChildren(
+      ...candidates.map((c, i) =>
+        el(
+          "tr",
+          {},
+          el("td", { class: "num", text: String(i + 1) }),
+          el("td", {}, el("code", { text: c.handle })),
+          el("td", { class: "num", text: c.score.toFixed(2) }),
+        ),
+      ),
+    );
+    $("scores-details").hidden = candidates.length === 0;
+    const hasReport = Boolean(result.report_url);
+    $("report-open").hidden = !hasReport;
+    $("report-download").hidden = !hasReport;
+    $("trace-result").hidden = false;
+  }
+
+  function sortedCandidates(result) {
+    return [...(result.candidates || [])].sort((a, b) => b.score - a.score);
+  }
+
+  /** Why nobody is named, from the result's numbers (or the service's reason if none). */
+  function noMatchText(result, p) {
+    const candidates = sortedCandidates(result);
+    if (!candidates.length) {
+      const reason = (result.message || "").replace(/^no confident match\s*:?\s*/i, "");
+      // The reason starts with the leak's file name, whose case is kept.
+      return `${reason || "The leak matches no registered original"}. Nobody is named.`;
+    }
+    const best = candidates[0];
+    const bar =
+      typeof result.match_score === "number"
+        ? ` below the match threshold z = ${result.match_score.toFixed(2)}`
+        : " below the match threshold";
+    return (
+      `Nobody is named: the best score, ${best.handle} at z = ${best.score.toFixed(2)}, ` +
+      `stays${bar} (p = ${p}).`
+    );
+  }
+
+  // -- chart -----------------------------------------------------------------------------
+
+  function niceTicks(lo, hi, count = 6) {
+    const span = hi - lo || 1;
+    const raw = span / count;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
+    const ticks = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) {
+      ticks.push(Math.abs(v) < 1e-9 ? 0 : Number(v.toPrecision(6)));
+    }
+    return ticks;
+  }
+
+  function drawChart(candidates, threshold, matched) {
+    const box = $("chart");
+    const caption = $("chart-caption");
+    box.replaceChildren();
+    if (!candidates.length) {
+      caption.textContent = "";
+      box.append(
+        el("p", {
+          class: "empty",
+          text:
+            "No candidate was scored: the leak matches no registered original, or that " +
+            "original was never sent to anyone.",
+        }),
+      );
+      return;
+    }
+    const hasThreshold = typeof threshold === "number" && Number.isFinite(threshold);
+    const top = candidates[0];
+    const label =
+      `Scores of ${plural(candidates.length, "candidate")}; best ${top.handle} at ` +
+      `z = ${top.score.toFixed(2)}` +
+      (hasThreshold ? `; match threshold z = ${threshold.toFixed(2)}` : "");
+    const chart =
+      candidates.length <= BAR_CHART_MAX
+        ? barChart(candidates, hasThreshold ? threshold : null, matched)
+        : dotPlot(candidates, hasThreshold ? threshold : null, matched);
+    chart.setAttribute("role", "img");
+    chart.setAttribute("aria-label", label);
+    caption.textContent =
+      candidates.length <= BAR_CHART_MAX
+        ? "Score z of every candidate, best first. Innocent recipients score around 0; " +
+          "a name is given only above the dashed threshold."
+        : `Score z of all ${candidates.length} candidates, ranked. Innocent recipients ` +
+          "score around 0; a name is given only above the dashed threshold.";
+    box.append(chart);
+  }
+
+  function scoreRange(candidates, threshold) {
+    const scores = candidates.map((c) => c.score);
+    let lo = Math.min(0, ...scores);
+    let hi = Math.max(1, ...scores, threshold ?? 0);
+    const pad = (hi - lo) * 0.06;
+    hi += pad;
+    if (lo < 0) lo -= pad;
+    return [lo, hi];
+  }
+
+  function barChart(candidates, threshold, matched) {
+    const row = 26;
+    const width = 760;
+    const left = 150;
+    const right = 60;
+    const topPad = 26;
+    const bottomPad = 30;
+    const height = topPad + candidates.length * row + bottomPad;
+    const [lo, hi] = scoreRange(candidates, threshold);
+    const x = (v) => left + ((v - lo) / (hi - lo)) * (width - left - right);
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "chart-svg",
+      "data-kind": "bars",
+    });
+    const plotBottom = topPad + candidates.length * row;
+
+    for (const t of niceTicks(lo, hi)) {
+      root.append(
+        svg("line", { x1: x(t), x2: x(t), y1: topPad - 4, y2: plotBottom, class: "grid" }),
+        svg("text", { x: x(t), y: plotBottom + 18, class: "tick", "text-anchor": "middle" }, String(t)),
+      );
+    }
+    if (threshold !== null) {
+      root.append(
+        svg("rect", {
+          x: x(threshold),
+          y: topPad - 4,
+          width: Math.max(x(hi) - x(threshold), 0),
+          height: plotBottom - topPad + 4,
+          class: "match-zone",
+        }),
+      );
+    }
+    candidates.forEach((c, i) => {
+      const y = topPad + i * row;
+      const isTop = i === 0;
+      const cls = isTop ? (matched ? "bar bar-top-match" : "bar bar-top") : "bar";
+      const x0 = x(Math.min(0, c.score));
+      const w = Math.max(Math.abs(x(c.score) - x(0)), 1);
+      const g = svg("g", { "data-handle": c.handle });
+      g.append(
+        svg("title", {}, `${c.handle}: z = ${c.score.toFixed(2)}`),
+        svg(
+          "text",
+          { x: left - 10, y: y + row / 2 + 4, class: isTop ? "label label-top" : "label", "text-anchor": "end" },
+          truncate(c.handle, 20),
+        ),
+        svg("rect", { x: x0, y: y + 4, width: w, height: row - 8, rx: 2, class: cls }),
+        svg(
+          "text",
+          { x: Math.max(x(c.score), x(0)) + 6, y: y + row / 2 + 4, class: isTop ? "value value-top" : "value" },
+          c.score.toFixed(2),
+        ),
+      );
+      root.append(g);
+    });
+    root.append(svg("line", { x1: x(0), x2: x(0), y1: topPad - 4, y2: plotBottom, class: "axis" }));
+    if (threshold !== null) {
+      root.append(
+        svg("line", {
+          x1: x(threshold),
+          x2: x(threshold),
+          y1: topPad - 8,
+          y2: plotBottom,
+          class: "threshold",
+          "data-testid": "threshold-line",
+        }),
+        svg(
+          "text",
+          {
+            x: x(threshold),
+            y: topPad - 12,
+            class: "threshold-label",
+            "text-anchor": x(threshold) > width - 200 ? "end" : "middle",
+          },
+          `match threshold z = ${threshold.toFixed(2)}`,
+        ),
+      );
+    }
+    root.append(
+      svg("text", { x: width - right, y: height - 2, class: "axis-title", "text-anchor": "end" }, "score z"),
+    );
+    return root;
+  }
+
+  function dotPlot(candidates, threshold, matched) {
+    const width = 760;
+    const height = 340;
+    const left = 48;
+    const right = 24;
+    const topPad = 24;
+    const bottomPad = 40;
+    const n = candidates.length;
+    const [lo, hi] = scoreRange(candidates, threshold);
+    const x = (rank) => left + (n === 1 ? 0 : (rank / (n - 1)) * (width - left - right));
+    const y = (v) => topPad + ((hi - v) / (hi - lo)) * (height - topPad - bottomPad);
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "chart-svg",
+      "data-kind": "dots",
+    });
+    for (const t of niceTicks(lo, hi, 6)) {
+      root.append(
+        svg("line", { x1: left, x2: width - right, y1: y(t), y2: y(t), class: t === 0 ? "axis" : "grid" }),
+        svg("text", { x: left - 8, y: y(t) + 4, class: "tick", "text-anchor": "end" }, String(t)),
+      );
+    }
+    if (threshold !== null) {
+      root.append(
+        svg("rect", {
+          x: left,
+          y: y(hi),
+          width: width - left - right,
+          height: Math.max(y(threshold) - y(hi), 0),
+          class: "match-zone",
+        }),
+        svg("line", {
+          x1: left,
+          x2: width - right,
+          y1: y(threshold),
+          y2: y(threshold),
+          class: "threshold",
+          "data-testid": "threshold-line",
+        }),
+        svg(
+          "text",
+          { x: width - right, y: y(threshold) - 6, class: "threshold-label", "text-anchor": "end" },
+          `match threshold z = ${threshold.toFixed(2)}`,
+        ),
+      );
+    }
+    // The crowd first (one path, light), then the best few on top, labelled.
+    const r = n > 300 ? 1.8 : 2.6;
+    const crowd = svg("g", { class: "dots" });
+    for (let i = n - 1; i >= 1; i--) {
+      const c = candidates[i];
+      const dot = svg("circle", { cx: x(i).toFixed(1), cy: y(c.score).toFixed(1), r, class: "dot" });
+      dot.append(svg("title", {}, `${i + 1}. ${c.handle}: z = ${c.score.toFixed(2)}`));
+      crowd.append(dot);
+    }
+    root.append(crowd);
+
+    // Label the best few just above their dots, pushed upwards so that they never overlap
+    // each other or sit on the crowd (which, ranked, only falls to the right).
+    const labelled = candidates.slice(0, Math.min(3, n));
+    const labelY = labelled.map((c) => y(c.score) - 8);
+    for (let i = labelled.length - 2; i >= 0; i--) {
+      labelY[i] = Math.min(labelY[i], labelY[i + 1] - 15);
+    }
+    labelled.forEach((c, i) => {
+      const cx = x(i);
+      const cy = y(c.score);
+      const ly = Math.max(labelY[i], topPad + 4);
+      const tx = cx + 26 + 8 * i;
+      const isTop = i === 0;
+      const g = svg("g", { "data-handle": c.handle });
+      g.append(
+        svg("title", {}, `${i + 1}. ${c.handle}: z = ${c.score.toFixed(2)}`),
+        svg("polyline", { points: `${cx + 3},${cy} ${tx - 4},${ly - 4}`, class: "leader" }),
+        svg("circle", {
+          cx,
+          cy,
+          r: isTop ? 5 : 3.5,
+          class: isTop ? (matched ? "dot dot-top-match" : "dot dot-top") : "dot dot-labelled",
+        }),
+        svg(
+          "text",
+          { x: tx, y: ly, class: isTop ? "label label-top halo" : "label halo" },
+          `${truncate(c.handle, 24)}  z = ${c.score.toFixed(2)}`,
+        ),
+      );
+      root.append(g);
+    });
+    root.append(
+      svg("text", { x: left, y: height - 8, class: "axis-title" }, `candidates ranked by score (${n})`),
+      svg("text", { x: 12, y: topPad - 8, class: "axis-title" }, "score z"),
+    );
+    return root;
+  }
+
+  function truncate(text, n) {
+    return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+  }
+
+  // -- evidence report -------------------------------------------------------------------
+
+  async function openReport() {
+    const result = state.trace;
+    if (!result || !result.report_url) return;
+    // Open the tab now, inside the click, so popup blockers let it through; fill it later.
+    const tab = window.open("", "_blank");
+    if (tab) tab.document.title = "Evidence report (loading)";
+    setStatus("report-status", "Fetching the evidence report…", { busy: true });
+    try {
+      const { blob } = await fetchBlob(result.report_url);
+      const url = URL.createObjectURL(new Blob([blob], { type: "text/html" }));
+      if (tab && !tab.closed) {
+        tab.location.href = url;
+        setStatus("report-status", "Opened in a new tab.", { kind: "ok" });
+      } else {
+        saveBlob(blob, reportName(result));
+        setStatus("report-status", "The browser blocked the new tab; downloaded instead.", {
+          kind: "ok",
+        });
+      }
+      setTimeout(() => URL.revokeObjectURL(url), 120_000);
+    } catch (err) {
+      if (tab) tab.close();
+      setStatus("report-status", "");
+      if (err.status !== 401) showError("trace-error", err.message);
+    }
+  }
+
+  async function downloadReport() {
+    const result = state.trace;
+    if (!result || !result.report_url) return;
+    setStatus("report-status", "Fetching the evidence report…", { busy: true });
+    try {
+      const { blob, filename } = await fetchBlob(result.report_url);
+      saveBlob(new Blob([blob], { type: "text/html" }), filename || reportName(result));
+      setStatus("report-status", "Download started.", { kind: "ok" });
+    } catch (err) {
+      setStatus("report-status", "");
+      if (err.status !== 401) showError("trace-error", err.message);
+    }
+  }
+
+  function reportName(result) {
+    const leak = result.leak ? stem(result.leak.name) : "leak";
+    return `evidence-${result.trace_id ?? ""}-${leak}.html`.replace("--", "-");
+  }
+
+  // -- drop zone -------------------------------------------------------------------------
+
+  function setupDropZone() {
+    const zone = $("drop-zone");
+    let depth = 0;
+    zone.addEventListener("dragenter", (e) => {
+      e.preventDefault();
+      depth += 1;
+      zone.classList.add("dragging");
+    });
+    zone.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+    });
+    zone.addEventListener("dragleave", () => {
+      depth = Math.max(depth - 1, 0);
+      if (!depth) zone.classList.remove("dragging");
+    });
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      depth = 0;
+      zone.classList.remove("dragging");
+      if (zone.classList.contains("busy")) return;
+      const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
+      if (!files.length) {
+        showError("trace-error", "Drop a file (an image), not a link or text.");
+        return;
+      }
+      traceFile(files[0]);
+    });
+    // A file dropped beside the zone must not make the browser navigate away from the page.
+    for (const type of ["dragover", "drop"]) {
+      window.addEventListener(type, (e) => {
+        if (!zone.contains(e.target)) e.preventDefault();
+      });
+    }
+    $("trace-file").addEventListener("change", (e) => {
+      const file = e.target.files[0];
+      if (file) traceFile(file);
+    });
+  }
+
+  // -- start -----------------------------------------------------------------------------
+
+  async function showVersion() {
+    try {
+      const response = await fetch("/api/health", { cache: "no-store" });
+      if (!response.ok) return;
+      const health = await response.json();
+      $("version").textContent = `leaktrace ${health.version}`;
+    } catch {
+      // the first authenticated call reports an unreachable service
+    }
+  }
+
+  function init() {
+    $("token-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", () => signOut(""));
+    $("recipient-form").addEventListener("submit", addRecipient);
+    $("import-form").addEventListener("submit", importRecipients);
+    $("media-form").addEventListener("submit", uploadMedia);
+    $("recipients-filter").addEventListener("input", applyRecipientFilter);
+    $("pick-all").addEventListener("change", toggleAll);
+    $("make-copies").addEventListener("click", makeCopies);
+    $("job-download").addEventListener("click", downloadZip);
+    $("report-open").addEventListener("click", openReport);
+    $("report-download").addEventListener("click", downloadReport);
+    setupDropZone();
+    showVersion();
+    if (state.token) {
+      enter().catch((err) => showError("global-error", err.message));
+    } else {
+      showTokenPanel("");
+    }
+  }
+
+  init();
+})();
