@@ -8,8 +8,8 @@
   const POLL_RETRIES = 5; // network hiccups tolerated while a job runs
   const BAR_CHART_MAX = 30; // above this many candidates, a ranked dot plot
   const NETWORK_MESSAGE =
-    "Cannot reach the leaktrace service. Check that `leaktrace serve` is still running " +
-    "and that you are online, then try again.";
+    "Cannot reach the leaktrace service. Check that the server (leaktrace serve) is still " +
+    "running and that you are online, then try again.";
   const UNAUTHORIZED_MESSAGE =
     "The service did not accept this token: it is wrong or has been revoked. " +
     "Paste a valid token (leaktrace token create --name NAME).";
@@ -269,14 +269,22 @@
     await Promise.all([loadRecipients(), loadMedia()]);
   }
 
+  /** A list could not be loaded: an unreachable service is said once, at the top. */
+  function loadFailed(err, boxId) {
+    if (err.status === 401) return;
+    if (err.status === 0) showError("global-error", err.message);
+    else showError(boxId, err.message);
+  }
+
   // -- recipients -----------------------------------------------------------------------
 
   async function loadRecipients() {
     try {
       state.recipients = await api("/api/recipients");
       showError("recipients-error", "");
+      showError("global-error", "");
     } catch (err) {
-      if (err.status !== 401) showError("recipients-error", err.message);
+      loadFailed(err, "recipients-error");
       return;
     }
     renderRecipients();
@@ -411,7 +419,7 @@
       state.media = await api("/api/media");
       showError("copies-error", "");
     } catch (err) {
-      if (err.status !== 401) showError("copies-error", err.message);
+      loadFailed(err, "copies-error");
       return;
     }
     renderMedia();
