@@ -114,6 +114,39 @@ def test_every_api_route_refuses_a_missing_or_bad_token(served, method, route):
         assert r.headers["www-authenticate"] == "Bearer"
 
 
+def test_the_token_is_checked_before_the_body_is_read(served):
+    client, *_ = served
+    anonymous = TestClient(client.app)
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        r = anonymous.post(
+            "/api/recipients",
+            content=b"not json",
+            headers={**headers, "content-type": "application/json"},
+        )
+        assert r.status_code == 401
+        r = upload(anonymous, "/api/trace", "x.jpg", b"\0" * (5 * 1024 * 1024), headers=headers)
+        assert r.status_code == 401  # not 413: a stranger learns nothing, not even the limit
+
+
+def test_invalid_requests_get_one_line_messages(served):
+    client, *_ = served
+    cases = [
+        (client.post("/api/recipients", json={}), "body.handle: Field required"),
+        (client.post("/api/media"), "body.file: Field required"),
+        (client.get("/api/media/abc"), "path.media_id: "),
+        (
+            client.post(
+                "/api/recipients", content=b"{", headers={"content-type": "application/json"}
+            ),
+            "body.1: JSON decode error",
+        ),
+    ]
+    for r, start in cases:
+        assert r.status_code == 422
+        assert isinstance(r.json()["detail"], str)
+        assert r.json()["detail"].startswith(start), r.json()
+
+
 def test_refused_requests_change_nothing_and_revoked_tokens_stop_working(served):
     client, ws, *_ = served
     anonymous = TestClient(client.app)

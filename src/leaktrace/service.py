@@ -27,12 +27,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, Security, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .detect import DEFAULT_THRESHOLD
@@ -226,7 +228,38 @@ class _Jobs:
                 job.status = "done"
 
 
-# -- uploads ---------------------------------------------------------------------------------
+# -- middleware ------------------------------------------------------------------------------
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_UNAUTHORISED = JSONResponse(
+    {
+        "detail": "a valid API token is needed: Authorization: Bearer <token> "
+        "(make one with `leaktrace token create`)"
+    },
+    401,
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+class _RequireToken:
+    """ASGI middleware: 401 for ``/api/`` requests (but the health check) without a valid token,
+    answered before the request body is read."""
+
+    def __init__(self, app: Any, valid: Callable[[str], bool]) -> None:
+        self.app, self.valid = app, valid
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/api/") and path != "/api/health":
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not await run_in_threadpool(self.valid, token.strip()):
+                return await _UNAUTHORISED(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -237,12 +270,7 @@ class _UploadLimit:
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
 
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
@@ -273,7 +301,7 @@ class _UploadLimit:
         if exceeded and not started:
             await self._refuse(send)
 
-    async def _refuse(self, send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
+    async def _refuse(self, send: Send) -> None:
         mb = self.limit / (1024 * 1024)
         await JSONResponse({"detail": f"upload larger than the {mb:g} MB limit"}, 413)(
             {"type": "http"}, _no_body, send
@@ -284,6 +312,7 @@ async def _no_body() -> MutableMapping[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+# -- uploads ---------------------------------------------------------------------------------
 _UNSAFE = re.compile(r"[^A-Za-z0-9._()+ -]+")
 
 
@@ -312,7 +341,6 @@ def _named_for_its_format(path: Path) -> Path:
 
 
 # -- the app ---------------------------------------------------------------------------------
-# Module level: route annotations are strings (PEP 563) that FastAPI resolves in this namespace.
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -346,28 +374,26 @@ def create_app(
         description="Invisible per-recipient watermarks; name the source of a leak.",
         lifespan=lifespan,
     )
+    # The outermost runs first: the token is checked before a byte of the body is read.
     app.add_middleware(_UploadLimit, limit=max_upload)
+    app.add_middleware(_RequireToken, valid=ws.token_valid)
 
     @app.exception_handler(LeaktraceError)
     async def _leaktrace_error(_request: Request, exc: LeaktraceError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, _status(exc))
 
-    def authorised(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if creds is None or not ws.token_valid(creds.credentials):
-            raise HTTPException(
-                401,
-                "a valid API token is needed: Authorization: Bearer <token> "
-                "(make one with `leaktrace token create`)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
 
     @app.get("/api/health", tags=["service"])
     def health() -> Health:
         return Health(status="ok", version=__version__)
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(authorised)])
+    # _RequireToken enforces the token; declaring it here puts it in the OpenAPI docs.
+    api = APIRouter(prefix="/api", dependencies=[Security(_bearer)])
 
     # -- recipients --------------------------------------------------------------------------
     @api.get("/recipients", tags=["recipients"])
