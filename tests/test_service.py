@@ -101,6 +101,11 @@ def test_health_needs_no_token_and_docs_list_the_routes(served):
         "/api/traces/{trace_id}/report",
     }
     assert anonymous.get("/docs").status_code == 200
+    page = anonymous.get("/")  # the web page needs no token to load; its API calls do
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="app.js"' in page.text
+    assert anonymous.get("/app.js").status_code == 200
+    assert anonymous.get("/style.css").status_code == 200
 
 
 @pytest.mark.parametrize(("method", "route"), GUARDED)
