@@ -464,6 +464,7 @@
 
   function selectMedia(id) {
     state.selectedMedia = id;
+    showError("media-error", ""); // an earlier failed upload no longer matters
     renderSelection();
   }
 
