@@ -195,14 +195,16 @@ def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | 
     corners = sync.frame(plane)
     if corners is None:
         return None
+    # The corners are those of the picture's outer edge: grid pixel edges -0.5 and size - 0.5.
     width = float(np.linalg.norm(corners[1] - corners[0]))
     height = float(np.linalg.norm(corners[3] - corners[0]))
     grid = working_shape(shape if shape is not None else (round(height), round(width)))
     factor = width / grid[1]  # leak pixels per grid pixel
     if factor > 1.5:  # average down first, as to_working does
         plane = resize(plane, (round(plane.shape[0] / factor), round(plane.shape[1] / factor)))
-        corners = corners / factor
-    src = np.array([[0, 0], [grid[1], 0], [grid[1], grid[0]]], np.float32)
+        corners = (corners + 0.5) / factor - 0.5
+    edge = [-0.5, grid[1] - 0.5, grid[0] - 0.5]
+    src = np.array([[edge[0], edge[0]], [edge[1], edge[0]], [edge[1], edge[2]]], np.float32)
     matrix = cv2.getAffineTransform(src, corners[:3].astype(np.float32))
     warped = cv2.warpAffine(
         plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

@@ -111,16 +111,42 @@ def residues(
     ]
 
 
+def _edge(plane: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Points (x, y) where the picture's light falls to half its level across the side from
+    ``a`` to ``b`` (picture on its right-hand side, clockwise): its outer edge, to a fraction
+    of a pixel. Where the picture is too dark there to see its edge, no point."""
+    d = (b - a) / np.linalg.norm(b - a)
+    n = np.array([d[1], -d[0]])  # outward
+    steps = np.arange(-6.0, 4.01, 0.25)
+    length = float(np.linalg.norm(b - a))
+    along = np.arange(0.1 * length, 0.9 * length, 2.0)
+    pts = a + along[:, None] * d
+    grid = pts[:, None, :] + steps[None, :, None] * n
+    prof = cv2.remap(
+        plane, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32), cv2.INTER_LINEAR
+    )
+    inner = np.median(prof[:, steps <= -3], axis=1)
+    out = []
+    for p, v, level in zip(pts, prof, inner, strict=True):
+        above = np.flatnonzero(v >= level / 2)
+        if level < 4 * _DARK or above.size == 0 or above[-1] + 1 >= steps.size:
+            continue
+        i = above[-1]  # outermost sample still at half the level
+        frac = (v[i] - level / 2) / max(float(v[i] - v[i + 1]), 1e-6)
+        out.append(p + (steps[i] + min(max(frac, 0.0), 1.0) * 0.25) * n)
+    return np.array(out).reshape(-1, 2)
+
+
 def frame(plane: np.ndarray) -> np.ndarray | None:
-    """Corners (top-left, top-right, bottom-right, bottom-left; x, y) of a picture that was
-    rotated on a canvas grown to hold it, found from the empty (dark) corners around it;
-    None when the leak shows no such corners."""
+    """Corners (top-left, top-right, bottom-right, bottom-left; x, y) of the outer edge of a
+    picture that was rotated on a canvas grown to hold it, found from the empty (dark)
+    corners around it; None when the leak shows no such corners."""
     content = (plane > _DARK).astype(np.uint8)
     contours, _ = cv2.findContours(content, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return None
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
-    box = cv2.boxPoints(cv2.minAreaRect(hull))
+    box = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
     s, d = box.sum(axis=1), box[:, 1] - box[:, 0]
     corners = box[[np.argmin(s), np.argmin(d), np.argmax(s), np.argmax(d)]]
     edge = corners[1] - corners[0]
@@ -134,4 +160,27 @@ def frame(plane: np.ndarray) -> np.ndarray | None:
     empty = cv2.erode(outside, np.ones((5, 5), np.uint8)) > 0
     if empty.sum() < 0.002 * h * w or np.mean(plane[empty] <= _DARK) < 0.97:
         return None
-    return corners.astype(np.float64)
+    # The sides to a fraction of a pixel: one common angle (a rectangle), each side's offset
+    # the median of its edge points, the corners where the sides meet.
+    points = [_edge(plane, corners[k], corners[(k + 1) % 4]) for k in range(4)]
+    if min(len(p) for p in points) < 10:
+        return corners
+    turns = []
+    for k, p in enumerate(points):
+        centred = p - p.mean(axis=0)
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+        turns.append((np.arctan2(direction[1], direction[0]) - k * np.pi / 2) % np.pi)
+    base = turns[0]
+    turns = [base + ((t - base + np.pi / 2) % np.pi - np.pi / 2) for t in turns]
+    theta = float(np.median(turns))
+    normals, offsets = [], []
+    for k, p in enumerate(points):
+        u = np.array([np.cos(theta + k * np.pi / 2), np.sin(theta + k * np.pi / 2)])
+        n = np.array([u[1], -u[0]])
+        normals.append(n)
+        offsets.append(float(np.median(p @ n)))
+    out = [
+        np.linalg.solve(np.array([normals[k - 1], normals[k]]), [offsets[k - 1], offsets[k]])
+        for k in range(4)
+    ]
+    return np.array(out)
