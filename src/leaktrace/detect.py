@@ -207,7 +207,7 @@ def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | 
     src = np.array([[edge[0], edge[0]], [edge[1], edge[0]], [edge[1], edge[2]]], np.float32)
     matrix = cv2.getAffineTransform(src, corners[:3].astype(np.float32))
     warped = cv2.warpAffine(
-        plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     )
     valid = _valid(grid, matrix, plane.shape)
     full = np.vstack([matrix, [0, 0, 1]])
