@@ -7,6 +7,10 @@ values ``y`` are (host content, compression and attacks included). Multiplying b
 of candidates (Bonferroni) gives the probability that *any* innocent candidate scores as high
 as the best one: that is the ``p_value`` reported, and a match is declared only when it is at
 most ``threshold`` (default 1e-9).
+
+Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
+grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
+multiplies the p-value by the number of readings it tried, like by the number of candidates.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 1e-9
 _LOG10_E = math.log10(math.e)
+#: Floor on a band's local energy in blind whitening (squared coefficient units, about the
+#: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
+_FLOOR = 16.0
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ def _whitened(
         weight = weight * valid
     out = []
     for band in bands:
-        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(1e-6)
+        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(_FLOOR)
         size = (band.shape[1], band.shape[0])
         mask = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
         if valid is not None:
@@ -339,7 +346,9 @@ def extract(
     crops, rotation, flips, rescaling, perspective, screenshots — see :mod:`leaktrace.register`),
     tone-matched to it and the original subtracted, on the pixels the leak covers only;
     without it (blind mode) the leak's own wavelet bands are whitened, which leaves the host
-    picture as noise and so is weaker.
+    picture as noise and so is weaker. Blind, this reads the leak as the whole picture; the
+    other readings (a rotated frame, a crop placed by the sync template) need candidates to
+    choose among them, so only :func:`detect` tries them.
     """
     return _soft_values(leak, key, media_id, original)[0]
 
