@@ -4,7 +4,7 @@
 
 Each photo is marked for one recipient among ``--candidates`` at the default strength, put
 through every attack in ``leaktrace.attacks.STANDARD`` and traced (informed: with the
-original, resized back to its size; blind: without it). A photo counts as traced when the
+original; blind: without it, given only its size). A photo counts as traced when the
 verdict names the right recipient at p ≤ 1e-9; any other named recipient is a false accusation.
 """
 
@@ -56,8 +56,9 @@ def run_photo(args: tuple[str, int, bytes, str]) -> dict:
             ["blind"] if name in BLIND else []
         )
         for mode in modes:
-            ref = original if mode == "informed" else None
-            found = lt.detect(leak, key, media_id, candidates, original=ref)
+            # Blind: no original pixels, only its size (which a registry records).
+            extra = {"original": original} if mode == "informed" else {"shape": original.shape}
+            found = lt.detect(leak, key, media_id, candidates, **extra)
             soft = found.soft
             out["rows"][(name, mode)] = {
                 "traced": found.recipient == guilty,

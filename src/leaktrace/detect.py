@@ -7,6 +7,10 @@ values ``y`` are (host content, compression and attacks included). Multiplying b
 of candidates (Bonferroni) gives the probability that *any* innocent candidate scores as high
 as the best one: that is the ``p_value`` reported, and a match is declared only when it is at
 most ``threshold`` (default 1e-9).
+
+Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
+grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
+multiplies the p-value by the number of readings it tried, like by the number of candidates.
 """
 
 from __future__ import annotations
@@ -19,12 +23,22 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from .codes import codewords, layout
+from . import sync
+from .codes import CODE_LENGTH, codewords, layout
 from .errors import DetectionInputError
 from .keys import Key
 from .mask import perceptual_mask
 from .register import Geometry, align
-from .transform import analyse, band_gains, check_image, luma, to_working, working_shape
+from .transform import (
+    MARKED_LEVELS,
+    analyse,
+    band_gains,
+    check_image,
+    luma,
+    resize,
+    to_working,
+    working_shape,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -37,6 +51,9 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 1e-9
 _LOG10_E = math.log10(math.e)
+#: Floor on a band's local energy in blind whitening (squared coefficient units, about the
+#: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
+_FLOOR = 16.0
 
 
 @dataclass(frozen=True)
@@ -124,13 +141,183 @@ def _informed_residual(
     return _tone_matched_residual(plane, reference, keep), float(keep.mean())
 
 
-def _whitened(bands: list[np.ndarray]) -> np.ndarray:
-    """Blind mode: divide every coefficient by the local magnitude of its band."""
+def _whitened(
+    bands: list[np.ndarray], plane: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """Blind mode: weight every coefficient by how much mark it can carry (the perceptual
+    mask, estimated on the leak) over the host detail competing with it (its band's local
+    energy) — the matched filter for a mark shaped by the mask in host noise. Coefficients
+    outside ``valid`` (pixels the leak does not show) get zero weight."""
+    weight = perceptual_mask(plane)
+    if valid is not None:
+        weight = weight * valid
     out = []
     for band in bands:
-        local = np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 1.5)) + np.float32(1e-3)
-        out.append((band / local).ravel())
-    return np.concatenate(out)
+        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(_FLOOR)
+        size = (band.shape[1], band.shape[0])
+        mask = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+        if valid is not None:
+            mask *= cv2.resize(valid, size, interpolation=cv2.INTER_AREA) > 0.99
+        out.append((band * mask / local).ravel())
+    values = np.concatenate(out)
+    scale = float(np.median(np.abs(values[values != 0]))) if values.any() else 1.0
+    return values / np.float32(scale)
+
+
+@dataclass(frozen=True)
+class _Hypothesis:
+    """One blind reading of a leak: the grid it is placed on, the whitened values of the
+    grid's coefficients it shows (``index`` into the grid's :func:`analyse` order, all of
+    them when None) and where it sits (None: the leak is the whole grid)."""
+
+    shape: tuple[int, int]
+    values: np.ndarray
+    index: np.ndarray | None
+    geometry: Geometry | None
+
+
+def _grid_hypothesis(
+    plane: np.ndarray, valid: np.ndarray | None, geometry: Geometry | None
+) -> _Hypothesis:
+    bands = analyse(plane)
+    values = _whitened(bands, plane, valid) * band_gains(bands)
+    return _Hypothesis((plane.shape[0], plane.shape[1]), values, None, geometry)
+
+
+def _valid(
+    shape: tuple[int, int], matrix: np.ndarray | None = None, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """1 on the grid pixels a leak shows (a little inside its edges), 0 elsewhere."""
+    if matrix is None:
+        return np.ones(shape, np.float32)
+    ones = np.ones(size if size is not None else shape, np.uint8)
+    seen = cv2.warpAffine(
+        ones, matrix, (shape[1], shape[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    )
+    return cv2.erode(seen, np.ones((9, 9), np.uint8)).astype(np.float32)
+
+
+def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | None:
+    """The leak as a picture rotated on a grown canvas (empty corners), turned back."""
+    corners = sync.frame(plane)
+    if corners is None:
+        return None
+    # The corners are those of the picture's outer edge: grid pixel edges -0.5 and size - 0.5.
+    width = float(np.linalg.norm(corners[1] - corners[0]))
+    height = float(np.linalg.norm(corners[3] - corners[0]))
+    grid = working_shape(shape if shape is not None else (round(height), round(width)))
+    factor = width / grid[1]  # leak pixels per grid pixel
+    if factor > 1.5:  # average down first, as to_working does
+        plane = resize(plane, (round(plane.shape[0] / factor), round(plane.shape[1] / factor)))
+        corners = (corners + 0.5) / factor - 0.5
+    edge = [-0.5, grid[1] - 0.5, grid[0] - 0.5]
+    src = np.array([[edge[0], edge[0]], [edge[1], edge[0]], [edge[1], edge[2]]], np.float32)
+    matrix = cv2.getAffineTransform(src, corners[:3].astype(np.float32))
+    warped = cv2.warpAffine(
+        plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
+    valid = _valid(grid, matrix, plane.shape)
+    full = np.vstack([matrix, [0, 0, 1]])
+    if factor > 1.5:
+        full = np.diag([factor, factor, 1.0]) @ full
+    return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
+
+
+def _band_starts(grid: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """(start in the flat coefficients, height, width) of each band of a grid, in
+    :func:`analyse` order."""
+    out, start = [], 0
+    for level in MARKED_LEVELS:
+        h, w = grid[0] >> level, grid[1] >> level
+        for _ in range(3):
+            out.append((start, h, w))
+            start += h * w
+    return out
+
+
+def _cropped(
+    plane: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...]
+) -> list[_Hypothesis]:
+    """The leak as an unscaled crop of an original of ``shape``: the sync template places it
+    modulo its period (a few candidate residues), and every whole-period shift that keeps it
+    inside the grid is one hypothesis."""
+    grid = working_shape(shape)
+    fy, fx = grid[0] / shape[0], grid[1] / shape[1]  # grid pixels per original pixel
+    small = resize(plane, (max(1, round(plane.shape[0] * fy)), max(1, round(plane.shape[1] * fx))))
+    lh, lw = small.shape
+    if lh > grid[0] + 2 or lw > grid[1] + 2 or (lh >= 0.98 * grid[0] and lw >= 0.98 * grid[1]):
+        return []  # not a crop of this grid (or all of it: the plain reading covers that)
+    period, slack = sync.PERIOD, 4
+    starts = _band_starts(grid)
+    levels = [level for level in MARKED_LEVELS for _ in range(3)]
+    cover = lh * lw / (grid[0] * grid[1])
+    out = []
+    for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
+        # The leak on a canvas with a period of margin; canvas pixel c is then grid pixel
+        # c + (k - 1)·period, for the right whole number of periods k (one per axis).
+        rows = -(-(2 * period + dy + lh) // period) * period
+        cols = -(-(2 * period + dx + lw) // period) * period
+        canvas = np.zeros((rows, cols), np.float32)
+        valid = np.zeros_like(canvas)
+        inside = (slice(period + dy, period + dy + lh), slice(period + dx, period + dx + lw))
+        canvas[inside] = small
+        valid[inside] = 1
+        valid = cv2.erode(valid, np.ones((9, 9), np.uint8))
+        bands = analyse(canvas)
+        values = _whitened(bands, canvas, valid) * band_gains(bands)
+        seen = []  # per band: canvas coefficient rows, columns and values it shows
+        begin = 0
+        for band in bands:
+            v = values[begin : begin + band.size].reshape(band.shape)
+            i, j = np.nonzero(v)
+            seen.append((i, j, v[i, j]))
+            begin += band.size
+        for ky in range(-(-(-slack - dy) // period), (grid[0] + slack - lh - dy) // period + 1):
+            for kx in range(-(-(-slack - dx) // period), (grid[1] + slack - lw - dx) // period + 1):
+                index, vals = [], []
+                for (i, j, v), (start, bh, bw), level in zip(seen, starts, levels, strict=True):
+                    gi, gj = i + ((ky - 1) * period >> level), j + ((kx - 1) * period >> level)
+                    keep = (gi >= 0) & (gi < bh) & (gj >= 0) & (gj < bw)
+                    index.append(start + gi[keep] * bw + gj[keep])
+                    vals.append(v[keep])
+                matrix = np.array(
+                    [
+                        [1 / fx, 0, -(dx + kx * period) / fx],
+                        [0, 1 / fy, -(dy + ky * period) / fy],
+                        [0, 0, 1],
+                    ]
+                )
+                geometry = Geometry(matrix, False, 0, cover)
+                out.append(_Hypothesis(grid, np.concatenate(vals), np.concatenate(index), geometry))
+    return out
+
+
+def _blind_hypotheses(
+    leak: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...] | None
+) -> list[_Hypothesis]:
+    """Every way blind detection reads the leak: as the whole picture (rescaled at most), as
+    a picture rotated on a grown canvas, and — when the original's size is known — as a crop
+    placed by the sync template."""
+    out = [_grid_hypothesis(to_working(leak), None, None)]
+    plane = luma(leak)
+    rotated = _rotated(plane, shape)
+    if rotated is not None:
+        out.append(rotated)
+    if shape is not None:
+        out.extend(_cropped(plane, key, media_id, shape))
+    return out
+
+
+def _collect(hypothesis: _Hypothesis, key: Key, media_id: str) -> np.ndarray:
+    grid = hypothesis.shape
+    start, h, w = _band_starts(grid)[-1]
+    lay = layout(key, media_id, grid, start + h * w)
+    if hypothesis.index is None:
+        return lay.collect(hypothesis.values)
+    idx = hypothesis.index
+    return np.bincount(
+        lay.positions[idx], weights=hypothesis.values * lay.chips[idx], minlength=lay.length
+    )
 
 
 def _soft_values(
@@ -146,11 +333,8 @@ def _soft_values(
         bands = analyse(residual)
         values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
         shape = working_shape(original.shape)
-    else:
-        bands = analyse(to_working(leak))
-        values = _whitened(bands) * band_gains(bands)
-        shape = working_shape(leak.shape)
-    return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
+        return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
+    return _collect(_grid_hypothesis(to_working(leak), None, None), key, media_id), None, None
 
 
 def extract(
@@ -162,7 +346,9 @@ def extract(
     crops, rotation, flips, rescaling, perspective, screenshots — see :mod:`leaktrace.register`),
     tone-matched to it and the original subtracted, on the pixels the leak covers only;
     without it (blind mode) the leak's own wavelet bands are whitened, which leaves the host
-    picture as noise and so is weaker.
+    picture as noise and so is weaker. Blind, this reads the leak as the whole picture; the
+    other readings (a rotated frame, a crop placed by the sync template) need candidates to
+    choose among them, so only :func:`detect` tries them.
     """
     return _soft_values(leak, key, media_id, original)[0]
 
@@ -185,6 +371,7 @@ def detect(
     original: np.ndarray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     hypotheses: int = 1,
+    shape: tuple[int, ...] | None = None,
 ) -> Detection:
     """Test every candidate as the source of ``leak`` and report the best with its p-value.
 
@@ -203,6 +390,10 @@ def detect(
     hypotheses : int
         How many such tests the caller runs on this leak (originals tried, geometries
         searched); the p-value is multiplied by it, like by the number of candidates.
+    shape : tuple of int, optional
+        Blind mode only: the original's (height, width), when it is known without its pixels
+        (a registry records it). It lets blind detection place a crop with the sync template;
+        without it a crop cannot be traced blind.
 
     Examples
     --------
@@ -223,11 +414,29 @@ def detect(
     check_image(leak)
     if original is not None:
         check_image(original)
-    soft, geometry, coverage = _soft_values(leak, key, media_id, original)
-    z = score(soft, key, media_id, names)
+        if shape is not None:
+            raise DetectionInputError("shape is for blind detection; the original has its own")
+        soft, geometry, coverage = _soft_values(leak, key, media_id, original)
+        z = score(soft, key, media_id, names)
+        tests = 1
+    else:
+        if shape is not None and (len(shape) < 2 or min(shape[:2]) < 1):
+            raise DetectionInputError(f"shape must be an original's (height, width), not {shape}")
+        # Every reading of the leak (whole, turned back, each crop placement) is one test,
+        # paid for in the p-value; the best one is reported.
+        readings = _blind_hypotheses(leak, key, media_id, shape)
+        matrix = codewords(key, media_id, names)
+        z, soft, geometry, coverage = np.zeros(len(names)), np.zeros(CODE_LENGTH), None, None
+        for reading in readings:
+            s_ = _collect(reading, key, media_id)
+            norm = float(np.linalg.norm(s_))
+            zz = (matrix @ s_.astype(np.float32)).astype(np.float64) / norm if norm else z * 0
+            if reading is readings[0] or zz.max() > z.max():
+                z, soft, geometry = zz, s_, reading.geometry
+        tests = len(readings)
     order = np.argsort(-z, kind="stable")
     best = int(order[0])
-    log10_p = false_accusation_log10(float(z[best]), len(names) * hypotheses)
+    log10_p = false_accusation_log10(float(z[best]), len(names) * hypotheses * tests)
     matched = log10_p <= math.log10(threshold)
     return Detection(
         verdict="match" if matched else "no_match",

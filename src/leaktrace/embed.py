@@ -17,6 +17,7 @@ from .codes import Layout, codeword, layout
 from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
+from .sync import SHARE, template
 from .transform import analyse, band_gains, check_image, synthesise, to_working, working_shape
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
@@ -38,6 +39,7 @@ class EmbedPlan:
     band_shapes: tuple[tuple[int, int], ...]
     gains: np.ndarray
     rms: float
+    sync: np.ndarray
 
     def __repr__(self) -> str:
         return f"EmbedPlan(media_id={self.media_id!r}, shape={self.shape}, rms={self.rms:.3f})"
@@ -55,16 +57,23 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
     bands = analyse(plane)
     count = sum(b.size for b in bands)
     peak = 65535.0 if image.dtype == np.uint16 else 255.0
+    rms = strength * peak / 10 ** (DEFAULT_PSNR / 20)
+    mask = perceptual_mask(plane)
+    # The sync template, common to every recipient's copy, takes SHARE of the energy budget.
+    sync = template(key, media_id, plane.shape) * mask
+    energy = float(np.sqrt(np.mean(sync * sync)))
+    sync *= np.float32(rms * SHARE**0.5 / energy) if energy > 0 else np.float32(0)
     return EmbedPlan(
         key=key,
         media_id=media_id,
         shape=image.shape,
         dtype=image.dtype,
-        mask=perceptual_mask(plane),
+        mask=mask,
         layout=layout(key, media_id, working_shape(image.shape), count),
         band_shapes=tuple(b.shape for b in bands),
         gains=band_gains(bands),
-        rms=strength * peak / 10 ** (DEFAULT_PSNR / 20),
+        rms=rms * (1 - SHARE) ** 0.5,
+        sync=sync,
     )
 
 
@@ -79,6 +88,7 @@ def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     change = synthesise(bands, plan.mask.shape) * plan.mask
     energy = float(np.sqrt(np.mean(change * change)))
     change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
+    change += plan.sync
     h, w = plan.shape[0], plan.shape[1]
     if (h, w) == change.shape:
         return change

@@ -1,0 +1,186 @@
+"""Synchronisation template: lets blind detection find a crop's or a rotation's geometry.
+
+Every copy of a media item carries, besides its recipient's codeword, the same faint keyed
+*template*: a :data:`PERIOD` × :data:`PERIOD` tile of band-limited noise (periods of 8 to 32
+working-grid pixels, the marked bands' range) repeated over the working grid and shaped by the
+perceptual mask. It is common to all recipients, so it reveals nothing about who received a
+copy; only the recipient codeword layout, which is never periodic, says that.
+
+In a leak the repetition shows as a lattice of peaks in the autocorrelation of the whitened
+luma: the lattice's two basis vectors give the linear part of the map from the working grid to
+the leak (scale, rotation, aspect, shear), whatever was cropped. Folding the leak, resampled
+back onto the grid's scale, modulo the period and correlating it with the keyed tile gives the
+translation modulo the period. The tile is keyed on the working grid's shape too, so the same
+correlation tells which grid (which original size) the leak was cut from. What is left — the
+translation's multiple of the period — is a handful of hypotheses that the detector tests with
+the codewords and pays for in the p-value.
+
+Nothing here depends on the recipients' codewords, so choosing a geometry from the template
+is no search over codeword hypotheses.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .keys import Key, keyed_bytes
+from .mask import perceptual_mask
+
+__all__ = ["PEAKS", "PERIOD", "SHARE", "frame", "residues", "template", "tile"]
+
+#: Period of the template on the working grid (pixels); a multiple of 16, so that a shift by
+#: whole periods moves the marked wavelet bands by whole coefficients.
+PERIOD = 64
+#: Share of the mark's energy (before rounding) that goes to the template.
+SHARE = 0.25
+#: Spatial frequencies of the tile, in cycles per period (periods of 8 to 32 pixels).
+_BAND = (PERIOD / 32, PERIOD / 8)
+
+
+def tile(key: Key, media_id: str, shape: tuple[int, int]) -> np.ndarray:
+    """The keyed PERIOD × PERIOD tile (float32, unit RMS) of a working grid of ``shape``."""
+    ctx = f"leaktrace/v2/sync\x00{media_id}\x00{shape[0]}x{shape[1]}"
+    raw = keyed_bytes(key, ctx, PERIOD * PERIOD).astype(np.float64).reshape(PERIOD, PERIOD)
+    spectrum = np.fft.fft2(raw - raw.mean())
+    f = np.fft.fftfreq(PERIOD) * PERIOD
+    radius = np.hypot(f[:, None], f[None, :])
+    spectrum[(radius < _BAND[0]) | (radius > _BAND[1])] = 0
+    out = np.fft.ifft2(spectrum).real
+    return (out / np.sqrt(np.mean(out * out))).astype(np.float32)
+
+
+def template(key: Key, media_id: str, shape: tuple[int, int]) -> np.ndarray:
+    """The tile repeated over a working grid of ``shape`` (float32, unit RMS)."""
+    t = tile(key, media_id, shape)
+    reps = (-(-shape[0] // PERIOD), -(-shape[1] // PERIOD))
+    return np.ascontiguousarray(np.tile(t, reps)[: shape[0], : shape[1]])
+
+
+#: Translations modulo the period kept from the template correlation, best first.
+PEAKS = 4
+#: Luma (0..255) below which a pixel can be a rotation's empty corner.
+_DARK = 8.0
+
+
+def _whiten(plane: np.ndarray) -> np.ndarray:
+    """Band-pass the luma to the template's band and weight each pixel by how much template
+    it can carry (perceptual mask) over how much host detail competes with it there."""
+    band = cv2.GaussianBlur(plane, (0, 0), 1.0) - cv2.GaussianBlur(plane, (0, 0), 5.0)
+    local = cv2.GaussianBlur(band * band, (0, 0), 2.0) + np.float32(0.25)
+    return band * perceptual_mask(plane) / local
+
+
+def residues(
+    plane: np.ndarray, valid: np.ndarray, key: Key, media_id: str, shape: tuple[int, int]
+) -> list[tuple[int, int]]:
+    """Where the working grid's template tiles start in ``plane`` (a leak already at the grid's
+    scale and orientation): the :data:`PEAKS` best translations (dy, dx) modulo the period,
+    each followed by its eight neighbours.
+
+    ``plane`` pixel (y, x) is grid pixel (y + dy + k·PERIOD, x + dx + l·PERIOD) for some k, l.
+    """
+    white = _whiten(plane) * valid
+    h, w = white.shape
+    pad = np.zeros((-(-h // PERIOD) * PERIOD, -(-w // PERIOD) * PERIOD), np.float32)
+    pad[:h, :w] = white
+    folded = pad.reshape(pad.shape[0] // PERIOD, PERIOD, pad.shape[1] // PERIOD, PERIOD).sum(
+        axis=(0, 2)
+    )
+    # Matched filter: the tile as the whitening band-pass sees it, against the fold's
+    # spectrum flattened (the host behind the template is far from white).
+    t = tile(key, media_id, shape)
+    f = np.fft.fftfreq(PERIOD)
+    r2 = f[:, None] ** 2 + f[None, :] ** 2
+    bandpass = np.exp(-2 * np.pi**2 * r2) - np.exp(-2 * np.pi**2 * 25 * r2)
+    ff = np.fft.fft2(folded)
+    ff /= np.sqrt(np.abs(ff) + 1e-9 * np.abs(ff).max())
+    ft = np.fft.fft2(t) * bandpass
+    corr = np.fft.ifft2(ft * np.conj(ff)).real.astype(np.float32)
+    # Local maxima on the torus, best first.
+    wrapped = np.pad(corr, 2, mode="wrap")
+    top = cv2.dilate(wrapped, np.ones((5, 5), np.uint8))[2:-2, 2:-2]
+    ys, xs = np.nonzero(corr >= top)
+    order = np.argsort(-corr[ys, xs], kind="stable")[:PEAKS]
+    # A peak is a few pixels wide and noise moves its top by a pixel: keep its neighbours.
+    return [
+        ((int(ys[i]) + a) % PERIOD, (int(xs[i]) + b) % PERIOD)
+        for i in order
+        for a in (0, -1, 1)
+        for b in (0, -1, 1)
+    ]
+
+
+def _edge(plane: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Points (x, y) where the picture's light falls to half its level across the side from
+    ``a`` to ``b`` (picture on its right-hand side, clockwise): its outer edge, to a fraction
+    of a pixel. Where the picture is too dark there to see its edge, no point."""
+    d = (b - a) / np.linalg.norm(b - a)
+    n = np.array([d[1], -d[0]])  # outward
+    steps = np.arange(-6.0, 4.01, 0.25)
+    length = float(np.linalg.norm(b - a))
+    along = np.arange(0.1 * length, 0.9 * length, 2.0)
+    pts = a + along[:, None] * d
+    grid = pts[:, None, :] + steps[None, :, None] * n
+    prof = cv2.remap(
+        plane, grid[..., 0].astype(np.float32), grid[..., 1].astype(np.float32), cv2.INTER_LINEAR
+    )
+    inner = np.median(prof[:, steps <= -3], axis=1)
+    out = []
+    for p, v, level in zip(pts, prof, inner, strict=True):
+        above = np.flatnonzero(v >= level / 2)
+        if level < 4 * _DARK or above.size == 0 or above[-1] + 1 >= steps.size:
+            continue
+        i = above[-1]  # outermost sample still at half the level
+        frac = (v[i] - level / 2) / max(float(v[i] - v[i + 1]), 1e-6)
+        out.append(p + (steps[i] + min(max(frac, 0.0), 1.0) * 0.25) * n)
+    return np.array(out).reshape(-1, 2)
+
+
+def frame(plane: np.ndarray) -> np.ndarray | None:
+    """Corners (top-left, top-right, bottom-right, bottom-left; x, y) of the outer edge of a
+    picture that was rotated on a canvas grown to hold it, found from the empty (dark)
+    corners around it; None when the leak shows no such corners."""
+    content = (plane > _DARK).astype(np.uint8)
+    contours, _ = cv2.findContours(content, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    box = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
+    s, d = box.sum(axis=1), box[:, 1] - box[:, 0]
+    corners = box[[np.argmin(s), np.argmin(d), np.argmax(s), np.argmax(d)]]
+    edge = corners[1] - corners[0]
+    angle = float(np.degrees(np.arctan2(edge[1], edge[0])))
+    if not 0.3 <= abs(angle) <= 30:
+        return None
+    # The four triangles between the box and the canvas must be (nearly) empty.
+    h, w = plane.shape
+    outside = np.ones((h, w), np.uint8)
+    cv2.fillConvexPoly(outside, np.rint(corners).astype(np.int32), 0)
+    empty = cv2.erode(outside, np.ones((5, 5), np.uint8)) > 0
+    if empty.sum() < 0.002 * h * w or np.mean(plane[empty] <= _DARK) < 0.97:
+        return None
+    # The sides to a fraction of a pixel: one common angle (a rectangle), each side's offset
+    # the median of its edge points, the corners where the sides meet.
+    points = [_edge(plane, corners[k], corners[(k + 1) % 4]) for k in range(4)]
+    if min(len(p) for p in points) < 10:
+        return corners
+    turns = []
+    for k, p in enumerate(points):
+        centred = p - p.mean(axis=0)
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+        turns.append((np.arctan2(direction[1], direction[0]) - k * np.pi / 2) % np.pi)
+    base = turns[0]
+    turns = [base + ((t - base + np.pi / 2) % np.pi - np.pi / 2) for t in turns]
+    theta = float(np.median(turns))
+    normals, offsets = [], []
+    for k, p in enumerate(points):
+        u = np.array([np.cos(theta + k * np.pi / 2), np.sin(theta + k * np.pi / 2)])
+        n = np.array([u[1], -u[0]])
+        normals.append(n)
+        offsets.append(float(np.median(p @ n)))
+    out = [
+        np.linalg.solve(np.array([normals[k - 1], normals[k]]), [offsets[k - 1], offsets[k]])
+        for k in range(4)
+    ]
+    return np.array(out)

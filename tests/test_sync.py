@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+import leaktrace as lt
+from leaktrace import attacks, sync
+
+from .conftest import KODAK
+
+GUILTY = "recipient-0042"
+
+
+@pytest.fixture(scope="module")
+def marked():
+    """Kodak 3 (landscape) and 19 (portrait), marked for GUILTY."""
+    key = lt.Key(bytes(range(32)))
+    out = {}
+    for n in (3, 19):
+        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
+        out[n] = (img, lt.embed(img, key, f"kodim{n}", GUILTY))
+    return out
+
+
+def test_template_is_keyed_periodic_and_deterministic(key):
+    t = sync.template(key, "m", (512, 768))
+    p = sync.PERIOD
+    assert t.shape == (512, 768) and t.dtype == np.float32
+    assert np.array_equal(t[:p, :p], t[p : 2 * p, 3 * p : 4 * p])
+    assert np.sqrt(np.mean(t * t)) == pytest.approx(1.0, rel=1e-3)
+    assert np.array_equal(t, sync.template(key, "m", (512, 768)))
+    others = [sync.tile(key, "n", (512, 768)), sync.tile(key, "m", (768, 512))]
+    for other in others:
+        assert abs(np.corrcoef(t[:p, :p].ravel(), other.ravel())[0, 1]) < 0.2
+
+
+def test_template_is_common_to_every_recipient(kodak, key):
+    plan = lt.prepare(kodak(3), key, "m")
+    img = kodak(3)
+    # Two copies differ only by their codewords: the template cancels out between them.
+    a, b = lt.apply(plan, img, "alice"), lt.apply(plan, img, "bob")
+    diff = a.astype(np.float32)[..., 1] - b.astype(np.float32)[..., 1]
+    t = sync.template(key, "m", plan.sync.shape) * plan.mask
+    assert abs(np.corrcoef(diff.ravel(), t.ravel())[0, 1]) < 0.02
+    assert np.array_equal(plan.sync, lt.prepare(img, key, "m").sync)
+
+
+@pytest.mark.parametrize("n", [3, 19])
+@pytest.mark.parametrize("at", [(0.5, 0.5), (0.1, 0.85)])
+def test_blind_crop50_is_traced_given_the_original_size(marked, candidates, n, at):
+    original, copy = marked[n]
+    leak = attacks.jpeg(attacks.crop(copy, 0.5, at=at), 75)
+    key = lt.Key(bytes(range(32)))
+    found = lt.detect(leak, key, f"kodim{n}", candidates, shape=original.shape)
+    assert found.mode == "blind" and found.recipient == GUILTY, found
+    assert found.geometry is not None and found.geometry.coverage == pytest.approx(0.5, abs=0.02)
+    # Without the guilty one among the candidates, nobody is accused.
+    others = [c for c in candidates if c != GUILTY]
+    assert lt.detect(leak, key, f"kodim{n}", others, shape=original.shape).verdict == "no_match"
+
+
+@pytest.mark.parametrize("n", [3, 19])
+@pytest.mark.parametrize("degrees", [2, -2])
+def test_blind_rotation_is_traced(marked, candidates, n, degrees):
+    _, copy = marked[n]
+    leak = attacks.GEOMETRIC[f"rot{degrees:+d}"](copy)
+    key = lt.Key(bytes(range(32)))
+    found = lt.detect(leak, key, f"kodim{n}", candidates)
+    assert found.recipient == GUILTY, found
+    assert found.geometry is not None
+    others = [c for c in candidates if c != GUILTY]
+    assert lt.detect(leak, key, f"kodim{n}", others).verdict == "no_match"
+
+
+def test_unmarked_crop_and_rotation_are_no_match(kodak, key, candidates):
+    img = kodak(3)
+    for leak in (attacks.GEOMETRIC["crop50"](img), attacks.GEOMETRIC["rot+2"](img)):
+        found = lt.detect(leak, key, "kodim3", candidates, shape=img.shape)
+        assert found.verdict == "no_match" and found.p_value > 1e-9
+
+
+def test_every_blind_reading_is_paid_for(marked, candidates):
+    original, copy = marked[3]
+    key = lt.Key(bytes(range(32)))
+    leak = attacks.GEOMETRIC["crop50"](copy)
+    found = lt.detect(leak, key, "kodim3", candidates, shape=original.shape)
+    z = found.scores[found.best]
+    readings = found.p_value / (len(candidates) * np.exp(-z * z / 2))
+    assert readings > 10  # the whole-picture reading, plus every crop placement tried
+
+
+def test_shape_is_for_blind_mode_only(kodak, key):
+    img = kodak(3)
+    with pytest.raises(lt.DetectionInputError):
+        lt.detect(img, key, "m", ["a"], original=img, shape=img.shape)
+    with pytest.raises(lt.DetectionInputError):
+        lt.detect(img, key, "m", ["a"], shape=(0, 5))
