@@ -22,8 +22,10 @@ from .transform import analyse, band_gains, check_image, synthesise, to_working,
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
-#: Target PSNR (dB, before rounding to integers) of a copy at ``strength=1``.
-DEFAULT_PSNR = 48.5
+#: Target PSNR (dB, before rounding to integers) of a copy at ``strength=1``: the codeword and
+#: the sync template together (format 1 had the codeword alone at 48.5 dB; the codeword keeps
+#: about that energy, 1 - SHARE of 48 dB).
+DEFAULT_PSNR = 48.0
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,11 @@ __all__ = ["PEAKS", "PERIOD", "SHARE", "frame", "residues", "template", "tile"]
 #: Period of the template on the working grid (pixels); a multiple of 16, so that a shift by
 #: whole periods moves the marked wavelet bands by whole coefficients.
 PERIOD = 64
-#: Share of the mark's energy (before rounding) that goes to the template.
-SHARE = 0.25
+#: Share of the mark's energy (before rounding) that goes to the template. A quarter placed
+#: 23 of 24 blind Kodak crops but cost informed 0.25× downscales 15 % of their z (min 8.4
+#: against a threshold of 7.4); a tenth places 22 of 24 and, with the total energy raised
+#: to 48 dB, leaves the codeword the energy it had before the template.
+SHARE = 0.10
 #: Spatial frequencies of the tile, in cycles per period (periods of 8 to 32 pixels).
 _BAND = (PERIOD / 32, PERIOD / 8)
 
