@@ -56,8 +56,9 @@ def _check_size(name: str, img: Image.Image) -> None:
         )
 
 
-def _open(source: Source) -> Image.Image:
-    """Open and fully decode an image, translating every failure into our errors."""
+def _open(source: Source, *, decode: bool = True) -> Image.Image:
+    """Open (and unless told not to, fully decode) an image, translating every failure into
+    our errors."""
     name = _name(source)
     try:
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
@@ -73,7 +74,8 @@ def _open(source: Source) -> Image.Image:
         raise MediaError(f"{name}: cannot read ({exc})") from exc
     try:
         _check_size(name, img)
-        img.load()
+        if decode:
+            img.load()
     except MediaError:
         img.close()
         raise
@@ -118,9 +120,10 @@ def read_image(source: Source) -> np.ndarray:
 
 
 def image_format(source: Source) -> str:
-    """The format (a key of :data:`FORMATS`) of an image file, checked as :func:`read_image`
-    checks it: a file it accepts reads, one it refuses raises the same error."""
-    with _open(source) as img:
+    """The format (a key of :data:`FORMATS`) of an image file, from its header: a format or
+    size :func:`read_image` refuses raises the same error (a truncated body is found only by
+    reading it)."""
+    with _open(source, decode=False) as img:
         return str(img.format)
 
 
