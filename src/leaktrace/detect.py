@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from . import sync
-from .codes import CODE_LENGTH, codewords, layout
+from .codes import CODE_LENGTH, Layout, codewords, layout
 from .errors import DetectionInputError
 from .keys import Key
 from .mask import perceptual_mask
@@ -308,10 +308,12 @@ def _blind_hypotheses(
     return out
 
 
-def _collect(hypothesis: _Hypothesis, key: Key, media_id: str) -> np.ndarray:
-    grid = hypothesis.shape
+def _grid_layout(key: Key, media_id: str, grid: tuple[int, int]) -> Layout:
     start, h, w = _band_starts(grid)[-1]
-    lay = layout(key, media_id, grid, start + h * w)
+    return layout(key, media_id, grid, start + h * w)
+
+
+def _collect(hypothesis: _Hypothesis, lay: Layout) -> np.ndarray:
     if hypothesis.index is None:
         return lay.collect(hypothesis.values)
     idx = hypothesis.index
@@ -334,7 +336,8 @@ def _soft_values(
         values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
         shape = working_shape(original.shape)
         return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
-    return _collect(_grid_hypothesis(to_working(leak), None, None), key, media_id), None, None
+    whole = _grid_hypothesis(to_working(leak), None, None)
+    return _collect(whole, _grid_layout(key, media_id, whole.shape)), None, None
 
 
 def extract(
@@ -427,8 +430,11 @@ def detect(
         readings = _blind_hypotheses(leak, key, media_id, shape)
         matrix = codewords(key, media_id, names)
         z, soft, geometry, coverage = np.zeros(len(names)), np.zeros(CODE_LENGTH), None, None
+        layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
         for reading in readings:
-            s_ = _collect(reading, key, media_id)
+            if reading.shape not in layouts:
+                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
+            s_ = _collect(reading, layouts[reading.shape])
             norm = float(np.linalg.norm(s_))
             zz = (matrix @ s_.astype(np.float32)).astype(np.float64) / norm if norm else z * 0
             if reading is readings[0] or zz.max() > z.max():
