@@ -37,3 +37,13 @@ def candidates() -> list[str]:
 def pytest_configure(config):
     if not KODAK.is_dir():
         raise pytest.UsageError(f"the shared corpus is missing: {CORPUS}")
+
+
+def mark_photos(numbers, recipient, key=None):
+    """{n: (Kodak photo n, its copy marked for ``recipient``)}; media id ``kodim<n>``."""
+    key = key or lt.Key(bytes(range(32)))
+    out = {}
+    for n in numbers:
+        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
+        out[n] = (img, lt.embed(img, key, f"kodim{n}", recipient))
+    return out

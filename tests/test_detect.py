@@ -4,7 +4,7 @@ import pytest
 import leaktrace as lt
 from leaktrace import attacks
 
-from .conftest import KODAK
+from .conftest import mark_photos
 
 GUILTY = "recipient-0042"
 
@@ -12,12 +12,7 @@ GUILTY = "recipient-0042"
 @pytest.fixture(scope="module")
 def marked():
     """Kodak 19 (portrait, sky and fence) and 21 (landscape), marked for GUILTY."""
-    key = lt.Key(bytes(range(32)))
-    out = {}
-    for n in (19, 21):
-        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
-        out[n] = (img, lt.embed(img, key, f"kodim{n}", GUILTY))
-    return out
+    return mark_photos((19, 21), GUILTY)
 
 
 def _trace(leak, original, n, candidates, *, blind=False):

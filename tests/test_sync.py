@@ -4,7 +4,7 @@ import pytest
 import leaktrace as lt
 from leaktrace import attacks, sync
 
-from .conftest import KODAK
+from .conftest import mark_photos
 
 GUILTY = "recipient-0042"
 
@@ -12,12 +12,7 @@ GUILTY = "recipient-0042"
 @pytest.fixture(scope="module")
 def marked():
     """Kodak 3 (landscape) and 19 (portrait), marked for GUILTY."""
-    key = lt.Key(bytes(range(32)))
-    out = {}
-    for n in (3, 19):
-        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
-        out[n] = (img, lt.embed(img, key, f"kodim{n}", GUILTY))
-    return out
+    return mark_photos((3, 19), GUILTY)
 
 
 def test_template_is_keyed_periodic_and_deterministic(key):

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -94,6 +94,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 class _Base(DeclarativeBase):
     pass
+
+
+_Row = TypeVar("_Row", bound=_Base)
 
 
 class _Meta(_Base):
@@ -422,10 +425,13 @@ class Workspace:
             return list(s.scalars(select(Media).order_by(Media.id)))
 
     def media_by_id(self, media_id: int) -> Media:
+        return self._get(Media, media_id, "media")
+
+    def _get(self, model: type[_Row], row_id: int, what: str) -> _Row:
         with self._session() as s:
-            found = s.get(Media, media_id)
+            found = s.get(model, row_id)
         if found is None:
-            raise NotFoundError(f"no media with id {media_id}")
+            raise NotFoundError(f"no {what} with id {row_id}")
         return found
 
     def original_path(self, media: Media) -> Path:
@@ -501,11 +507,7 @@ class Workspace:
             return row.id
 
     def trace(self, trace_id: int) -> Trace:
-        with self._session() as s:
-            found = s.get(Trace, trace_id)
-        if found is None:
-            raise NotFoundError(f"no trace with id {trace_id}")
-        return found
+        return self._get(Trace, trace_id, "trace")
 
     def traces(self) -> list[Trace]:
         with self._session() as s:
