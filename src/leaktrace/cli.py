@@ -329,13 +329,27 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Processes per batch [default: all cores].", min=1)
     ] = None,
+    keep_reports: Annotated[
+        int,
+        typer.Option(
+            help="Days a trace's evidence report is kept (0: for ever); older ones are "
+            "deleted at start and after each trace, the trace's record stays.",
+            min=0,
+            metavar="DAYS",
+        ),
+    ] = 90,
 ) -> None:
     """Run the HTTP API and the web page on the workspace (Ctrl-C stops it)."""
     import uvicorn
 
     from .service import create_app
 
-    service = create_app(_home(ctx), max_upload=int(max_upload_mb * 1024 * 1024), workers=workers)
+    service = create_app(
+        _home(ctx),
+        max_upload=int(max_upload_mb * 1024 * 1024),
+        workers=workers,
+        keep_reports=keep_reports,
+    )
     if not _open(ctx).tokens():
         err.print("no API tokens yet: make one with `leaktrace token create`")
     uvicorn.run(service, host=host, port=port, log_level="info")

@@ -1,0 +1,179 @@
+"""Request and response bodies of the API, and the error answers each route documents.
+
+The constraints written here are the registry's own (it enforces them with its own messages),
+stated in the OpenAPI so that clients and generated tests know them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
+from ..workflow import MAX_STRENGTH, MIN_STRENGTH
+
+__all__ = [
+    "HANDLE_PATTERN",
+    "TEXT_PATTERN",
+    "CopiesIn",
+    "CopyOut",
+    "ErrorOut",
+    "Health",
+    "ImportOut",
+    "JobOut",
+    "JobStatus",
+    "MediaOut",
+    "RecipientIn",
+    "RecipientOut",
+    "TraceOut",
+    "TraceSummary",
+    "errors",
+    "utc",
+]
+
+#: What the registry accepts as a handle (matched whole).
+HANDLE_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{HANDLE_MAX - 1}}}$"
+# Control characters, line and paragraph separators, bidirectional overrides and isolates:
+# what the registry refuses in names and emails.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
+_EMAIL_PATTERN = rf"^([^@\s{_CONTROL}]+@[^@\s{_CONTROL}]+\.[^@\s{_CONTROL}]+)?$"
+
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class ErrorOut(BaseModel):
+    """Every error the service answers (4xx) has this body."""
+
+    detail: str = Field(description="One line (one per file for a batch) saying what was wrong.")
+
+
+def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for these error statuses, each with the body it sends."""
+    return {code: {"model": ErrorOut, "description": text} for code, text in described.items()}
+
+
+# -- recipients --------------------------------------------------------------------------------
+# The registry checks these itself (with messages that say what to do); the patterns document
+# them without a second, terser check here.
+Handle = Annotated[str, Field(json_schema_extra={"pattern": HANDLE_PATTERN})]
+
+
+class RecipientIn(BaseModel):
+    handle: Handle = Field(description="Letters, digits, '.', '_' or '-'; unique ignoring case.")
+    name: str = Field("", json_schema_extra={"maxLength": NAME_MAX, "pattern": TEXT_PATTERN})
+    email: str = Field("", json_schema_extra={"maxLength": EMAIL_MAX, "pattern": _EMAIL_PATTERN})
+
+
+class RecipientOut(BaseModel):
+    handle: str
+    name: str
+    email: str
+    copies: Annotated[
+        int, Field(description="How many originals this recipient has a copy of.")
+    ] = 0
+
+
+class ImportOut(BaseModel):
+    imported: int
+    recipients: list[RecipientOut]
+
+
+# -- media and copies --------------------------------------------------------------------------
+class MediaOut(BaseModel):
+    id: int
+    name: str = Field(description="The file name it was uploaded with.")
+    sha256: str
+    width: int
+    height: int
+    size: int
+    copies: int = Field(description="How many recipients have a copy.")
+    created: datetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="On upload: why copies of this picture may not survive heavy edits.",
+    )
+
+
+class CopyOut(BaseModel):
+    handle: str
+    file: str = Field(description="<handle>/<file name>, as in a job's zip.")
+    sha256: str
+    created: datetime
+
+
+class CopiesIn(BaseModel):
+    recipients: Annotated[list[Handle], Field(min_length=1)] | Literal["all"] = Field(
+        description='Handles, or "all": everyone registered when the job is accepted.'
+    )
+    strength: float = Field(
+        1.0,
+        ge=MIN_STRENGTH,
+        le=MAX_STRENGTH,
+        allow_inf_nan=False,
+        description="Mark strength: 1 ≈ 48 dB PSNR, 2 ≈ 42 dB.",
+    )
+
+
+class JobOut(BaseModel):
+    id: str
+    media_id: int
+    media_name: str
+    status: JobStatus
+    done: int = Field(description="Copies made (or found made) so far.")
+    total: int = Field(description="Copies the job makes: one per recipient, fixed when accepted.")
+    strength: float
+    errors: list[str]
+    warnings: list[str]
+    created: datetime
+    finished: datetime | None
+    download_url: str | None = Field(
+        description="Set once the job has ended (done, cancelled or failed) with copies made."
+    )
+
+
+# -- traces ------------------------------------------------------------------------------------
+class Candidate(BaseModel):
+    handle: str
+    score: float
+
+
+class TraceOut(BaseModel):
+    """What ``leaktrace trace --json`` prints, plus where the trace and its report are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    verdict: str = Field(description='"match" or "no_match".')
+    recipient: str | None = None
+    p_value: float | None = None
+    log10_p_value: float | None = None
+    mode: str | None = None
+    media: dict[str, Any] | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    match_score: float | None = Field(None, description="The score z a match needs.")
+    message: str = ""
+    leak: dict[str, Any] | None = None
+    threshold: float | None = None
+    trace_id: int
+    report_url: str
+
+
+class TraceSummary(BaseModel):
+    id: int
+    name: str
+    verdict: str
+    recipient: str | None
+    p_value: float | None
+    created: datetime
+
+
+class Health(BaseModel):
+    status: str
+    version: str
