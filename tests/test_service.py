@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import sqlite3
+import stat
 import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 import leaktrace as lt
+from leaktrace.registry.workspace import _HANDLE
 from leaktrace.service import create_app
+from leaktrace.service.uploads import NAME_BYTES, clean_name
 
 from .conftest import KODAK
 
@@ -58,7 +65,7 @@ def wait_for(client, job_id, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
+        if job["status"] in ("done", "failed", "cancelled"):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish: {job}")
@@ -384,3 +391,259 @@ def test_eight_concurrent_traces_all_answer_correctly(served):
         assert (r.json()["verdict"], r.json()["recipient"]) == ("match", handle)
     ids = [r.json()["trace_id"] for _, r in answers]
     assert len(set(ids)) == 8
+
+
+# -- names, bad input, the documented errors, reports ------------------------------------------
+UNICODE_NAME = "Été à Nice 東京.png"
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (UNICODE_NAME, UNICODE_NAME),
+        ("E\u0301te\u0301.png", "Été.png"),  # decomposed (as macOS sends it) → composed
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\ann\\photo.jpg", "photo.jpg"),
+        ("..hidden.png", "hidden.png"),
+        (" . ..", "upload"),
+        ("a\x00b\nc\td\x7f\x85.png", "abcd.png"),
+        ("evil\u202egnp.exe", "evilgnp.exe"),
+        ("line\u2028break.png", "linebreak.png"),
+        ("", "upload"),
+        (None, "upload"),
+    ],
+)
+def test_upload_names_keep_their_letters(sent, kept):
+    assert clean_name(sent) == kept
+
+
+def test_long_upload_names_are_cut_keeping_their_suffix():
+    name = clean_name("東" * 300 + ".jpeg")
+    assert name.endswith(".jpeg") and name.startswith("東東")
+    assert len(name.encode()) <= NAME_BYTES
+    assert clean_name("x" * 500).encode() == b"x" * NAME_BYTES
+
+
+def test_unicode_names_survive_the_api(tmp_path):
+    ws = lt.Workspace.create(tmp_path)
+    token, _ = ws.create_token()
+    ws.add_recipients([("ann", "", ""), ("bob", "", "")])
+    app = create_app(tmp_path, workers=1)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        media = upload(client, "/api/media", UNICODE_NAME, OTHER.read_bytes()).json()
+        assert media["name"] == UNICODE_NAME
+        assert client.get("/api/media").json()[0]["name"] == UNICODE_NAME
+        # Without a suffix, the format's is added.
+        jpeg_media = upload(client, "/api/media", "Ωμέγα", jpeg(PHOTO, 90)).json()
+        assert jpeg_media["name"] == "Ωμέγα.jpg"
+        job = client.post(f"/api/media/{media['id']}/copies", json={"recipients": "all"})
+        done = wait_for(client, job.json()["id"])
+        assert done["media_name"] == UNICODE_NAME
+        files = [c["file"] for c in client.get(f"/api/media/{media['id']}/copies").json()]
+        assert sorted(files) == [f"ann/{UNICODE_NAME}", f"bob/{UNICODE_NAME}"]
+        assert (tmp_path / "copies" / str(media["id"]) / "ann" / UNICODE_NAME).is_file()
+        r = client.get(done["download_url"])
+        assert (
+            "filename*=utf-8''%C3%89t%C3%A9%20%C3%A0%20Nice%20%E6%9D%B1%E4%BA%AC-copies.zip"
+            in (r.headers["content-disposition"])
+        )
+        with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+            assert sorted(zf.namelist()) == sorted(files)
+            leak = zf.read(f"bob/{UNICODE_NAME}")
+        traced = upload(client, "/api/trace", "fuite « trouvée » 東京.png", leak).json()
+        assert (traced["verdict"], traced["recipient"]) == ("match", "bob")
+        assert traced["leak"]["name"] == "fuite « trouvée » 東京.png"
+        assert client.get("/api/traces").json()[0]["name"] == "fuite « trouvée » 東京.png"
+
+
+def table_counts(home):
+    with sqlite3.connect(home / lt.Workspace.DB_NAME) as db:
+        return {
+            t: db.execute(f"select count(*) from {t}").fetchone()[0]
+            for t in ("recipients", "media", "copies", "traces", "jobs", "tokens")
+        }
+
+
+HUGE_IDS = [2**63, 2**64, -1, 0, -(2**63) - 1, 10**30]
+
+
+def test_bad_requests_get_4xx_and_change_nothing(served):
+    client, ws, media, _ = served
+    before = table_counts(ws.home)
+    json_type = {"content-type": "application/json"}
+    copies = f"/api/media/{media['id']}/copies"
+    cases = [
+        *[(client.get(f"/api/media/{i}"), 404) for i in HUGE_IDS],
+        *[(client.get(f"/api/media/{i}/copies"), 404) for i in HUGE_IDS],
+        *[
+            (client.post(f"/api/media/{i}/copies", json={"recipients": "all"}), 404)
+            for i in HUGE_IDS
+        ],
+        *[(client.get(f"/api/traces/{i}"), 404) for i in HUGE_IDS],
+        *[(client.get(f"/api/traces/{i}/report"), 404) for i in HUGE_IDS],
+        (client.get("/api/media/1e3"), 422),
+        (client.get("/api/traces/abc"), 422),
+        (client.get(f"/api/jobs/{'x' * 5000}"), 404),
+        (client.get("/api/jobs/%00"), 404),
+        (client.post(f"/api/jobs/{2**64}/cancel"), 404),
+        (client.get("/api/jobs?status=lost"), 422),
+        (client.delete("/api/recipients/%00"), 404),
+        (client.delete(f"/api/recipients/{'a' * 10000}"), 404),
+        (client.post("/api/recipients", json=[]), 422),
+        (client.post("/api/recipients", json={"handle": 5}), 422),
+        (client.post("/api/recipients", json={"handle": None}), 422),
+        (client.post("/api/recipients", json={"handle": "ok", "name": ["x"]}), 422),
+        (client.post("/api/recipients", json={"handle": "dave\n"}), 422),
+        (client.post("/api/recipients", json={"handle": "dave", "name": "\x1b[31mred"}), 422),
+        (client.post("/api/recipients", json={"handle": "dave", "name": "x" * 1_000_000}), 422),
+        (client.post("/api/recipients", json={"handle": "ANN"}), 409),
+        (client.post("/api/recipients", content=b"\xff\xfe", headers=json_type), 422),
+        (client.post("/api/recipients", content=b'{"handle": "a"', headers=json_type), 422),
+        (client.post("/api/recipients", content=b"handle=a"), 422),
+        (client.post(copies, json={"recipients": "all", "strength": 0.2}), 422),
+        (client.post(copies, json={"recipients": "all", "strength": 2.5}), 422),
+        (client.post(copies, json={"recipients": "all", "strength": "strong"}), 422),
+        (
+            client.post(copies, content=b'{"recipients":"all","strength":NaN}', headers=json_type),
+            422,
+        ),
+        (
+            client.post(
+                copies, content=b'{"recipients":"all","strength":1e999}', headers=json_type
+            ),
+            422,
+        ),
+        (client.post(copies, json={"recipients": ["ann", "nobody"]}), 404),
+        (client.post(copies, json={"recipients": ["ann", 7]}), 422),
+        (client.post(copies, json={"recipients": "ann"}), 422),
+        (client.post(copies, json={"recipients": []}), 422),
+        (client.post(copies, json={}), 422),
+        (
+            client.post(
+                "/api/trace",
+                files={"file": ("a.png", PHOTO.read_bytes())},
+                data={"threshold": "nan"},
+            ),
+            422,
+        ),
+        (
+            client.post(
+                "/api/trace", files={"file": ("a.png", PHOTO.read_bytes())}, data={"threshold": "0"}
+            ),
+            422,
+        ),
+        (client.post("/api/trace", data={"file": "not a file"}), 422),
+        (
+            client.post(
+                "/api/trace",
+                content=b"--b\r\nbroken",
+                headers={"content-type": "multipart/form-data; boundary=b"},
+            ),
+            422,
+        ),
+        (
+            client.post(
+                "/api/media", content=b"x", headers={"content-type": "multipart/form-data"}
+            ),
+            400,
+        ),
+        (upload(client, "/api/recipients/import", "x.csv", b"\x00\xff" * 100), 422),
+        (upload(client, "/api/recipients/import", "x.csv", b"handle\n" + b"a" * 200_000), 422),
+    ]
+    for r, status in cases:
+        assert r.status_code == status, (r.request.method, str(r.request.url)[:100], r.text[:200])
+        detail = r.json()["detail"]
+        assert isinstance(detail, str) and detail and "Traceback" not in detail
+    assert table_counts(ws.home) == before
+
+
+def flat_png(width, height, noise=0):
+    pixels = np.full((height, width, 3), 128, np.uint8)
+    if noise:
+        pixels += np.random.default_rng(0).integers(0, noise, pixels.shape, dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_originals_that_cannot_carry_a_mark_are_refused_saying_why(served):
+    client, ws, *_ = served
+    before = table_counts(ws.home)
+    flat = upload(client, "/api/media", "wall.png", flat_png(640, 480))
+    assert flat.status_code == 422
+    assert flat.json()["detail"].startswith("wall.png: too flat or too small to carry a mark")
+    tiny = upload(client, "/api/media", "icon.png", flat_png(48, 48, noise=60))
+    assert tiny.status_code == 422
+    assert "too small" in tiny.json()["detail"]
+    # A copy is not an original: the answer names whose copy it is.
+    copy = (ws.home / "copies").rglob("kodim05.png").__next__()
+    again = upload(client, "/api/media", "innocent.png", copy.read_bytes())
+    assert again.status_code == 422
+    assert "copy of kodim05.png" in again.json()["detail"]
+    assert table_counts(ws.home) == before
+
+
+def test_the_openapi_documents_the_errors_really_sent(served):
+    client, *_ = served
+    schema = client.get("/openapi.json").json()
+    error = schema["components"]["schemas"]["ErrorOut"]
+    assert (error["required"], list(error["properties"])) == (["detail"], ["detail"])
+    assert error["properties"]["detail"]["type"] == "string"
+    assert "HTTPValidationError" not in str(schema)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = {int(c) for c in operation["responses"]}
+            guarded = path != "/api/health"
+            assert (401 in codes) == guarded, (method, path)
+            for code in codes - {200, 201, 202, 204}:
+                body = operation["responses"][str(code)]["content"]["application/json"]
+                assert body["schema"] == {"$ref": "#/components/schemas/ErrorOut"}, (path, code)
+            if "{" in path:
+                assert 404 in codes, (method, path)
+            if method == "post":
+                assert {413, 422} <= codes, path
+    handle = schema["components"]["schemas"]["RecipientIn"]["properties"]["handle"]
+    assert handle["pattern"] == f"^{_HANDLE.pattern}$"  # the registry's own rule
+
+
+def backdate_trace(home, trace_id, days):
+    """Make a trace (and its report file) look ``days`` old."""
+    when = datetime.now(UTC) - timedelta(days=days)
+    with sqlite3.connect(home / lt.Workspace.DB_NAME) as db:
+        db.execute(
+            "update traces set created = ? where id = ?",
+            (when.strftime("%Y-%m-%d %H:%M:%S.%f"), trace_id),
+        )
+    report = home / "reports" / f"{trace_id}.html"
+    if report.exists():
+        os.utime(report, (when.timestamp(), when.timestamp()))
+
+
+def test_reports_are_private_and_expire(tmp_path):
+    ws = lt.Workspace.create(tmp_path)
+    token, _ = ws.create_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    leak = jpeg(OTHER)
+    with TestClient(create_app(tmp_path, keep_reports=30), headers=auth) as client:
+        first = upload(client, "/api/trace", "a.jpg", leak).json()["trace_id"]
+        second = upload(client, "/api/trace", "b.jpg", leak).json()["trace_id"]
+        report = tmp_path / "reports" / f"{first}.html"
+        assert stat.S_IMODE(report.stat().st_mode) == 0o600
+        assert stat.S_IMODE(report.parent.stat().st_mode) == 0o700
+        backdate_trace(tmp_path, first, 31)
+        backdate_trace(tmp_path, second, 29)
+        upload(client, "/api/trace", "c.jpg", leak)  # expires what is older after each trace
+        assert not report.exists()
+        gone = client.get(f"/api/traces/{first}/report")
+        assert gone.status_code == 404
+        assert gone.json()["detail"].startswith("report expired after 30 days")
+        assert client.get(f"/api/traces/{first}").json()["trace_id"] == first  # record kept
+        assert client.get(f"/api/traces/{second}/report").status_code == 200
+    # At start too; 0 keeps every report.
+    with TestClient(create_app(tmp_path, keep_reports=0), headers=auth) as client:
+        backdate_trace(tmp_path, second, 10_000)
+    with TestClient(create_app(tmp_path, keep_reports=0), headers=auth) as client:
+        assert client.get(f"/api/traces/{second}/report").status_code == 200
+    with TestClient(create_app(tmp_path, keep_reports=5000), headers=auth) as client:
+        assert client.get(f"/api/traces/{second}/report").status_code == 404
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["3.html"]

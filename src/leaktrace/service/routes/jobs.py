@@ -61,7 +61,13 @@ def get_job(job_id: str, s: ServiceDep) -> JobOut:
 
 @router.post(
     "/{job_id}/cancel",
-    responses=errors({**_NO_JOB, 409: "The job has ended already (done, failed or cancelled)"}),
+    responses=errors(
+        {
+            **_NO_JOB,
+            409: "The job has ended already (done, failed or cancelled)",
+            413: "A body larger than the upload limit (none is needed)",
+        }
+    ),
 )
 def cancel_job(job_id: str, s: ServiceDep) -> JobOut:
     """Cancel a queued or running job. Answers once the copies in hand are recorded; the

@@ -31,6 +31,7 @@ def list_recipients(s: ServiceDep) -> list[RecipientOut]:
     responses=errors(
         {
             409: "The handle is taken (ignoring case)",
+            413: "The body is larger than the upload limit",
             422: "Not JSON, a field missing or of the wrong type, a bad handle, a name or "
             "email too long or with control characters",
         }
