@@ -32,7 +32,9 @@ import io
 import os
 import secrets
 import stat
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ from typing import IO, Any, Literal
 
 import cv2
 import numpy as np
-from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import ImageArrayError, ImageTooLargeError, MediaError, UnsupportedMediaError
 from .transform import MAX_WORKING_PIXELS, MIN_SIDE, working_shape
@@ -128,6 +130,11 @@ def _name(source: Source) -> str:
     return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
 
 
+def _reason(exc: BaseException) -> str:
+    """A library's error message on one line (some end theirs with a newline)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Silence Python warnings from decoders (our own checks decide what is refused)."""
@@ -193,14 +200,20 @@ def _open_pillow(fh: IO[bytes], name: str, head: bytes) -> Image.Image:
                     raise
                 return _open_heif(fh)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: too many pixels to read safely ({exc})") from exc
+        raise ImageTooLargeError(
+            f"{name}: too many pixels to read safely ({_reason(exc)})"
+        ) from exc
     except UnidentifiedImageError as exc:
+        if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis") and not features.check("avif"):
+            raise UnsupportedMediaError(
+                f"{name}: an AVIF image, and this Pillow was built without AVIF support"
+            ) from exc
         known = ", ".join(_PURPOSES["leak"])
         raise UnsupportedMediaError(
             f"{name}: not an image in a format leaktrace reads ({known})"
         ) from exc
     except Exception as exc:  # decoders of untrusted data fail in many ways: all mean corrupt
-        raise MediaError(f"{name}: cannot read the header, corrupt ({exc})") from exc
+        raise MediaError(f"{name}: cannot read the header, corrupt ({_reason(exc)})") from exc
 
 
 def _png_bits(head: bytes) -> tuple[int, int]:
@@ -258,9 +271,7 @@ def _check_mode(img: Image.Image, name: str, purpose: Purpose) -> None:
     raise UnsupportedMediaError(f"{name}: pixel mode {mode} is not supported")
 
 
-def _check_size(name: str, width: int, height: int, purpose: Purpose) -> None:
-    if width <= 0 or height <= 0:
-        raise MediaError(f"{name}: the image is empty ({width}×{height})")
+def _check_limits(name: str, width: int, height: int) -> None:
     if max(width, height) > MAX_SIDE:
         raise ImageTooLargeError(
             f"{name}: {width}×{height} has a side longer than the limit of {MAX_SIDE:,} "
@@ -271,6 +282,12 @@ def _check_size(name: str, width: int, height: int, purpose: Purpose) -> None:
             f"{name}: {width}×{height} = {width * height:,} pixels exceeds the limit of "
             f"{MAX_PIXELS:,} (a possible decompression bomb)"
         )
+
+
+def _check_size(name: str, width: int, height: int, purpose: Purpose) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaError(f"{name}: the image is empty ({width}×{height})")
+    _check_limits(name, width, height)
     gh, gw = working_shape((height, width))
     if gh * gw > MAX_WORKING_PIXELS:
         raise ImageTooLargeError(
@@ -331,6 +348,52 @@ def _check_jpeg_data(fh: IO[bytes], total: int, name: str, width: int, height: i
         )
 
 
+def _boxes(data: bytes, start: int = 0) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, end) of each ISO-BMFF box in ``data[start:]``."""
+    end = len(data)
+    at = start
+    while at + 8 <= end:
+        size, kind, body = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8], at + 8
+        if size == 1 and at + 16 <= end:
+            size, body = int.from_bytes(data[at + 8 : at + 16], "big"), at + 16
+        elif size == 0:
+            size = end - at
+        if size < body - at or at + size > end:
+            return
+        yield kind, body, at + size
+        at += size
+
+
+def _coded_sizes(fh: IO[bytes], total: int) -> list[tuple[int, int]]:
+    """Every image size (ispe) a HEIF or AVIF file declares: its items, tiles, thumbnails and
+    auxiliary images, before any crop (a file can declare a small picture cropped from a huge
+    coded one)."""
+    sizes: list[tuple[int, int]] = []
+    at = 0
+    while at + 8 <= total:
+        fh.seek(at)
+        header = fh.read(16)
+        size, kind, skip = int.from_bytes(header[:4], "big"), header[4:8], 8
+        if size == 1 and len(header) == 16:
+            size, skip = int.from_bytes(header[8:16], "big"), 16
+        elif size == 0:
+            size = total - at
+        if size < skip:
+            break
+        if kind == b"meta":
+            fh.seek(at + skip)
+            meta = fh.read(min(size - skip, total))
+            for k, start, end in _boxes(meta, 4):  # meta is a full box: skip version, flags
+                for k2, s2, e2 in _boxes(meta[:end], start) if k == b"iprp" else ():
+                    for k3, s3, _ in _boxes(meta[:e2], s2) if k2 == b"ipco" else ():
+                        if k3 == b"ispe" and s3 + 12 <= len(meta):
+                            w, h = struct.unpack(">II", meta[s3 + 4 : s3 + 12])
+                            sizes.append((w, h))
+            break
+        at += size
+    return sizes
+
+
 def _inspect(
     img: Image.Image, fh: IO[bytes], head: bytes, total: int, name: str, purpose: Purpose
 ) -> ImageInfo:
@@ -342,6 +405,9 @@ def _inspect(
             f"{', '.join(FORMATS)} (the formats copies are written in)"
         )
     width, height = img.size
+    if fmt in ("HEIF", "AVIF"):
+        for coded in _coded_sizes(fh, total):
+            _check_limits(name, *coded)
     if fmt == "JPEG" and width > 0 and height > 0:
         # First: a file that cannot hold the picture it declares is corrupt, whatever its size.
         _check_jpeg_data(fh, total, name, width, height)
@@ -378,7 +444,9 @@ def _opened(source: Source, purpose: Purpose) -> Iterator[_Opened]:
             except MediaError:
                 raise
             except Exception as exc:  # a malformed header Pillow parsed lazily
-                raise MediaError(f"{name}: cannot read the header, corrupt ({exc})") from exc
+                raise MediaError(
+                    f"{name}: cannot read the header, corrupt ({_reason(exc)})"
+                ) from exc
             yield img, info, fh
 
 
@@ -452,7 +520,7 @@ def read_image(source: Source, *, purpose: Purpose = "leak") -> np.ndarray:
         except MediaError:
             raise
         except Exception as exc:  # decoders of untrusted data fail in many ways
-            raise MediaError(f"{name}: the file is truncated or corrupt ({exc})") from exc
+            raise MediaError(f"{name}: the file is truncated or corrupt ({_reason(exc)})") from exc
     if pixels.shape[:2] != (info.height, info.width):
         raise MediaError(
             f"{name}: corrupt: decoded {pixels.shape[1]}×{pixels.shape[0]} pixels, its header "
@@ -464,7 +532,14 @@ def read_image(source: Source, *, purpose: Purpose = "leak") -> np.ndarray:
 def _decode(img: Image.Image, info: ImageInfo, fh: IO[bytes], name: str) -> np.ndarray:
     if info.bits == 16 and img.mode not in _WIDE_MODES:
         fh.seek(0)
-        return _decode_wide(fh.read(), name)
+        data = fh.read()
+        if info.format == "PNG":
+            # Let Pillow find what is wrong (to 8 bits, and cheaper than OpenCV's decode):
+            # libpng would print its complaints on stderr before OpenCV gives up.
+            img.load()
+            if not _png_checksums_match(data):
+                raise MediaError(f"{name}: the file is truncated or corrupt (a chunk's CRC)")
+        return _decode_wide(data, name)
     img.load()
     mode = img.mode
     if mode in _WIDE_MODES:
@@ -488,6 +563,22 @@ def _grey_filled(pixels: np.ndarray) -> bool:
     row = pixels[-1]
     low, high = int(row.min()), int(row.max())
     return low == high and low in (127, 128) and row.shape[0] >= 8
+
+
+def _png_checksums_match(data: bytes) -> bool:
+    """Whether every chunk of a PNG, up to IEND, has the CRC it should."""
+    view, at = memoryview(data), 8
+    while at + 12 <= len(data):
+        size = int.from_bytes(view[at : at + 4], "big")
+        end = at + 12 + size
+        if end > len(data) or zlib.crc32(view[at + 4 : end - 4]) != int.from_bytes(
+            view[end - 4 : end], "big"
+        ):
+            return False
+        if view[at + 4 : at + 8] == b"IEND":
+            return True
+        at = end
+    return False
 
 
 def _decode_wide(data: bytes, name: str) -> np.ndarray:
@@ -565,7 +656,7 @@ def _encode(pixels: np.ndarray, fmt: str, opts: dict[str, Any]) -> bytes:
     try:
         img.save(out, format=fmt, **opts)
     except (OSError, ValueError, TypeError) as exc:
-        raise MediaError(f"cannot encode {fmt}: {exc}") from exc
+        raise MediaError(f"cannot encode {fmt}: {_reason(exc)}") from exc
     return out.getvalue()
 
 
@@ -579,7 +670,9 @@ def _reference(like: Source, target: Path) -> tuple[str, dict[str, Any]]:
                 with _quiet():
                     ref.load()
             except Exception as exc:
-                raise MediaError(f"{name}: the file is truncated or corrupt ({exc})") from exc
+                raise MediaError(
+                    f"{name}: the file is truncated or corrupt ({_reason(exc)})"
+                ) from exc
         fmt = _format_for(target, info.format)
         return fmt, _save_options(ref, fmt)
 
@@ -630,5 +723,5 @@ def write_image(
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise MediaError(f"cannot write {target}: {exc}") from exc
+        raise MediaError(f"cannot write {target}: {_reason(exc)}") from exc
     return target
