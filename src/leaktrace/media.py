@@ -78,9 +78,9 @@ LEAK_FORMATS = {
     "HEIF": (".heic", ".heif", ".hif"),
 }
 #: Largest declared pixel count read (64 MP): a 61 MP full-frame photo (9504×6336) passes, a
-#: 100 MP medium-format one must be downscaled first. Decoding and marking cost about 15 bytes
-#: per pixel (1.3 GB for 88 MP), whatever the size of the file: a 257 KB PNG can declare
-#: 9400×9400 pixels.
+#: 100 MP medium-format one must be downscaled first. Memory follows the declared size, not
+#: the file's: a 257 KB PNG can declare 9400×9400 pixels (265 MB decoded), and marking takes
+#: about 11 bytes per pixel more (that one peaked at 1.3 GB).
 MAX_PIXELS = 64_000_000
 #: Longest side read, in pixels (a 12000×2000 panorama passes).
 MAX_SIDE = 20_000
@@ -208,10 +208,7 @@ def _open_pillow(fh: IO[bytes], name: str, head: bytes) -> Image.Image:
             raise UnsupportedMediaError(
                 f"{name}: an AVIF image, and this Pillow was built without AVIF support"
             ) from exc
-        known = ", ".join(_PURPOSES["leak"])
-        raise UnsupportedMediaError(
-            f"{name}: not an image in a format leaktrace reads ({known})"
-        ) from exc
+        raise UnsupportedMediaError(f"{name}: not an image in a format leaktrace reads") from exc
     except Exception as exc:  # decoders of untrusted data fail in many ways: all mean corrupt
         raise MediaError(f"{name}: cannot read the header, corrupt ({_reason(exc)})") from exc
 
@@ -308,10 +305,10 @@ def _jpeg_scan(fh: IO[bytes]) -> tuple[int, bool] | None:
     fh.seek(2)  # after SOI
     arithmetic = False
     for _ in range(_MAX_MARKERS):
-        prefix = fh.read(1)
-        while prefix == b"\xff":  # fill bytes before a marker code
-            prefix = fh.read(1)
-        if not prefix:
+        prefix, fill = fh.read(1), 0
+        while prefix == b"\xff" and fill < _MAX_MARKERS:  # fill bytes before a marker code
+            prefix, fill = fh.read(1), fill + 1
+        if not prefix or prefix == b"\xff":
             return None
         code = prefix[0]
         if 0xD0 <= code <= 0xD8 or code == 0x01:  # markers without a length
@@ -542,27 +539,29 @@ def _decode(img: Image.Image, info: ImageInfo, fh: IO[bytes], name: str) -> np.n
         return _decode_wide(data, name)
     img.load()
     mode = img.mode
+    if info.format == "JPEG" and _grey_filled(img):
+        raise MediaError(
+            f"{name}: the file is truncated or corrupt: its data ends before the image does "
+            "(the last row is the decoder's grey fill)"
+        )
     if mode in _WIDE_MODES:
         return np.asarray(img).astype(np.uint16)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in _CONVERT or mode in _LEAK_ONLY_MODES:
         img = img.convert(_CONVERT.get(mode) or _LEAK_ONLY_MODES[mode])
-    pixels = np.array(img, dtype=np.uint8)
-    if info.format == "JPEG" and _grey_filled(pixels):
-        raise MediaError(
-            f"{name}: the file is truncated or corrupt: its data ends before the image does "
-            "(the last row is the decoder's grey fill)"
-        )
-    return pixels
+    return np.array(img, dtype=np.uint8)
 
 
-def _grey_filled(pixels: np.ndarray) -> bool:
-    """True when a JPEG's last pixel row is uniformly the value a decoder gives blocks it
-    found no data for (128, or 127 for an inverted CMYK JPEG read as RGB)."""
-    row = pixels[-1]
+def _grey_filled(img: Image.Image) -> bool:
+    """Whether a decoded JPEG's last pixel row (at least 8 wide) is uniformly the value a
+    decoder gives the blocks it found no data for: 128 in every channel (127 for an Adobe
+    CMYK JPEG, which is stored inverted). No photograph ends on such a row; a file cut short
+    and closed with an end-of-image marker does."""
+    width, height = img.size
+    row = np.asarray(img.crop((0, height - 1, width, height)))
     low, high = int(row.min()), int(row.max())
-    return low == high and low in (127, 128) and row.shape[0] >= 8
+    return width >= 8 and low == high and low in (127, 128)
 
 
 def _png_checksums_match(data: bytes) -> bool:
