@@ -55,6 +55,7 @@ __all__ = [
     "MAX_SIDE",
     "ImageInfo",
     "Purpose",
+    "encode_image",
     "image_format",
     "inspect_image",
     "read_image",
@@ -676,6 +677,30 @@ def _reference(like: Source, target: Path) -> tuple[str, dict[str, Any]]:
         return fmt, _save_options(ref, fmt)
 
 
+def encode_image(
+    pixels: np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    like: Source | None = None,
+    quality: int | None = None,
+) -> bytes:
+    """The bytes :func:`write_image` would write to ``path`` (format from its suffix, or from
+    ``like``): for callers that place the file themselves. Raises as :func:`write_image`."""
+    target = Path(path)
+    pixels = _check_pixels(pixels)
+    if like is not None:
+        fmt, opts = _reference(like, target)
+    else:
+        fmt = _format_for(target, None)
+        opts = _default_options(fmt)
+    if quality is not None:
+        opts.pop("qtables", None)
+        opts["quality"] = int(quality)
+    elif fmt == "WEBP" and "quality" not in opts:
+        opts.update(_default_options(fmt))
+    return _encode(pixels, fmt, opts)
+
+
 def write_image(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
@@ -701,18 +726,7 @@ def write_image(
         ``like`` cannot be read, or the file cannot be written.
     """
     target = Path(path)
-    pixels = _check_pixels(pixels)
-    if like is not None:
-        fmt, opts = _reference(like, target)
-    else:
-        fmt = _format_for(target, None)
-        opts = _default_options(fmt)
-    if quality is not None:
-        opts.pop("qtables", None)
-        opts["quality"] = int(quality)
-    elif fmt == "WEBP" and "quality" not in opts:
-        opts.update(_default_options(fmt))
-    data = _encode(pixels, fmt, opts)
+    data = encode_image(pixels, target, like=like, quality=quality)
     # A new name in the same folder, created with the usual permissions (umask applies).
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:
