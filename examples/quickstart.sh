@@ -28,7 +28,7 @@ printf 'handle,name,email\nalice,Alice A.,alice@example.com\nbob,Bob B.,bob@exam
 "$bin/python" - <<'PY'
 import leaktrace as lt
 from leaktrace import attacks
-copy = lt.read_image("copies/mountains_ryan-schroeder_1920.bob.jpg")
+copy = lt.read_image("copies/bob/mountains_ryan-schroeder_1920.jpg")
 leak = attacks.rescale(copy, 1080 / max(copy.shape[:2]))
 lt.write_image("leaked.jpg", leak, quality=72)
 PY

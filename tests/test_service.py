@@ -259,14 +259,14 @@ def test_copies_job_runs_to_completion_and_downloads_a_zip(served):
     assert job["status"] == "done"
     assert (job["done"], job["total"], job["errors"]) == (3, 3, [])
     copies = client.get(f"/api/media/{media['id']}/copies").json()
-    assert sorted(c["file"] for c in copies) == [f"kodim05.{h}.png" for h in PEOPLE]
+    assert sorted(c["file"] for c in copies) == [f"{h}/kodim05.png" for h in PEOPLE]
 
     r = client.get(job["download_url"])
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/zip"
     assert 'filename="kodim05-copies.zip"' in r.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        assert sorted(zf.namelist()) == [f"kodim05.{h}.png" for h in PEOPLE]
+        assert sorted(zf.namelist()) == [f"{h}/kodim05.png" for h in PEOPLE]
         files = {n: zf.read(n) for n in zf.namelist()}
     by_hash = {c["sha256"]: c["file"] for c in copies}
     for name, data in files.items():
@@ -320,7 +320,7 @@ def test_trace_names_the_recipient_and_serves_its_report(served):
     client, *_ = served
     copies = zipfile.ZipFile(io.BytesIO(client.get(served[3]["download_url"]).content))
     leak = io.BytesIO()
-    Image.open(io.BytesIO(copies.read("kodim05.bob.png"))).convert("RGB").save(
+    Image.open(io.BytesIO(copies.read("bob/kodim05.png"))).convert("RGB").save(
         leak, "JPEG", quality=70
     )
     r = upload(client, "/api/trace", "found-online.jpg", leak.getvalue())
@@ -362,7 +362,7 @@ def test_eight_concurrent_traces_all_answer_correctly(served):
     leaks = {}
     for h in PEOPLE:
         buf = io.BytesIO()
-        Image.open(io.BytesIO(copies.read(f"kodim05.{h}.png"))).convert("RGB").save(
+        Image.open(io.BytesIO(copies.read(f"{h}/kodim05.png"))).convert("RGB").save(
             buf, "JPEG", quality=80
         )
         leaks[h] = buf.getvalue()

@@ -216,8 +216,8 @@ def test_recipients_copies_and_traces(
     download_info.value.save_as(archive)
     with zipfile.ZipFile(archive) as zf:
         names = sorted(zf.namelist())
-        bob_copy = zf.read(f"{ORIGINAL.stem}.bob{ORIGINAL.suffix}")
-    assert names == sorted(f"{ORIGINAL.stem}.{h}{ORIGINAL.suffix}" for h, _, _ in PEOPLE)
+        bob_copy = zf.read(f"bob/{ORIGINAL.name}")
+    assert names == sorted(f"{h}/{ORIGINAL.name}" for h, _, _ in PEOPLE)
 
     # Bob's copy, re-encoded as a JPEG 75 the way a re-share would, dropped on the zone.
     leak = io.BytesIO()

@@ -7,7 +7,9 @@ match, 2 an error (message on stderr, never a traceback), 130 interrupted.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,7 +23,14 @@ from . import __version__
 from .errors import LeaktraceError
 from .registry import Workspace, default_home
 from .report import html_report, json_report
-from .workflow import make_copies, trace_file
+from .workflow import (
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    BatchSummary,
+    Stopped,
+    make_copies,
+    trace_file,
+)
 
 __all__ = ["app", "main"]
 
@@ -33,7 +42,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LeaktraceError as exc:
-            err.print(f"error: {exc}")
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                err.print(f"error: {line}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -158,13 +168,21 @@ def embed(
     workers: Annotated[
         int | None, typer.Option(help="Processes [default: all cores].", min=1)
     ] = None,
-    strength: Annotated[float, typer.Option(help="Mark strength (1 ≈ 48 dB PSNR).")] = 1.0,
+    strength: Annotated[
+        float,
+        typer.Option(help=f"Mark strength, {MIN_STRENGTH}–{MAX_STRENGTH} (1 ≈ 48 dB PSNR)."),
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Make one marked copy of each file per recipient: OUTPUT/<stem>.<handle><ext>."""
+    """Make one marked copy of each file per recipient: OUTPUT/<handle>/<file name>.
+
+    Every file is checked before any work; copies already made are skipped, and no file is
+    ever overwritten (a name that is taken gets ~<hash of the original> before its suffix).
+    """
     if everyone == bool(to):
         _fail("say who receives copies: --all, or --to HANDLE (repeatable)")
     ws = _open(ctx)
-    made = skipped = 0
+    summary = BatchSummary()
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -172,10 +190,32 @@ def embed(
         TimeRemainingColumn(),
         console=err,
         transient=False,
+        disable=as_json,
     )
     task = progress.add_task("marking", total=None)
+    shown: list[bool] = []
+
+    def started(total: int) -> None:  # every file checked: the bar starts
+        for line in summary.warnings:
+            err.print(f"warning: {line}")
+        progress.update(task, total=total)
+        progress.start()
+        shown.append(True)
+
+    # Ctrl-C or SIGTERM asks the batch to stop at its next safe point (the copies in hand are
+    # finished and recorded); a second one stops at once (what is left is settled on next open).
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with progress:
+        try:
             jobs = make_copies(
                 ws,
                 files,
@@ -183,16 +223,34 @@ def embed(
                 output,
                 workers=workers,
                 strength=strength,
-                on_total=lambda n: progress.update(task, total=n),
+                on_total=started,
+                summary=summary,
+                stop=stop,
             )
-            for done in jobs:
-                made += not done.skipped
-                skipped += done.skipped
-                progress.advance(task)
-    except KeyboardInterrupt:
-        err.print(f"interrupted after {made} new copies; run the same command again to finish")
-        raise typer.Exit(130) from None
-    out.print(f"{made} copies written, {skipped} already there, in {output}")
+            for _ in jobs:
+                progress.update(task, completed=summary.made + summary.skipped)
+        finally:
+            if shown:
+                progress.stop()
+    except (KeyboardInterrupt, Stopped):
+        err.print(
+            f"interrupted: {summary.made} new copies made and recorded; "
+            "run the same command again to finish"
+        )
+        raise typer.Exit(143 if signal.SIGTERM in received else 130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        record = {
+            "made": summary.made,
+            "skipped": summary.skipped,
+            "output": str(output),
+            "warnings": summary.warnings,
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    out.print(f"{summary.made} copies written, {summary.skipped} already there, in {output}")
 
 
 @app.command()

@@ -22,7 +22,7 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import ImageTooLargeError, MediaError, UnsupportedMediaError
 
-__all__ = ["FORMATS", "image_format", "read_image", "write_image"]
+__all__ = ["FORMATS", "encode_image", "image_format", "read_image", "write_image"]
 
 #: Formats read and written, by Pillow's name, with their usual suffixes.
 FORMATS = {
@@ -201,6 +201,31 @@ def _encode(pixels: np.ndarray, fmt: str, opts: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
+def encode_image(
+    pixels: np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    like: Source | None = None,
+    quality: int | None = None,
+) -> bytes:
+    """The bytes :func:`write_image` would write to ``path`` (format from its suffix, or from
+    ``like``): for callers that place the file themselves."""
+    target = Path(path)
+    if like is not None:
+        with _open(like) as ref:
+            fmt = _format_for(target, ref)
+            opts = _save_options(ref, fmt)
+    else:
+        fmt = _format_for(target, None)
+        opts = _default_options(fmt)
+    if quality is not None:
+        opts.pop("qtables", None)
+        opts["quality"] = int(quality)
+    elif fmt == "WEBP" and "quality" not in opts:
+        opts.update(_default_options(fmt))
+    return _encode(pixels, fmt, opts)
+
+
 def write_image(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
@@ -215,19 +240,7 @@ def write_image(
     and chroma subsampling. ``quality`` forces a JPEG/WebP quality instead.
     """
     target = Path(path)
-    if like is not None:
-        with _open(like) as ref:
-            fmt = _format_for(target, ref)
-            opts = _save_options(ref, fmt)
-    else:
-        fmt = _format_for(target, None)
-        opts = _default_options(fmt)
-    if quality is not None:
-        opts.pop("qtables", None)
-        opts["quality"] = int(quality)
-    elif fmt == "WEBP" and "quality" not in opts:
-        opts.update(_default_options(fmt))
-    data = _encode(pixels, fmt, opts)
+    data = encode_image(pixels, target, like=like, quality=quality)
     # A new name in the same folder, created with the usual permissions (umask applies).
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:

@@ -439,7 +439,7 @@ def create_app(
         with _saved(file) as path:
             if ws.media_by_sha256(file_sha256(path)) is not None:
                 response.status_code = 200
-            media = register_original(ws, _named_for_its_format(path))
+            media, _ = register_original(ws, _named_for_its_format(path))
         return media_out(media, len(ws.media_recipients(media)))
 
     @api.get("/media", tags=["media"])
@@ -459,7 +459,10 @@ def create_app(
         records = ws.copies(ws.media_by_id(media_id))
         return [
             CopyOut(
-                handle=c.handle, file=Path(c.path).name, sha256=c.sha256, created=_utc(c.created)
+                handle=c.handle,
+                file=f"{c.handle}/{Path(c.path).name}",
+                sha256=c.sha256,
+                created=_utc(c.created),
             )
             for c in records
         ]
@@ -493,7 +496,7 @@ def create_app(
         fd, tmp = tempfile.mkstemp(prefix="leaktrace-", suffix=".zip")
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
             for path in job.files:  # images are compressed already
-                zf.write(path, path.name)
+                zf.write(path, f"{path.parent.name}/{path.name}")
         return FileResponse(
             tmp,
             media_type="application/zip",

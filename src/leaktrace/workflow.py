@@ -2,11 +2,18 @@
 
 The CLI and the service both call these; neither re-implements any of it.
 
-``make_copies`` registers each original, then marks it for each recipient over a process pool
-(one decode and one :func:`~leaktrace.embed.prepare` per original and worker), writing each copy
-to a temporary name, renaming it into place and only then recording it — so a batch killed at
-any moment and run again ends with exactly one record per copy, each naming a file that is
-there with the recorded hash. Copies already made and recorded are skipped.
+``make_copies`` judges every source before doing any work (readable image, within limits, not
+a copy itself, able to carry a mark that survives a re-share), registers the new originals,
+records every copy it is about to make as pending, then marks over a process pool: each
+process writes a copy under a temporary name and links it to its final name (never replacing
+a file), and the batch records it done with its hash. A batch stopped at any moment (Ctrl-C,
+SIGTERM, SIGKILL, power cut) is settled when the workspace is next opened, so every copy file
+under its final name is recorded and every record names its file. Copies already made and
+recorded are skipped; nothing is overwritten.
+
+Copies are named ``OUT/<handle>/<original's file name>``; when that name is taken (a copy of
+another original with the same file name, or any other file), ``<stem>~<first 8 hex digits of
+the original's SHA-256><ext>``.
 
 ``trace_file`` identifies the original a leak comes from (fingerprint and feature shortlists),
 tests exactly the recipients of that original, and records the trace.
@@ -14,12 +21,18 @@ tests exactly the recipients of that original, and records the trace.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,31 +40,53 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import __version__
+from . import __version__, attacks
 from .codes import CODE_LENGTH, FORMAT_VERSION
-from .detect import DEFAULT_THRESHOLD, Detection, detect
+from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import EmbedPlan, apply, prepare
-from .errors import RecipientError, WorkspaceError
+from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
 from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
 from .keys import Key
-from .media import read_image, write_image
+from .media import FORMATS, encode_image, image_format, read_image
 from .register import Geometry
-from .registry import Media, Workspace, file_sha256
+from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 
 __all__ = [
+    "MAX_STRENGTH",
+    "MIN_STRENGTH",
+    "BatchSummary",
     "CopyDone",
+    "InputError",
+    "Stopped",
     "TraceOutcome",
-    "copy_name",
     "make_copies",
     "register_original",
     "trace_file",
 ]
 
+#: The range of ``strength`` a batch accepts: 1 aims at 48 dB PSNR, 2 at 42 dB (the most that
+#: stays invisible on textured photos); below 0.25 (60 dB) a mark hardly survives a re-share.
+MIN_STRENGTH, MAX_STRENGTH = 0.25, 2.0
+#: The leak a new original's mark is tested against before any copy is made: longest side
+#: 1080 and JPEG 72, what social networks do to a photo.
+PROBE_SIDE, PROBE_QUALITY = 1080, 72
+#: The score a copy must keep through that re-share: what names one of 1,000 recipients at
+#: the default threshold (z ≈ 7.4); below it the batch is refused, below 1.5× it warned.
+PROBE_RECIPIENTS = 1000
 
-def copy_name(source: Path, handle: str) -> str:
-    """``<stem>.<handle><ext>``: the file name of ``handle``'s copy of ``source``."""
-    return f"{source.stem}.{handle}{source.suffix}"
+
+class InputError(MediaError):
+    """Some files of a batch cannot be marked; the message has one line per file."""
+
+
+class Stopped(Exception):
+    """A batch stopped because it was asked to (its ``stop`` event was set)."""
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Stopped
 
 
 @dataclass(frozen=True)
@@ -65,56 +100,251 @@ class CopyDone:
     skipped: bool
 
 
+@dataclass
+class BatchSummary:
+    """What a batch did, filled in as it runs (read it after an interruption too)."""
+
+    total: int = 0
+    made: int = 0
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    label: Path  # the name its copies are named after
+    sha256: str
+    media: Media | None
+
+
 # -- worker side ------------------------------------------------------------------------------
 _worker_key: Key | None = None
 _worker_cache: dict[str, tuple[np.ndarray, EmbedPlan]] = {}
+_worker_lock: int | None = None
 
 
-def _init_worker(key: Key, threads: int) -> None:
-    global _worker_key
+def _init_worker(key: Key, threads: int, lock: str | None, parent: int | None = None) -> None:
+    """Set up a pool process: the key, OpenCV threads, the batch's lock (held until it exits,
+    so the batch is not settled while it may still write), Ctrl-C left to the parent, and an
+    exit of its own if the parent dies."""
+    global _worker_key, _worker_lock
     _worker_key = key
     cv2.setNumThreads(threads)
+    if lock is None:
+        return
+    _worker_lock = os.open(lock, os.O_RDWR)
+    fcntl.flock(_worker_lock, fcntl.LOCK_SH)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="leaktrace-orphan-watch", daemon=True).start()
 
 
-def _marked_chunk(
-    source: str, media_sha: str, handles: list[str], targets: list[str], strength: float
-) -> list[tuple[str, str, str]]:
-    """Mark ``source`` for ``handles``; return (handle, path, sha256) for each written copy."""
+def _make_copy(
+    source: str, media_sha: str, handle: str, target: str, batch: str, strength: float
+) -> tuple[str, bool]:
+    """Write ``handle``'s copy of ``source`` to ``target`` unless something is there already;
+    returns (its sha256, whether it was placed)."""
     if _worker_key is None:
         raise RuntimeError("worker used before _init_worker")
     if media_sha not in _worker_cache:
         _worker_cache.clear()  # one original at a time per worker
         pixels = read_image(source)
-        _worker_cache[media_sha] = (
-            pixels,
-            prepare(pixels, _worker_key, f"sha256:{media_sha}", strength=strength),
-        )
+        plan = prepare(pixels, _worker_key, f"sha256:{media_sha}", strength=strength)
+        _worker_cache[media_sha] = (pixels, plan)
     pixels, plan = _worker_cache[media_sha]
-    done = []
-    for handle, target in zip(handles, targets, strict=True):
-        write_image(target, apply(plan, pixels, handle), like=source)
-        done.append((handle, target, file_sha256(target)))
-    return done
+    data = encode_image(apply(plan, pixels, handle), target, like=source)
+    final, part = Path(target), part_path(target, batch)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        placed = _place(part, final)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise MediaError(f"cannot write {final}: {exc.strerror or exc}") from exc
+    return hashlib.sha256(data).hexdigest(), placed
 
 
-# -- orchestration ----------------------------------------------------------------------------
-def register_original(ws: Workspace, source: Path) -> Media:
-    """Register one original in the workspace; an original already there is not decoded."""
-    sha = file_sha256(source)
-    known = ws.media_by_sha256(sha)
-    if known is not None:
-        return known
-    pixels = read_image(source)
-    return ws.register_media(
-        source,
-        sha256=sha,
-        width=pixels.shape[1],
-        height=pixels.shape[0],
-        fingerprint=fingerprint(pixels),
-        features=features(pixels),
-    )
+def _place(part: Path, final: Path) -> bool:
+    """Give the finished ``part`` its final name unless a file has that name; False if one has."""
+    try:
+        os.link(part, final)  # fails if the name is taken: nothing is ever replaced
+    except FileExistsError:
+        part.unlink(missing_ok=True)
+        return False
+    except OSError:  # a file system without hard links
+        if final.exists():
+            part.unlink(missing_ok=True)
+            return False
+        os.replace(part, final)
+        return True
+    part.unlink()
+    return True
 
 
+# -- checking and planning --------------------------------------------------------------------
+def register_original(
+    ws: Workspace, source: Path, *, name: str | None = None
+) -> tuple[Media, list[str]]:
+    """Register one original, checked as a batch's sources are (a new one must carry a mark
+    that survives a re-share at the default strength); returns it with any warnings."""
+    (checked,) = _checked_sources(ws, [source], None if name is None else [name])
+    problems: list[str] = []
+    warnings: list[str] = []
+    fresh = set() if checked.media is not None else {checked.sha256}
+    registered = _registered(ws, [checked], fresh, 1.0, problems, warnings)
+    if problems:
+        raise InputError("\n".join(problems))
+    return registered[0], warnings
+
+
+def _checked_sources(
+    ws: Workspace, sources: Sequence[Path], names: Sequence[str] | None
+) -> list[_Source]:
+    """Header checks of every source (nothing decoded, nothing registered): one problem line
+    per file, raised together."""
+    problems, found = [], []
+    labels = [Path(n) for n in names] if names is not None else list(sources)
+    seen: set[str] = set()
+    for src, label in zip(sources, labels, strict=True):
+        try:
+            if src.is_dir():
+                raise MediaError(f"{src}: is a directory, not an image")
+            if image_format(src) not in FORMATS:
+                raise MediaError(f"{src}: not a format leaktrace can write copies in")
+            sha = file_sha256(src)
+        except MediaError as exc:
+            problems.append(str(exc))
+            continue
+        except OSError as exc:
+            problems.append(f"{src}: cannot read ({exc.strerror or exc})")
+            continue
+        copy = ws.copy_by_sha256(sha)
+        if copy is not None:
+            problems.append(
+                f"{src}: this file is {copy.handle}'s copy of {copy.media_name} "
+                f"(made {copy.created:%Y-%m-%d}); mark the original instead"
+            )
+            continue
+        if sha not in seen:  # the same file given twice is marked once
+            seen.add(sha)
+            found.append(_Source(src, label, sha, ws.media_by_sha256(sha)))
+    if problems:
+        raise InputError("\n".join(problems))
+    return found
+
+
+def _probe(key: Key, pixels: np.ndarray, media_sha: str, strength: float) -> float:
+    """The score a copy of ``pixels`` keeps after a social-network re-share."""
+    media_id = f"sha256:{media_sha}"
+    copy = apply(prepare(pixels, key, media_id, strength=strength), pixels, "leaktrace:probe")
+    side = max(copy.shape[:2])
+    leak = attacks.jpeg(attacks.rescale(copy, min(1.0, PROBE_SIDE / side)), PROBE_QUALITY)
+    soft = extract(leak, key, media_id, original=pixels)
+    return float(score(soft, key, media_id, ["leaktrace:probe"])[0])
+
+
+def _registered(
+    ws: Workspace,
+    sources: Sequence[_Source],
+    marking: set[str],
+    strength: float,
+    problems: list[str],
+    warnings: list[str],
+    stop: threading.Event | None = None,
+) -> list[Media]:
+    """Decode what must be decoded — new originals (for their fingerprint) and those about to
+    be marked (for the re-share probe) — then register the new ones if no file failed."""
+    needed = math.sqrt(2 * math.log(PROBE_RECIPIENTS / DEFAULT_THRESHOLD))
+    new: list[tuple[_Source, dict[str, Any]]] = []
+    for src in sources:
+        _check_stop(stop)
+        if src.media is not None and src.sha256 not in marking:
+            continue
+        try:
+            pixels = read_image(src.path)
+            if src.sha256 in marking:
+                z = _probe(ws.key, pixels, src.sha256, strength)
+                if z < needed:
+                    problems.append(
+                        f"{src.path}: too flat or too small to carry a mark that survives a "
+                        f"re-share (test score {z:.1f}, a match needs {needed:.1f})"
+                    )
+                    continue
+                if z < 1.5 * needed:
+                    warnings.append(
+                        f"{src.path}: its mark is weak (test re-share score {z:.1f}, a match "
+                        f"needs {needed:.1f}); stronger edits may erase it"
+                    )
+        except LeaktraceError as exc:
+            problems.append(str(exc))
+            continue
+        if src.media is None:
+            new.append(
+                (
+                    src,
+                    {
+                        "width": int(pixels.shape[1]),
+                        "height": int(pixels.shape[0]),
+                        "fingerprint": fingerprint(pixels),
+                        "features": features(pixels),
+                    },
+                )
+            )
+    if problems:
+        return []
+    made = {
+        src.sha256: ws.register_media(src.path, sha256=src.sha256, name=src.label.name, **meta)
+        for src, meta in new
+    }
+    return [src.media or made[src.sha256] for src in sources]
+
+
+def _planned(
+    ws: Workspace, sources: Sequence[_Source], handles: Sequence[str], out: Path
+) -> tuple[list[tuple[_Source, str, Path]], list[CopyDone]]:
+    """Where each copy goes, and which are made and recorded already."""
+    known = [s.media for s in sources if s.media is not None]
+    recorded: dict[Path, list[tuple[str, str, str]]] = {}
+    for c in ws.copies(known) if known else []:
+        recorded.setdefault(Path(c.path), []).append((c.media_sha256, c.handle, c.sha256))
+    todo, skipped, taken = [], [], set()
+    for src in sources:
+        stem, suffix = src.label.stem, src.label.suffix
+        names = [src.label.name, f"{stem}~{src.sha256[:8]}{suffix}"]
+        for h in handles:
+            for name in names:
+                target = (out / h / name).absolute()
+                here = recorded.get(target, [])
+                mine = [sha for m, rh, sha in here if (m, rh) == (src.sha256, h)]
+                if target in taken:
+                    continue
+                if target.exists():
+                    if mine and target.is_file() and file_sha256(target) in mine:
+                        skipped.append(CopyDone(src.path, h, target, file_sha256(target), True))
+                        taken.add(target)
+                        break
+                    continue  # another original's copy, or any other file: never replaced
+                taken.add(target)
+                todo.append((src, h, target))
+                break
+            else:
+                raise WorkspaceError(
+                    f"cannot name {h}'s copy of {src.path}: {out / h / names[0]} and "
+                    f"{out / h / names[1]} are taken; choose another output folder"
+                )
+    return todo, skipped
+
+
+# -- making copies ----------------------------------------------------------------------------
 def make_copies(
     ws: Workspace,
     sources: Sequence[str | os.PathLike[str]],
@@ -125,113 +355,150 @@ def make_copies(
     strength: float = 1.0,
     on_total: Callable[[int], None] | None = None,
     names: Sequence[str] | None = None,
+    summary: BatchSummary | None = None,
+    job_id: str | None = None,
+    stop: threading.Event | None = None,
 ) -> Generator[CopyDone]:
     """Make and record every recipient's copy of every source, yielding each as it lands.
 
-    ``handles=None`` means every registered recipient. Unknown handles, unreadable sources and
-    an unwritable output folder are refused before any copy is made. ``names`` (one per
-    source) are the file names the copies are named after, when the sources' own are not
-    (an original kept in the workspace under its hash).
+    ``handles=None`` means every registered recipient. Every source is checked before any
+    work (one line per bad file in the :class:`InputError`), and so are the recipients, the
+    strength and the output folder. ``names`` (one per source) are the file names the copies
+    are named after, when the sources' own are not (an original kept in the workspace under
+    its hash). ``summary`` receives the counts and warnings as the batch runs. Setting
+    ``stop`` ends the batch at its next safe point: copies in hand are finished and recorded,
+    then :class:`Stopped` is raised.
     """
+    summary = summary if summary is not None else BatchSummary()
+    if not (MIN_STRENGTH <= strength <= MAX_STRENGTH):
+        raise InputError(
+            f"strength must be between {MIN_STRENGTH} and {MAX_STRENGTH} (1 ≈ 48 dB PSNR), "
+            f"not {strength:g}"
+        )
     recipients = [r.handle for r in ws.recipients(handles)]
     if not recipients:
         raise RecipientError("no recipients: add some with `leaktrace recipients add`")
+    if names is not None and len(names) != len(sources):
+        raise ValueError("make_copies: one name per source")
+    ws.key  # noqa: B018 - a missing or foreign key is refused before any work
+    checked = _checked_sources(ws, [Path(s) for s in sources], names)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
     except OSError as exc:
-        raise WorkspaceError(f"cannot create the output folder {out}: {exc}") from exc
-    given = [Path(s) for s in sources]
-    if names is not None and len(names) != len(given):
-        raise ValueError("make_copies: one name per source")
-    label = dict(zip(given, given if names is None else map(Path, names), strict=True))
-    originals = [(src, register_original(ws, src)) for src in label]
-    planned = {copy_name(label[src], h) for src, _ in originals for h in recipients}
-    if len(planned) < len(originals) * len(recipients):
-        raise RecipientError("two sources share a file name; their copies would collide")
-
-    recorded = {(c.media_sha256, c.handle): c for c in ws.copies()}
-    todo: list[tuple[Path, Media, list[str]]] = []
-    skipped: list[CopyDone] = []
-    for src, media in originals:
-        pending = []
-        for h in recipients:
-            target = out / copy_name(label[src], h)
-            rec = recorded.get((media.sha256, h))
-            if (
-                rec is not None
-                and Path(rec.path) == target.resolve()
-                and target.is_file()
-                and file_sha256(target) == rec.sha256
-            ):
-                skipped.append(CopyDone(src, h, target, rec.sha256, skipped=True))
-            else:
-                pending.append(h)
-        if pending:
-            todo.append((src, media, pending))
-    for stale in out.glob(".*.part"):  # temporary files of a run that was killed
-        stale.unlink(missing_ok=True)
+        raise WorkspaceError(f"cannot write to the output folder {out}: {exc.strerror}") from exc
+    todo, skipped = _planned(ws, checked, recipients, out)
+    problems: list[str] = []
+    marking = {src.sha256 for src, _, _ in todo}
+    media = _registered(ws, checked, marking, strength, problems, summary.warnings, stop)
+    if problems:
+        raise InputError("\n".join(problems))
+    by_sha = {src.sha256: m for src, m in zip(checked, media, strict=True)}
+    summary.total = len(todo) + len(skipped)
     if on_total is not None:
-        on_total(len(skipped) + sum(len(p) for _, _, p in todo))
-    yield from skipped
-
-    by_sha = {media.sha256: (src, media) for src, media in originals}
-
-    def finish(chunk: list[tuple[str, str, str]], media_sha: str) -> Iterator[CopyDone]:
-        src, media = by_sha[media_sha]
-        for handle, target, sha in chunk:
-            ws.record_copy(media, handle, Path(target).resolve(), sha, strength=strength)
-            yield CopyDone(src, handle, Path(target), sha, skipped=False)
-
-    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-    chunks = [
-        (
-            str(src),
-            media.sha256,
-            pending[i : i + 8],
-            [str(out / copy_name(label[src], h)) for h in pending[i : i + 8]],
-        )
-        for src, media, pending in todo
-        for i in range(0, len(pending), 8)
-    ]
-    if n_workers == 1 or len(chunks) == 1 and len(chunks[0][2]) == 1:
-        _init_worker(ws.key, cv2.getNumThreads())
-        try:
-            for source, sha, hs, targets in chunks:
-                yield from finish(_marked_chunk(source, sha, hs, targets, strength), sha)
-        finally:
-            _worker_cache.clear()
+        on_total(summary.total)
+    for done in skipped:
+        summary.skipped += 1
+        yield done
+    if not todo:
         return
-    ctx = multiprocessing.get_context("spawn")  # OpenCV's thread pool does not survive fork
-    with ProcessPoolExecutor(
-        n_workers, mp_context=ctx, initializer=_init_worker, initargs=(ws.key, 1)
-    ) as pool:
-        pending_futures: dict[Future[Any], str] = {}
-        queue = iter(chunks)
-        try:
-            for _ in range(2 * n_workers):
-                _submit(pool, pending_futures, queue, strength)
-            while pending_futures:
-                ready, _ = wait(pending_futures, return_when=FIRST_COMPLETED)
-                for fut in ready:
-                    sha = pending_futures.pop(fut)
-                    yield from finish(fut.result(), sha)
-                    _submit(pool, pending_futures, queue, strength)
-        finally:
-            for fut in pending_futures:
-                fut.cancel()
+    _check_stop(stop)
+    batch, ids = ws.begin_batch(
+        [(by_sha[src.sha256], h, target) for src, h, target in todo],
+        strength=strength,
+        job_id=job_id,
+    )
+    tasks = [(copy_id, src, h, target) for copy_id, (src, h, target) in zip(ids, todo, strict=True)]
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    try:
+        if n_workers == 1 or len(tasks) == 1:
+            _init_worker(ws.key, cv2.getNumThreads(), None)
+            try:
+                for copy_id, src, h, target in tasks:
+                    _check_stop(stop)
+                    made = _make_copy(str(src.path), src.sha256, h, str(target), batch.id, strength)
+                    yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
+            finally:
+                _worker_cache.clear()
+        else:
+            yield from _pooled(ws, summary, tasks, batch.id, n_workers, strength, stop)
+    finally:
+        summary.made += ws.end_batch(batch)  # copies that landed as the batch was stopped
 
 
-def _submit(
-    pool: ProcessPoolExecutor,
-    futures: dict[Future[Any], str],
-    queue: Iterator[tuple[str, str, list[str], list[str]]],
+def _landed(
+    ws: Workspace,
+    summary: BatchSummary,
+    results: list[tuple[int, _Source, str, Path, str, bool]],
+) -> Iterator[CopyDone]:
+    """Record the copies whose files are in place; a name taken meanwhile is not overwritten."""
+    ws.finish_copies([(copy_id, sha) for copy_id, _, _, _, sha, placed in results if placed])
+    ws.forget_copies([copy_id for copy_id, *_, placed in results if not placed])
+    for _, src, h, target, sha, placed in results:
+        if placed:
+            summary.made += 1
+            yield CopyDone(src.path, h, target, sha, skipped=False)
+        elif file_sha256(target) == sha:  # the same copy, made meanwhile by another batch
+            summary.skipped += 1
+            yield CopyDone(src.path, h, target, sha, skipped=True)
+        else:
+            raise WorkspaceError(f"{target} appeared while the batch ran; it was not overwritten")
+
+
+def _submit(pool: ProcessPoolExecutor, args: tuple[Any, ...]) -> Future[Any]:
+    """Submit one copy; a process started meanwhile never sees Ctrl-C (it is the batch's to
+    handle), since a signal blocked when a process starts stays blocked in it."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(_make_copy, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _pooled(
+    ws: Workspace,
+    summary: BatchSummary,
+    tasks: list[tuple[int, _Source, str, Path]],
+    batch: str,
+    n_workers: int,
     strength: float,
-) -> None:
-    item = next(queue, None)
-    if item is not None:
-        source, sha, hs, targets = item
-        futures[pool.submit(_marked_chunk, source, sha, hs, targets, strength)] = sha
+    stop: threading.Event | None,
+) -> Iterator[CopyDone]:
+    lock = ws.home / "locks" / f"{batch}.lock"
+    ctx = multiprocessing.get_context("spawn")  # OpenCV's thread pool does not survive fork
+    pool = ProcessPoolExecutor(
+        n_workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(ws.key, 1, str(lock), os.getpid()),
+    )
+    running: dict[Future[Any], tuple[int, _Source, str, Path]] = {}
+    queue = iter(tasks)
+    try:
+        while True:
+            while len(running) < 2 * n_workers and (task := next(queue, None)) is not None:
+                copy_id, src, h, target = task
+                args = (str(src.path), src.sha256, h, str(target), batch, strength)
+                running[_submit(pool, args)] = task
+            if not running:
+                return
+            ready, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            results = []
+            for fut in ready:
+                task = running.pop(fut)
+                results.append((*task, *fut.result()))
+            yield from _landed(ws, summary, results)
+            _check_stop(stop)
+    except BrokenProcessPool as exc:
+        _check_stop(stop)  # the processes were stopped with the batch (SIGTERM to the group)
+        raise WorkspaceError(
+            "a marking process died (out of memory, or killed); run the same command again"
+        ) from exc
+    finally:
+        # Copies in hand are finished (and recorded by end_batch); the rest never start.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- tracing ----------------------------------------------------------------------------------

@@ -1,0 +1,26 @@
+"""The registry: a workspace's records (SQLite or PostgreSQL through SQLAlchemy) and files."""
+
+from .models import Copy, Job, Media, Recipient, Token, Trace
+from .workspace import (
+    Batch,
+    CopyRecord,
+    Workspace,
+    default_home,
+    file_sha256,
+    part_path,
+)
+
+__all__ = [
+    "Batch",
+    "Copy",
+    "CopyRecord",
+    "Job",
+    "Media",
+    "Recipient",
+    "Token",
+    "Trace",
+    "Workspace",
+    "default_home",
+    "file_sha256",
+    "part_path",
+]

@@ -1,0 +1,153 @@
+"""The registry's tables (SQLAlchemy 2). Their history lives in ``migrations/versions``.
+
+::
+
+    meta        schema and key fingerprint (never the key)
+    recipients  handle (unique ignoring case), name, email
+    media       registered originals, content-addressed
+    copies      every copy file made: who, of what, where, its hash; ``pending`` while a batch
+                is writing it, ``done`` once its file is in place (history: never rewritten)
+    jobs        the service's batches: recipients fixed when accepted, status, progress
+    traces      every trace and its result
+    tokens      API tokens (a SHA-256 digest of each, never the token)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..codes import FORMAT_VERSION
+
+__all__ = ["Base", "Copy", "Job", "Media", "Meta", "Recipient", "Token", "Trace"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class Recipient(Base):
+    """Someone who receives copies."""
+
+    __tablename__ = "recipients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handle: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    email: Mapped[str] = mapped_column(String(256), default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# Handles are unique ignoring case (created by migration 0002 unless an older workspace
+# already holds two handles that differ only in case; the registry checks on every insert).
+HANDLE_KEY = Index("ix_recipients_handle_lower", func.lower(Recipient.handle), unique=True)
+
+
+class Media(Base):
+    """A registered original (content-addressed)."""
+
+    __tablename__ = "media"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="image")
+    name: Mapped[str] = mapped_column(String(512))
+    stored: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
+    features: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @property
+    def mark_id(self) -> str:
+        """The ``media_id`` the engine marks this original's copies with."""
+        return f"sha256:{self.sha256}"
+
+
+class Copy(Base):
+    """One copy file made for one recipient of one media item.
+
+    A batch records its copies as ``pending`` (with their final path) before any is written,
+    and marks each ``done`` with its hash once the file is in place; a batch that dies is
+    settled by :meth:`Workspace.recover`. A record is never rewritten: making a copy again
+    elsewhere adds a record.
+    """
+
+    __tablename__ = "copies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), index=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
+    path: Mapped[str] = mapped_column(String(1024), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    strength: Mapped[float] = mapped_column(Float, default=1.0)
+    format_version: Mapped[int] = mapped_column(Integer, default=FORMAT_VERSION)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    state: Mapped[str] = mapped_column(String(8), default="done", server_default="done")
+    batch: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), nullable=True, index=True)
+
+
+class Job(Base):
+    """A batch of copies accepted by the service; its recipients are fixed when accepted."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id"))
+    handles: Mapped[list[str]] = mapped_column(JSON)
+    strength: Mapped[float] = mapped_column(Float, default=1.0)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Trace(Base):
+    """One run of ``trace`` and its result."""
+
+    __tablename__ = "traces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(512))
+    verdict: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"), nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[dict] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Token(Base):
+    """An API token of the service; the token itself is shown once and never stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
