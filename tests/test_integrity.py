@@ -280,3 +280,25 @@ def test_bad_batches_are_refused_before_any_work(workspace, tmp_path):
         result = run(home, "embed", good, "--all", "-o", tmp_path / "o", "--strength", bad)
         assert result.exit_code == 2 and "strength must be between" in result.output
     assert Workspace.open(home).media() == [] and not list((tmp_path / "o").rglob("*.png"))
+
+
+def test_key_problems_are_named_and_never_send_the_user_to_init(workspace, tmp_path):
+    home = workspace
+    photo = KODAK / "kodim05.png"
+    own = (home / "leaktrace.key").read_bytes()
+    (home / "leaktrace.key").unlink()
+    for args in (("trace", photo), ("embed", photo, "--all", "-o", tmp_path / "o"), ("init",)):
+        result = run(home, *args)
+        assert result.exit_code == 2, result.output
+        assert (
+            "restore your key backup" in result.output
+            and "run `leaktrace init`" not in result.output
+        )
+    assert run(home, "recipients", "list").exit_code == 0  # the records are still readable
+    other = tmp_path / "other"
+    assert run(other, "init").exit_code == 0
+    (home / "leaktrace.key").write_bytes((other / "leaktrace.key").read_bytes())
+    result = run(home, "trace", photo)
+    assert result.exit_code == 2 and "not this workspace's key" in result.output
+    (home / "leaktrace.key").write_bytes(own)
+    assert run(home, "trace", photo).exit_code == 1  # a photo never sent: no match, no error

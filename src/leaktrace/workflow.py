@@ -533,6 +533,7 @@ def trace_file(
     ws: Workspace, path: str | os.PathLike[str], *, threshold: float = DEFAULT_THRESHOLD
 ) -> TraceOutcome:
     """Trace a leaked file against the workspace and record the trace."""
+    ws.key  # noqa: B018 - a missing or foreign key is refused before any work
     leak_path = Path(path)
     leak = read_image(leak_path)
     leak_sha = file_sha256(leak_path)

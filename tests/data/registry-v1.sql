@@ -1,0 +1,80 @@
+BEGIN TRANSACTION;
+CREATE TABLE copies (
+	id INTEGER NOT NULL, 
+	media_id INTEGER NOT NULL, 
+	recipient_id INTEGER NOT NULL, 
+	path VARCHAR(1024) NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	strength FLOAT NOT NULL, 
+	format_version INTEGER NOT NULL, 
+	created DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	UNIQUE (media_id, recipient_id), 
+	FOREIGN KEY(media_id) REFERENCES media (id), 
+	FOREIGN KEY(recipient_id) REFERENCES recipients (id)
+);
+INSERT INTO "copies" VALUES(1,1,1,'/copies/alice/photo1.png','1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a',1.0,2,'2026-01-02 03:04:05.000000');
+INSERT INTO "copies" VALUES(2,1,3,'/copies/bob/photo1.png','1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b',1.0,2,'2026-01-02 03:04:05.000000');
+INSERT INTO "copies" VALUES(3,2,1,'/copies/alice/photo2.png','2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a',1.0,2,'2026-01-02 03:04:05.000000');
+INSERT INTO "copies" VALUES(4,2,3,'/copies/bob/photo2.png','2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b',1.0,2,'2026-01-02 03:04:05.000000');
+CREATE TABLE media (
+	id INTEGER NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	name VARCHAR(512) NOT NULL, 
+	stored VARCHAR(512) NOT NULL, 
+	size INTEGER NOT NULL, 
+	width INTEGER NOT NULL, 
+	height INTEGER NOT NULL, 
+	fingerprint BLOB NOT NULL, 
+	features BLOB NOT NULL, 
+	created DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	UNIQUE (sha256)
+);
+INSERT INTO "media" VALUES(1,'1111111111111111111111111111111111111111111111111111111111111111','image','photo1.png','originals/11/1111111111111111111111111111111111111111111111111111111111111111.png',37033,128,96,X'0000000000000000',X'','2026-01-02 03:04:05.000000');
+INSERT INTO "media" VALUES(2,'2222222222222222222222222222222222222222222222222222222222222222','image','photo2.png','originals/22/2222222222222222222222222222222222222222222222222222222222222222.png',37033,128,96,X'0000000000000000',X'','2026-01-02 03:04:05.000000');
+CREATE TABLE meta (
+	name VARCHAR(64) NOT NULL, 
+	value VARCHAR(256) NOT NULL, 
+	PRIMARY KEY (name)
+);
+INSERT INTO "meta" VALUES('schema_version','1');
+CREATE TABLE recipients (
+	id INTEGER NOT NULL, 
+	handle VARCHAR(64) NOT NULL, 
+	name VARCHAR(256) NOT NULL, 
+	email VARCHAR(256) NOT NULL, 
+	created DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	UNIQUE (handle)
+);
+INSERT INTO "recipients" VALUES(1,'alice','Alice A.','alice@example.com','2026-01-02 03:04:05.000000');
+INSERT INTO "recipients" VALUES(2,'ALICE','','','2026-01-02 03:04:05.000000');
+INSERT INTO "recipients" VALUES(3,'bob','','','2026-01-02 03:04:05.000000');
+CREATE TABLE tokens (
+	id INTEGER NOT NULL, 
+	name VARCHAR(128) NOT NULL, 
+	digest VARCHAR(64) NOT NULL, 
+	hint VARCHAR(16) NOT NULL, 
+	created DATETIME NOT NULL, 
+	revoked DATETIME, 
+	PRIMARY KEY (id), 
+	UNIQUE (digest)
+);
+INSERT INTO "tokens" VALUES(1,'old','d7e76c276eb607c618551f04271ad0c3147f1e23956461bad9c1ed2d6d2c3708','lt_uhi1','2026-01-02 03:04:05.000000',NULL);
+CREATE TABLE traces (
+	id INTEGER NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	name VARCHAR(512) NOT NULL, 
+	verdict VARCHAR(16) NOT NULL, 
+	recipient VARCHAR(64), 
+	media_id INTEGER, 
+	p_value FLOAT, 
+	result JSON NOT NULL, 
+	created DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(media_id) REFERENCES media (id)
+);
+INSERT INTO "traces" VALUES(1,'ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff','leak.jpg','no_match',NULL,NULL,NULL,'{"verdict": "no_match"}','2026-01-02 03:04:05.000000');
+COMMIT;
