@@ -3,6 +3,7 @@ random moments, run side by side, and pointed at names that are taken."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -302,3 +304,22 @@ def test_key_problems_are_named_and_never_send_the_user_to_init(workspace, tmp_p
     assert result.exit_code == 2 and "not this workspace's key" in result.output
     (home / "leaktrace.key").write_bytes(own)
     assert run(home, "trace", photo).exit_code == 1  # a photo never sent: no match, no error
+
+
+def test_a_weak_mark_is_warned_in_json_and_a_hopeless_one_refused(workspace, tmp_path):
+    """Flat pictures with one small textured patch: the mark lives only there."""
+    rng = np.random.default_rng(0)
+    paths = {}
+    for label, share in (("weak", 0.003), ("hopeless", 0.0005)):
+        img = np.full((512, 768), 128, np.uint8)
+        n = int(np.sqrt(share * img.size))
+        img[:n, :n] = rng.integers(60, 200, (n, n))
+        paths[label] = tmp_path / f"{label}.png"
+        Image.fromarray(img).save(paths[label])
+    result = run(workspace, "embed", paths["weak"], "--to", "r00", "-o", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["made"] == 1 and len(summary["warnings"]) == 1
+    assert "weak.png: its mark is weak" in summary["warnings"][0]
+    result = run(workspace, "embed", paths["hopeless"], "--to", "r00", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "hopeless.png: too flat or too small" in result.output
