@@ -10,12 +10,12 @@ from PIL import Image, JpegImagePlugin
 
 import leaktrace as lt
 
-from .conftest import HIGHRES, KODAK
+from .conftest import KODAK, WALRUS
 from .images import encode, jpeg_with_size, photo, png_gray_alpha16, png_header, wide
 
 
 def _icc():
-    with Image.open(HIGHRES / "brown-architecture.jpg") as im:  # header only, not decoded
+    with Image.open(WALRUS) as im:  # header only, not decoded
         return im.info["icc_profile"]
 
 
@@ -26,7 +26,7 @@ def _jpeg_like(tmp_path, pixels, **opts):
 
 
 def test_png_round_trip_is_lossless(tmp_path, kodak):
-    img = kodak(1)
+    img = kodak(20)
     out = lt.write_image(tmp_path / "a.png", img)
     assert np.array_equal(lt.read_image(out), img)
     assert not list(tmp_path.glob(".*.part"))
@@ -36,7 +36,7 @@ def test_png_round_trip_is_lossless(tmp_path, kodak):
 
 
 def test_jpeg_copy_keeps_tables_subsampling_and_icc(tmp_path, kodak, key):
-    img = kodak(2)
+    img = kodak(15)
     orig = _jpeg_like(tmp_path, img, quality=83, subsampling=1, icc_profile=_icc())
     pixels = lt.read_image(orig)
     copy = lt.embed(pixels, key, "m", "alice")
@@ -52,7 +52,7 @@ def test_jpeg_copy_keeps_tables_subsampling_and_icc(tmp_path, kodak, key):
 
 
 def test_exif_orientation_is_kept_and_pixels_are_as_stored(tmp_path, kodak):
-    img = kodak(3)
+    img = kodak(7)
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 on display
     orig = _jpeg_like(tmp_path, img, quality=95, exif=exif.tobytes())
@@ -65,7 +65,7 @@ def test_exif_orientation_is_kept_and_pixels_are_as_stored(tmp_path, kodak):
 
 @pytest.mark.parametrize("fmt, suffix", [("WEBP", ".webp"), ("TIFF", ".tif"), ("PNG", ".png")])
 def test_format_follows_the_original(tmp_path, kodak, fmt, suffix):
-    img = kodak(4)
+    img = kodak(19)
     orig = tmp_path / f"orig{suffix}"
     Image.fromarray(img).save(orig, format=fmt)
     out = lt.write_image(tmp_path / f"copy{suffix}", lt.read_image(orig), like=orig)
@@ -89,13 +89,13 @@ def test_rgba_and_gray_and_sixteen_bit_round_trip(tmp_path, kodak):
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):
-    data = (KODAK / "kodim06.png").read_bytes()
+    data = (KODAK / "kodim07.png").read_bytes()
     path = tmp_path / "cut.png"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(lt.MediaError, match="truncated"):
         lt.read_image(path)
     jpg = io.BytesIO()
-    Image.open(KODAK / "kodim06.png").convert("RGB").save(jpg, "JPEG")
+    Image.open(KODAK / "kodim07.png").convert("RGB").save(jpg, "JPEG")
     with pytest.raises(lt.MediaError):
         lt.read_image(jpg.getvalue()[:3000])
 
@@ -143,9 +143,9 @@ def test_missing_file_and_bad_output(tmp_path, kodak):
     with pytest.raises(lt.MediaError, match="no such file"):
         lt.read_image(tmp_path / "absent.jpg")
     with pytest.raises(lt.UnsupportedMediaError, match="suffix"):
-        lt.write_image(tmp_path / "out.xyz", kodak(1))
+        lt.write_image(tmp_path / "out.xyz", kodak(20))
     with pytest.raises(lt.MediaError):
-        lt.write_image(tmp_path / "no-such-dir" / "out.png", kodak(1))
+        lt.write_image(tmp_path / "no-such-dir" / "out.png", kodak(20))
     with pytest.raises(lt.UnsupportedMediaError, match="alpha"):
         lt.write_image(tmp_path / "out.jpg", np.zeros((64, 64, 4), np.uint8))
 
