@@ -327,8 +327,9 @@ def _planned(
                 if target in taken:
                     continue
                 if target.exists():
-                    if mine and target.is_file() and file_sha256(target) in mine:
-                        skipped.append(CopyDone(src.path, h, target, file_sha256(target), True))
+                    sha = file_sha256(target) if mine and target.is_file() else None
+                    if sha in mine:
+                        skipped.append(CopyDone(src.path, h, target, sha, True))
                         taken.add(target)
                         break
                     continue  # another original's copy, or any other file: never replaced
