@@ -14,6 +14,15 @@ KODAK = sorted((CORPUS / "kodak").glob("kodim*.png"))
 HIGHRES = sorted((CORPUS / "highres").glob("*.jpg"))
 
 
+def require_corpus() -> None:
+    """Exit with a one-line message when the shared corpus is not where it is expected."""
+    if not KODAK or not HIGHRES:
+        raise SystemExit(
+            f"no media corpus at {CORPUS}: the benchmarks read the shared corpus "
+            "(default ../shared/corpus beside this checkout, or LEAKTRACE_CORPUS=/path/to/corpus)"
+        )
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

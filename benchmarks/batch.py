@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _common import HIGHRES, table
+from _common import HIGHRES, require_corpus, table
 
 import leaktrace as lt
 from leaktrace.registry import Workspace
@@ -37,6 +37,7 @@ def main() -> None:
         "--files", nargs="*", default=["brown-architecture.jpg", "earth-at-night_nasa.jpg"]
     )
     args = parser.parse_args()
+    require_corpus()
     cores = os.cpu_count() or 1
     rows = []
     for name in args.files:

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import numpy as np
-from _common import KODAK, table
+from _common import KODAK, require_corpus, table
 
 import leaktrace as lt
 from leaktrace import attacks
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--outsiders", type=int, default=2)
     parser.add_argument("--photos", type=int, default=len(KODAK))
     args = parser.parse_args()
+    require_corpus()
     job = partial(
         run_photo,
         secret=lt.Key.generate()._secret,

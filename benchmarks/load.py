@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2 as httpx
-from _common import KODAK, table
+from _common import KODAK, require_corpus, table
 from PIL import Image
 
 import leaktrace as lt
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=200)
     parser.add_argument("--photos", type=int, default=4)
     args = parser.parse_args()
+    require_corpus()
 
     home = Path(tempfile.mkdtemp(prefix="leaktrace-load-"))
     ws = lt.Workspace.create(home)

@@ -14,7 +14,7 @@ import argparse
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from _common import KODAK, psnr, ssim, table
+from _common import KODAK, psnr, require_corpus, ssim, table
 
 import leaktrace as lt
 from leaktrace import attacks
@@ -79,6 +79,7 @@ def main() -> None:
         "--suite", choices=["standard", "geometric", "blind", "all"], default="standard"
     )
     args = parser.parse_args()
+    require_corpus()
     key = lt.Key.generate()
     jobs = [(str(p), args.candidates, key._secret, args.suite) for p in KODAK[: args.photos]]
     with ProcessPoolExecutor(args.workers) as pool:

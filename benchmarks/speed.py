@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _common import HIGHRES, table
+from _common import HIGHRES, require_corpus, table
 
 import leaktrace as lt
 from leaktrace import attacks
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--files", type=int, default=len(HIGHRES))
     args = parser.parse_args()
+    require_corpus()
     key = lt.Key.generate()
     other = imwatermark_encoder()
     with tempfile.TemporaryDirectory() as tmp:

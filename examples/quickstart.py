@@ -2,8 +2,8 @@
 
     python examples/quickstart.py [PHOTO] [--out DIR]
 
-Uses a photo from the shared corpus by default (``../shared/corpus`` beside this checkout, or
-``$LEAKTRACE_CORPUS``). Writes the key and the copies to ``--out`` (default
+Uses the sample photo ``examples/media/mountains_ryan-schroeder_1920.jpg`` by default (nothing
+outside this repository). Writes the key and the copies to ``--out`` (default
 ``quickstart-out/``), then simulates a leak — bob's copy re-shared on social media (longest
 side 1080, JPEG 72, 4:2:0) — and traces it among 1,000 candidates, with and without the original.
 """
@@ -11,23 +11,18 @@ side 1080, JPEG 72, 4:2:0) — and traces it among 1,000 candidates, with and wi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import leaktrace as lt
 from leaktrace import attacks
 
-CORPUS = Path(
-    os.environ.get("LEAKTRACE_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
-)
+SAMPLE = Path(__file__).resolve().parent / "media" / "mountains_ryan-schroeder_1920.jpg"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "photo", nargs="?", default=CORPUS / "highres" / "mountains_ryan-schroeder.jpg"
-    )
+    parser.add_argument("photo", nargs="?", default=SAMPLE)
     parser.add_argument("--out", type=Path, default=Path("quickstart-out"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

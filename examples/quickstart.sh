@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The everyday workflow on corpus photos: a workspace, five recipients, copies of three photos,
-# one copy leaked through a social network, traced to its recipient with an evidence report.
+# The everyday workflow on the sample photos in examples/media (nothing outside this repository):
+# a workspace, five recipients, copies of three photos, one copy leaked through a social network,
+# traced to its recipient with an evidence report.
 # Usage: examples/quickstart.sh [WORKDIR]   (default: ./quickstart-out; uses .venv if present)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-corpus="${LEAKTRACE_CORPUS:-$here/../shared/corpus}"
+media="$here/examples/media"
 bin="$here/.venv/bin"
 if [ ! -x "$bin/leaktrace" ]; then
     command -v leaktrace >/dev/null || { echo "install leaktrace first (see README.md)"; exit 2; }
@@ -20,14 +21,14 @@ export LEAKTRACE_HOME="$PWD/workspace"
 "$bin/leaktrace" init
 printf 'handle,name,email\nalice,Alice A.,alice@example.com\nbob,Bob B.,bob@example.com\ncarol,Carol C.,carol@example.com\ndave,Dave D.,dave@example.com\nerin,Erin E.,erin@example.com\n' > patrons.csv
 "$bin/leaktrace" recipients import patrons.csv
-"$bin/leaktrace" embed "$corpus/highres/mountains_ryan-schroeder.jpg" \
-    "$corpus/kodak/kodim05.png" "$corpus/kodak/kodim23.png" --all -o copies
+"$bin/leaktrace" embed "$media/mountains_ryan-schroeder_1920.jpg" \
+    "$media/kodim05.png" "$media/kodim15.png" --all -o copies
 
 # bob's copy of the mountain photo is re-shared: longest side 1080, JPEG 72, metadata stripped.
 "$bin/python" - <<'PY'
 import leaktrace as lt
 from leaktrace import attacks
-copy = lt.read_image("copies/bob/mountains_ryan-schroeder.jpg")
+copy = lt.read_image("copies/bob/mountains_ryan-schroeder_1920.jpg")
 leak = attacks.rescale(copy, 1080 / max(copy.shape[:2]))
 lt.write_image("leaked.jpg", leak, quality=72)
 PY
@@ -35,6 +36,6 @@ PY
 echo "--- tracing leaked.jpg"
 "$bin/leaktrace" trace leaked.jpg --report evidence.html
 echo "--- tracing a photo that was never sent (exit status 1 expected)"
-status=0; "$bin/leaktrace" trace "$corpus/kodak/kodim20.png" || status=$?
+status=0; "$bin/leaktrace" trace "$media/kodim20.png" || status=$?
 [ "$status" -eq 1 ] || { echo "expected exit status 1, got $status"; exit 1; }
 echo "--- evidence report: $PWD/evidence.html"

@@ -1,5 +1,14 @@
+"""Test data: the repository's sample photos by default, the shared corpus on request.
+
+The default run reads only ``examples/media`` (five Kodak photos, a crop of a 15 MP photo and a
+downscaled 13 MP photo; examples/media/README.md gives their origins and licences). Tests marked
+``corpus`` form the extended set: they read the shared media corpus and run only when
+``LEAKTRACE_CORPUS`` names it, e.g. ``LEAKTRACE_CORPUS=../shared/corpus pytest -m corpus``.
+"""
+
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -8,14 +17,34 @@ import pytest
 
 import leaktrace as lt
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-KODAK = CORPUS / "kodak"
-HIGHRES = CORPUS / "highres"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "examples" / "media"
+KODAK = SAMPLES  # the Kodak photos among the samples, kodimNN.png as in the corpus
+SAMPLE_KODAK = (5, 7, 15, 19, 20)
+WALRUS = SAMPLES / "walruses_jay-ruzesky_crop.jpg"  # 1800×1200 at full resolution, sRGB ICC
+MOUNTAINS = SAMPLES / "mountains_ryan-schroeder_1920.jpg"  # 1920×1280, no ICC profile
+
+CORPUS = Path(os.environ["LEAKTRACE_CORPUS"]) if os.environ.get("LEAKTRACE_CORPUS") else None
+NO_CORPUS = "extended set: needs the shared media corpus, set LEAKTRACE_CORPUS=/path/to/corpus"
+
+
+def kodak_path(n: int) -> Path:
+    """Kodak photo ``n``: the repository's copy if it is a sample, else the corpus's."""
+    if n in SAMPLE_KODAK:
+        return KODAK / f"kodim{n:02d}.png"
+    if CORPUS is None:
+        raise LookupError(f"kodim{n:02d} is not a sample; a test that reads it must be 'corpus'")
+    return CORPUS / "kodak" / f"kodim{n:02d}.png"
+
+
+def corpus_kodak(*exclude: int) -> list:
+    """Kodak numbers 1–24 but ``exclude``, as parameters of the extended set."""
+    return [pytest.param(n, marks=pytest.mark.corpus) for n in range(1, 25) if n not in exclude]
 
 
 @cache
 def _kodak(n: int) -> np.ndarray:
-    return lt.read_image(KODAK / f"kodim{n:02d}.png")
+    return lt.read_image(kodak_path(n))
 
 
 @pytest.fixture
@@ -35,8 +64,15 @@ def candidates() -> list[str]:
 
 
 def pytest_configure(config):
-    if not KODAK.is_dir():
-        raise pytest.UsageError(f"the shared corpus is missing: {CORPUS}")
+    if CORPUS is not None and not (CORPUS / "kodak").is_dir():
+        raise pytest.UsageError(f"LEAKTRACE_CORPUS={CORPUS} is not the media corpus (no kodak/)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if CORPUS is None:
+        for item in items:
+            if item.get_closest_marker("corpus"):
+                item.add_marker(pytest.mark.skip(reason=NO_CORPUS))
 
 
 def mark_photos(numbers, recipient, key=None):
@@ -44,6 +80,6 @@ def mark_photos(numbers, recipient, key=None):
     key = key or lt.Key(bytes(range(32)))
     out = {}
     for n in numbers:
-        img = lt.read_image(KODAK / f"kodim{n:02d}.png")
+        img = lt.read_image(kodak_path(n))
         out[n] = (img, lt.embed(img, key, f"kodim{n}", recipient))
     return out

@@ -11,7 +11,7 @@ from leaktrace import attacks
 from leaktrace.cli import app
 from leaktrace.registry import Workspace, file_sha256
 
-from .conftest import HIGHRES, KODAK
+from .conftest import KODAK, WALRUS
 
 runner = CliRunner()
 HANDLES = [f"patron{i:02d}" for i in range(50)]
@@ -39,7 +39,7 @@ def shoot(tmp_path_factory):
     shoot_dir.mkdir()
     for n in (7, 15):
         (shoot_dir / f"kodim{n:02d}.png").write_bytes((KODAK / f"kodim{n:02d}.png").read_bytes())
-    big = lt.read_image(HIGHRES / "walruses_jay-ruzesky.jpg")[1000:2200, 1500:3300]
+    big = lt.read_image(WALRUS)  # already cropped: 1800×1200 at full resolution
     lt.write_image(shoot_dir / "walrus.jpg", np.ascontiguousarray(big), quality=90)
     assert run(home, "init").exit_code == 0
     csv = root / "patrons.csv"

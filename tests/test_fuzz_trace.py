@@ -38,7 +38,7 @@ def marked(tmp_path_factory):
     for h in ("ann", "bob"):
         assert runner.invoke(app, ["--home", str(home), "recipients", "add", h]).exit_code == 0
     photo = root / "photo.png"
-    photo.write_bytes((KODAK / "kodim23.png").read_bytes())
+    photo.write_bytes((KODAK / "kodim15.png").read_bytes())
     made = runner.invoke(app, ["--home", str(home), "embed", str(photo), "--all", "-o", str(root)])
     assert made.exit_code == 0, made.output
     copy = np.asarray(Image.open(root / "ann" / "photo.png").convert("RGB"))

@@ -1,4 +1,4 @@
-"""Media identification among more than 200 registered pictures."""
+"""Media identification among many registered pictures (more than 200 in the extended set)."""
 
 import numpy as np
 import pytest
@@ -7,26 +7,43 @@ import leaktrace as lt
 from leaktrace import attacks
 from leaktrace.identify import fingerprint, shortlist, similarities
 
-from .conftest import HIGHRES, KODAK
+from .conftest import CORPUS, KODAK, MOUNTAINS, SAMPLE_KODAK, WALRUS
 
 
-@pytest.fixture(scope="module")
-def library():
-    """24 Kodak photos and 180 overlapping 1200×800 crops of the six 10–24 MP photos."""
-    pictures = [lt.read_image(p) for p in sorted(KODAK.glob("*.png"))]
-    for path in sorted(HIGHRES.glob("*.jpg")):
+def _library(photos, large, crop):
+    """The photos, and 30 overlapping crops (6 rows × 5 columns) of each large photo."""
+    pictures = [lt.read_image(p) for p in photos]
+    ch, cw = crop
+    for path in large:
         big = lt.read_image(path)
         h, w = big.shape[:2]
         for i in range(6):
             for j in range(5):
-                y, x = i * (h - 800) // 5, j * (w - 1200) // 4
-                pictures.append(np.ascontiguousarray(big[y : y + 800, x : x + 1200]))
+                y, x = i * (h - ch) // 5, j * (w - cw) // 4
+                pictures.append(np.ascontiguousarray(big[y : y + ch, x : x + cw]))
+    return pictures
+
+
+@pytest.fixture(
+    scope="module", params=["samples", pytest.param("corpus", marks=pytest.mark.corpus)]
+)
+def library(request):
+    """The samples: 5 Kodak photos and 60 overlapping 480×320 crops of the two large photos;
+    the corpus: 24 Kodak photos and 180 overlapping 1200×800 crops of the six 10–24 MP photos
+    (crops of about the same share of their photo)."""
+    if request.param == "samples":
+        photos = [KODAK / f"kodim{n:02d}.png" for n in SAMPLE_KODAK]
+        pictures = _library(photos, [WALRUS, MOUNTAINS], (320, 480))
+        assert len(pictures) == 65
+    else:
+        photos = sorted((CORPUS / "kodak").glob("*.png"))
+        pictures = _library(photos, sorted((CORPUS / "highres").glob("*.jpg")), (800, 1200))
+        assert len(pictures) >= 200
     return pictures, [fingerprint(p) for p in pictures]
 
 
 def test_resized_and_recompressed_leaks_find_their_original(library):
     pictures, prints = library
-    assert len(prints) >= 200
     for k, picture in enumerate(pictures):
         leak = attacks.jpeg(attacks.rescale(picture, 0.5), 60)
         assert shortlist(fingerprint(leak), prints)[0] == k

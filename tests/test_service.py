@@ -26,7 +26,7 @@ from leaktrace.service.uploads import NAME_BYTES, clean_name
 from .conftest import KODAK
 
 PHOTO = KODAK / "kodim05.png"
-OTHER = KODAK / "kodim14.png"
+OTHER = KODAK / "kodim20.png"
 PEOPLE = ["ann", "bob", "cy"]
 
 # Every route but the health check, with a harmless body: all must answer 401 without a token.

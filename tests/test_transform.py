@@ -1,8 +1,21 @@
+import tracemalloc
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leaktrace.transform import WORK_SIDE, analyse, luma, synthesise, working_shape
+import leaktrace as lt
+from leaktrace.identify import features
+from leaktrace.transform import (
+    MAX_WORKING_PIXELS,
+    WORK_SIDE,
+    analyse,
+    check_shape,
+    luma,
+    synthesise,
+    working_shape,
+)
 
 
 @given(st.integers(16, 20000), st.integers(16, 20000))
@@ -33,3 +46,35 @@ def test_luma_of_layouts_and_depths():
     assert np.array_equal(luma(rgba), luma(rgb))
     gray16 = np.full((4, 4), 65535, np.uint16)
     assert np.allclose(luma(gray16), 255.0)
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [
+        ((63, 500), "too small"),
+        ((1, 100_000), "too small"),
+        ((64, 10_000), "too elongated"),
+        ((6000, 500), "too elongated"),
+    ],
+)
+def test_arrays_too_small_or_too_elongated_are_refused_before_any_work(key, shape, match):
+    image = np.zeros(shape, np.uint8)
+    tracemalloc.start()
+    try:
+        for call in (
+            lambda: lt.embed(image, key, "m", "alice"),
+            lambda: lt.detect(image, key, "m", ["alice"]),
+            lambda: lt.detect(image, key, "m", ["alice"], original=image),
+            lambda: features(image),
+        ):
+            with pytest.raises(lt.ImageArrayError, match=match):
+                call()
+        assert tracemalloc.get_traced_memory()[1] < 1_000_000  # nothing grid-sized was made
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_panorama_is_accepted():
+    check_shape((2000, 12000))
+    check_shape((120, 1000))  # just over 8:1
+    assert working_shape((2000, 12000))[0] * working_shape((2000, 12000))[1] <= MAX_WORKING_PIXELS

@@ -35,8 +35,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-ORIGINAL = KODAK / "kodim23.png"  # 768×512: the photo the copies are made of
-UNRELATED = KODAK / "kodim01.png"  # never sent to anyone
+ORIGINAL = KODAK / "kodim15.png"  # 768×512: the photo the copies are made of
+UNRELATED = KODAK / "kodim20.png"  # never sent to anyone
 PEOPLE = [
     ("alice", "Alice Archer", "alice@example.com"),
     ("bob", "Bob Brown", "bob@example.com"),

@@ -23,7 +23,7 @@ from .errors import (
     WorkspaceError,
 )
 from .keys import Key
-from .media import read_image, write_image
+from .media import ImageInfo, inspect_image, read_image, write_image
 from .registry import Workspace
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "DetectionInputError",
     "EmbedPlan",
     "ImageArrayError",
+    "ImageInfo",
     "ImageTooLargeError",
     "Key",
     "KeyFileError",
@@ -53,6 +54,7 @@ __all__ = [
     "detect",
     "embed",
     "extract",
+    "inspect_image",
     "prepare",
     "read_image",
     "score",

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import sync
 from .codes import CODE_LENGTH, Layout, codewords, layout
-from .errors import DetectionInputError
+from .errors import DetectionInputError, ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
 from .register import Geometry, align
@@ -34,6 +34,7 @@ from .transform import (
     analyse,
     band_gains,
     check_image,
+    check_shape,
     luma,
     resize,
     to_working,
@@ -205,7 +206,13 @@ def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | 
     # The corners are those of the picture's outer edge: grid pixel edges -0.5 and size - 0.5.
     width = float(np.linalg.norm(corners[1] - corners[0]))
     height = float(np.linalg.norm(corners[3] - corners[0]))
-    grid = working_shape(shape if shape is not None else (round(height), round(width)))
+    if shape is None:
+        shape = (round(height), round(width))
+        try:  # a sliver of a frame would make a grid too large to hold
+            check_shape(shape)
+        except ImageArrayError:
+            return None
+    grid = working_shape(shape)
     factor = width / grid[1]  # leak pixels per grid pixel
     if factor > 1.5:  # average down first, as to_working does
         plane = resize(plane, (round(plane.shape[0] / factor), round(plane.shape[1] / factor)))

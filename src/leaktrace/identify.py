@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .register import sift_features
-from .transform import luma, to_working
+from .transform import check_image, luma, to_working
 
 __all__ = [
     "MATCH_SIMILARITY",
@@ -97,7 +97,11 @@ _PROBE_PIXELS = 800_000
 
 def features(image: np.ndarray) -> bytes:
     """SIFT descriptors of an original's working grid (uint8, 128 per feature), spread over a
-    4×4 grid of cells so that a crop anywhere finds some of them."""
+    4×4 grid of cells so that a crop anywhere finds some of them.
+
+    Raises :class:`~leaktrace.ImageArrayError` for an image the engine cannot mark (too small,
+    or so elongated that its working grid would not fit in memory)."""
+    check_image(image)
     plane = to_working(image)
     points, descriptors = sift_features(plane, contrast=0.01, features=4 * _KEYPOINTS)
     if descriptors is None:

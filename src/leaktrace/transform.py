@@ -18,12 +18,14 @@ from .errors import ImageArrayError
 __all__ = [
     "LEVEL_GAINS",
     "MARKED_LEVELS",
+    "MAX_WORKING_PIXELS",
     "MIN_SIDE",
     "WAVELET",
     "WORK_SIDE",
     "analyse",
     "band_gains",
     "check_image",
+    "check_shape",
     "luma",
     "resize",
     "synthesise",
@@ -38,21 +40,42 @@ MARKED_LEVELS = tuple(LEVEL_GAINS)
 WORK_SIDE = 512
 #: Shortest side (pixels) of an image that can carry a traceable mark.
 MIN_SIDE = 64
+#: Largest working grid (pixels) the engine accepts: 10 × ``WORK_SIDE``² = 2,621,440, which is
+#: a picture up to about 10 times as long as it is high (a 12000×2000 panorama, 6:1, has a
+#: 3072×512 grid). Working memory grows with the grid, not the file: registering an original
+#: costs about 230 bytes per grid pixel (0.6 GB at this limit, 0.1 GB for a 3:2 photo), and a
+#: 1×100000 strip would have a 512×51,200,000 grid (over 100 GB).
+MAX_WORKING_PIXELS = 10 * WORK_SIDE * WORK_SIDE
 _ALIGN = 2 ** max(MARKED_LEVELS)
 _MODE = "periodization"
 
 
+def check_shape(shape: tuple[int, ...]) -> None:
+    """Raise :class:`ImageArrayError` unless an image of ``shape`` (height, width, ...) is
+    large enough to carry a mark (:data:`MIN_SIDE`) and its working grid is at most
+    :data:`MAX_WORKING_PIXELS`; nothing is allocated."""
+    h, w = (int(n) for n in shape[:2])
+    if min(h, w) < MIN_SIDE:
+        raise ImageArrayError(
+            f"an image of {w}×{h} is too small to carry a mark (at least {MIN_SIDE} pixels a side)"
+        )
+    gh, gw = working_shape((h, w))
+    if gh * gw > MAX_WORKING_PIXELS:
+        raise ImageArrayError(
+            f"an image of {w}×{h} is too elongated: its working grid would be {gw}×{gh} = "
+            f"{gh * gw:,} pixels, above the limit of {MAX_WORKING_PIXELS:,} "
+            "(aspect ratios up to about 10:1 are accepted)"
+        )
+
+
 def check_image(image: object) -> None:
-    """Raise :class:`ImageArrayError` unless ``image`` is an array the engine can work on."""
+    """Raise :class:`ImageArrayError` unless ``image`` is an array the engine can work on:
+    uint8 or uint16, H×W or H×W×1..4, and of a shape :func:`check_shape` accepts."""
     if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
         raise ImageArrayError("an image must be a uint8 or uint16 numpy array")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
         raise ImageArrayError(f"an image is H×W, H×W×2, H×W×3 or H×W×4, not {image.shape}")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ImageArrayError(
-            f"an image of {image.shape[1]}×{image.shape[0]} is too small to carry a mark "
-            f"(at least {MIN_SIDE} pixels a side)"
-        )
+    check_shape(image.shape)
 
 
 def luma(image: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from .embed import EmbedPlan, apply, prepare
 from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
 from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
 from .keys import Key
-from .media import FORMATS, encode_image, image_format, read_image
+from .media import encode_image, image_format, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
@@ -218,8 +218,7 @@ def _checked_sources(
         try:
             if src.is_dir():
                 raise MediaError(f"{src}: is a directory, not an image")
-            if image_format(src) not in FORMATS:
-                raise MediaError(f"{src}: not a format leaktrace can write copies in")
+            image_format(src)  # the header, judged as an original's
             sha = file_sha256(src)
         except MediaError as exc:
             problems.append(str(exc))
@@ -270,7 +269,7 @@ def _registered(
         if src.media is not None and src.sha256 not in marking:
             continue
         try:
-            pixels = read_image(src.path)
+            pixels = read_image(src.path, purpose="original")
             if src.sha256 in marking:
                 z = _probe(ws.key, pixels, src.sha256, strength)
                 if z < needed:
@@ -328,8 +327,9 @@ def _planned(
                 if target in taken:
                     continue
                 if target.exists():
-                    if mine and target.is_file() and file_sha256(target) in mine:
-                        skipped.append(CopyDone(src.path, h, target, file_sha256(target), True))
+                    sha = file_sha256(target) if mine and target.is_file() else None
+                    if sha in mine:
+                        skipped.append(CopyDone(src.path, h, target, sha, True))
                         taken.add(target)
                         break
                     continue  # another original's copy, or any other file: never replaced
