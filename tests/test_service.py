@@ -13,6 +13,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -647,3 +648,25 @@ def test_reports_are_private_and_expire(tmp_path):
     with TestClient(create_app(tmp_path, keep_reports=5000), headers=auth) as client:
         assert client.get(f"/api/traces/{second}/report").status_code == 404
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["3.html"]
+
+
+def _odd(mode):
+    scene = Image.open(KODAK / "kodim19.png").convert("RGB").resize((384, 256))
+    buf = io.BytesIO()
+    if mode in ("RGB;16", "I;16"):
+        wide = np.asarray(scene)[..., ::-1].astype(np.uint16) * 257
+        if mode == "I;16":
+            wide = cv2.cvtColor(wide, cv2.COLOR_BGR2GRAY)
+        return cv2.imencode(".png", wide)[1].tobytes()
+    scene.convert(mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGB;16", "I;16", "P", "RGBA", "L", "1"])
+def test_originals_in_any_pixel_layout_are_registered(tmp_path, mode):
+    """Gray + alpha and 16-bit colour once made the re-share test fail (500)."""
+    ws = lt.Workspace.create(tmp_path)
+    token, _ = ws.create_token()
+    with TestClient(create_app(tmp_path), headers={"Authorization": f"Bearer {token}"}) as c:
+        r = upload(c, "/api/media", f"odd {mode}.png", _odd(mode))
+        assert r.status_code == 201, r.text

@@ -1,7 +1,8 @@
 """What leakers do to pictures, as pure functions on arrays (shared by tests and benchmarks).
 
-Every function takes an H×W×3 RGB uint8 array and returns a new one; none of them knows about
-watermarks. :data:`STANDARD` lists the named attacks the engine is held to.
+Every function takes an H×W×3 RGB uint8 array and returns a new one (the codec round trips take
+any layout the engine marks and, as a re-share does, keep 8 bits and no alpha); none of them
+knows about watermarks. :data:`STANDARD` lists the named attacks the engine is held to.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ Attack = Callable[[np.ndarray], np.ndarray]
 
 
 def _codec(image: np.ndarray, fmt: str, **opts: object) -> np.ndarray:
+    # What a re-share does to any picture the engine marks: 8 bits, no alpha.
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 3:
+        image = image[..., 0] if image.shape[2] in (1, 2) else image[..., :3]
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format=fmt, **opts)
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt, **opts)
     buf.seek(0)
     return np.asarray(Image.open(buf).convert("RGB"))
 
