@@ -548,6 +548,15 @@ def test_bad_requests_get_4xx_and_change_nothing(served):
             ),
             400,
         ),
+        (
+            client.post(
+                "/api/recipients", content=b'{"handle":"eve","name":"\\ud800"}', headers=json_type
+            ),
+            422,
+        ),
+        (client.post(copies, content=b'{"recipients":["\\udc80"]}', headers=json_type), 422),
+        (client.post("/api/recipients", content=b"\xff\xff", headers=json_type), 400),
+        (client.get("/api/no/such/route"), 404),
         (upload(client, "/api/recipients/import", "x.csv", b"\x00\xff" * 100), 422),
         (upload(client, "/api/recipients/import", "x.csv", b"handle\n" + b"a" * 200_000), 422),
     ]
@@ -556,6 +565,20 @@ def test_bad_requests_get_4xx_and_change_nothing(served):
         detail = r.json()["detail"]
         assert isinstance(detail, str) and detail and "Traceback" not in detail
     assert table_counts(ws.home) == before
+
+
+def test_a_method_a_path_does_not_take_gets_405_naming_those_it_does(served):
+    client, *_ = served
+    for method, path, allowed in [
+        ("OPTIONS", "/api/media", "GET, POST"),
+        ("PUT", "/api/recipients", "GET, POST"),
+        ("PATCH", "/api/recipients/ann", "DELETE"),
+        ("GET", "/api/jobs/x/cancel", "POST"),
+        ("DELETE", "/api/media/1/copies", "GET, POST"),
+    ]:
+        r = client.request(method, path)
+        assert (r.status_code, r.headers["allow"]) == (405, allowed), (method, path)
+        assert r.json()["detail"] == f"{method} is not allowed here (use {allowed})"
 
 
 def flat_png(width, height, noise=0):

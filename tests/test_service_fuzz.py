@@ -243,3 +243,85 @@ def test_damaged_uploads_never_get_a_server_error(service, caplog, record_proper
     assert statuses[("/api/trace", 200)] and statuses[("/api/trace", 422)], statuses
     assert statuses[("/api/media", 415)] and statuses[("/api/media", 422)], statuses
     assert statuses[("/api/media", 413)] + statuses[("/api/trace", 413)], statuses
+
+
+# -- requests generated from the OpenAPI ---------------------------------------------------------
+#: Upload routes: a byte string the schema allows is seldom an image (or a CSV), so refusing
+#: one is right there; everywhere else, a request the schema allows must not get a 4xx beyond
+#: Schemathesis's defaults (401, 403, 404, 409).
+UPLOADS = ["POST /api/media", "POST /api/trace", "POST /api/recipients/import"]
+MAX_EXAMPLES = 50
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    """The OpenAPI of an app on a workspace with records for the ids a request may name (two
+    recipients, a small original sent to both, a trace of a copy), with the token to send."""
+    schemathesis = pytest.importorskip("schemathesis")
+    home = tmp_path_factory.mktemp("schemathesis")
+    ws = lt.Workspace.create(home)
+    token, _ = ws.create_token("schemathesis")
+    ws.add_recipients([("ann", "", ""), ("bob", "", "")])
+    small = encoded(Image.open(PHOTO).convert("RGB").resize((256, 192)), "PNG")
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(home, workers=1), headers=auth) as client:
+        media = client.post("/api/media", files={"file": ("small.png", small)}).json()
+        job = client.post(f"/api/media/{media['id']}/copies", json={"recipients": "all"}).json()
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/jobs/{job['id']}").json()["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        copy = next(home.glob("copies/*/ann/small.png")).read_bytes()
+        assert client.post("/api/trace", files={"file": ("leak.png", copy)}).status_code == 200
+    config = f"""
+headers = {{ Authorization = "Bearer {token}" }}
+[generation]
+max-examples = {MAX_EXAMPLES}
+""" + "".join(
+        f"""
+[[operations]]
+include-name = "{name}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "413", "415", "422"]
+"""
+        for name in UPLOADS
+    )
+    app = create_app(home, max_upload=1024 * 1024, workers=1)
+    yield schemathesis.openapi.from_asgi(
+        "/openapi.json", app, config=schemathesis.Config.from_str(config)
+    )
+    from schemathesis.python.asgi import shutdown_lifespans
+
+    shutdown_lifespans()  # Schemathesis ran the app's lifespan: stop its job runner
+
+
+def test_the_api_answers_as_its_openapi_says(api_schema, record_property):
+    """Schemathesis's whole run (examples, boundary values and unsupported methods, fuzzing,
+    stateful sequences), with the token: every answer is one the OpenAPI documents (status,
+    content type, body schema, Allow header), 0 server errors."""
+    from schemathesis.engine import Status, events, from_schema
+
+    requests: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    failures: dict[tuple[str, str], str] = {}
+    errors = []
+    for event in from_schema(api_schema).execute():
+        if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
+            rec = event.recorder
+            for case_id, interaction in rec.interactions.items():
+                if interaction.response is not None:
+                    requests[rec.cases[case_id].value.operation.label] += 1
+                    statuses[interaction.response.status_code] += 1
+            for case_id, checks in rec.checks.items():
+                for check in checks:
+                    if check.status == Status.FAILURE and check.failure_info is not None:
+                        label = rec.cases[case_id].value.operation.label
+                        failure = check.failure_info.failure
+                        failures.setdefault((label, check.name), f"{failure.title}: {failure}")
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            errors.append(repr(event))
+    record_property("requests", dict(sorted(requests.items())))
+    record_property("statuses", dict(sorted(statuses.items())))
+    assert not errors, errors
+    assert not failures, "\n".join(f"{k}: {v}" for k, v in failures.items())
+    assert not [code for code in statuses if code >= 500], statuses
+    assert len(requests) == sum(len(ops) for ops in api_schema.raw_schema["paths"].values())

@@ -35,6 +35,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount, compile_path
+from starlette.types import Scope
 
 from .. import __version__
 from ..errors import (
@@ -87,6 +89,14 @@ def _one_error_body(schema: dict[str, Any]) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(unused, None)
     return schema
+
+
+def _methods(schema: dict[str, Any], path: str) -> list[str]:
+    """The methods the OpenAPI documents for ``path`` (empty if it documents no such path)."""
+    for template, operations in schema.get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 def _web_dir() -> Path:
@@ -148,6 +158,20 @@ def create_app(
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
 
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette names the methods of the first route with this path only.
+        allowed = _methods(app.openapi(), request.scope.get("path", ""))
+        if not allowed:  # a file of the page: what StaticFiles said
+            headers = getattr(exc, "headers", None)
+            return JSONResponse({"detail": "Method Not Allowed"}, 405, headers)
+        listed = ", ".join(allowed)
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed here (use {listed})"},
+            405,
+            headers={"Allow": listed},
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # A bug: the log has the traceback, the client one line.
@@ -169,9 +193,24 @@ def create_app(
     for module in (routes.recipients, routes.media, routes.jobs, routes.traces):
         api.include_router(module.router)
     app.include_router(api)
-    openapi = app.openapi
-    app.openapi = lambda: _one_error_body(openapi())  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _one_error_body(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     web = _web_dir()
     if web.is_dir():
-        app.mount("/", StaticFiles(directory=web, html=True), name="web")
+        app.router.routes.append(_Page("/", StaticFiles(directory=web, html=True), name="web"))
     return app
+
+
+class _Page(Mount):
+    """The web page at ``/``, leaving ``/api/`` to the API: an unknown API path is a JSON 404,
+    a method a route does not take a 405 naming those it does (``Allow``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("path", "").startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)

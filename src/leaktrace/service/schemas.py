@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
 from ..workflow import MAX_STRENGTH, MIN_STRENGTH
@@ -61,15 +61,26 @@ def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 
 # -- recipients --------------------------------------------------------------------------------
+def _text(value: str) -> str:
+    """JSON may escape half of a UTF-16 pair (``"\\ud800"``): that is not text, and could not
+    be stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not text (it holds half of a UTF-16 surrogate pair)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
 # The registry checks these itself (with messages that say what to do); the patterns document
 # them without a second, terser check here.
-Handle = Annotated[str, Field(json_schema_extra={"pattern": HANDLE_PATTERN})]
+Handle = Annotated[Text, Field(json_schema_extra={"pattern": HANDLE_PATTERN})]
 
 
 class RecipientIn(BaseModel):
     handle: Handle = Field(description="Letters, digits, '.', '_' or '-'; unique ignoring case.")
-    name: str = Field("", json_schema_extra={"maxLength": NAME_MAX, "pattern": TEXT_PATTERN})
-    email: str = Field("", json_schema_extra={"maxLength": EMAIL_MAX, "pattern": _EMAIL_PATTERN})
+    name: Text = Field("", json_schema_extra={"maxLength": NAME_MAX, "pattern": TEXT_PATTERN})
+    email: Text = Field("", json_schema_extra={"maxLength": EMAIL_MAX, "pattern": _EMAIL_PATTERN})
 
 
 class RecipientOut(BaseModel):

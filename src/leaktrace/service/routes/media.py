@@ -99,6 +99,7 @@ def list_copies(media_id: int, s: ServiceDep) -> list[CopyOut]:
     status_code=202,
     responses=errors(
         {
+            400: "The body cannot be decoded (not UTF-8)",
             404: "No media with that id, or an unknown recipient (named)",
             413: "The body is larger than the upload limit",
             422: "Not JSON, no recipients, or a strength out of range",

@@ -30,6 +30,7 @@ def list_recipients(s: ServiceDep) -> list[RecipientOut]:
     status_code=201,
     responses=errors(
         {
+            400: "The body cannot be decoded (not UTF-8)",
             409: "The handle is taken (ignoring case)",
             413: "The body is larger than the upload limit",
             422: "Not JSON, a field missing or of the wrong type, a bad handle, a name or "
