@@ -12,6 +12,7 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -693,3 +694,23 @@ def test_originals_in_any_pixel_layout_are_registered(tmp_path, mode):
     with TestClient(create_app(tmp_path), headers={"Authorization": f"Bearer {token}"}) as c:
         r = upload(c, "/api/media", f"odd {mode}.png", _odd(mode))
         assert r.status_code == 201, r.text
+
+
+def test_a_weak_mark_is_warned_naming_the_file_as_uploaded(tmp_path):
+    # With this key, this picture's test re-share scores z = 9.2: a match needs 7.4, and
+    # below 11.1 the mark is called weak.
+    with mock.patch.object(lt.Key, "generate", return_value=lt.Key(bytes(range(32)))):
+        ws = lt.Workspace.create(tmp_path)
+    token, _ = ws.create_token()
+    ws.add_recipient("ann")
+    small = Image.open(KODAK / "kodim07.png").convert("RGB").resize((184, 122))
+    buf = io.BytesIO()
+    small.save(buf, "PNG")
+    with TestClient(create_app(tmp_path), headers={"Authorization": f"Bearer {token}"}) as c:
+        media = upload(c, "/api/media", "petit.png", buf.getvalue()).json()
+        assert [w.split(":")[0] for w in media["warnings"]] == ["petit.png"]
+        assert "its mark is weak" in media["warnings"][0]
+        job = c.post(f"/api/media/{media['id']}/copies", json={"recipients": "all"}).json()
+        done = wait_for(c, job["id"])
+        assert done["status"] == "done" and done["warnings"] == media["warnings"]
+        assert c.get(f"/api/media/{media['id']}").json()["warnings"] == []  # upload only

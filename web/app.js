@@ -25,7 +25,9 @@
     picked: new Set(), // handles chosen for the next batch
     job: null,
     pollTimer: null,
+    pollRound: 0, // answers to polls of an earlier round are stale
     jobBusy: false,
+    uploading: false, // a new original is on its way: it will be the one chosen
     trace: null,
   };
 
@@ -153,6 +155,12 @@
     box.hidden = !message;
   }
 
+  function showWarnings(id, warnings) {
+    const list = $(id);
+    list.replaceChildren(...(warnings || []).map((w) => el("li", { text: w })));
+    list.hidden = !list.children.length;
+  }
+
   function setStatus(id, message, { busy = false, kind = "" } = {}) {
     const node = $(id);
     node.replaceChildren();
@@ -266,7 +274,29 @@
   async function enter() {
     showApp();
     showError("global-error", "");
-    await Promise.all([loadRecipients(), loadMedia()]);
+    await Promise.all([loadRecipients(), loadMedia(), resumeJob()]);
+  }
+
+  /** A batch still queued or running (the page was reloaded, or another tab started it). */
+  async function resumeJob() {
+    let active;
+    try {
+      active = await api("/api/jobs?status=queued&status=running");
+    } catch (err) {
+      loadFailed(err, "copies-error");
+      return;
+    }
+    if (!active.length || state.job) return;
+    const job = active[0]; // the most recent
+    state.job = job;
+    state.jobBusy = true;
+    if (state.selectedMedia === null) {
+      state.selectedMedia = job.media_id;
+      renderMedia();
+    }
+    updateMakeButton();
+    renderJob(job);
+    pollJob(job.id, 0);
   }
 
   /** A list could not be loaded: an unreachable service is said once, at the top. */
@@ -465,6 +495,7 @@
   function selectMedia(id) {
     state.selectedMedia = id;
     showError("media-error", ""); // an earlier failed upload no longer matters
+    showWarnings("media-warnings", []);
     renderSelection();
   }
 
@@ -492,6 +523,7 @@
     const file = $("media-file").files[0];
     showError("media-error", "");
     setStatus("media-status", "");
+    showWarnings("media-warnings", []);
     if (!file) {
       showError("media-error", "Choose a photo first.");
       return;
@@ -500,6 +532,8 @@
     form.append("file", file, file.name);
     const button = $("media-upload");
     busyButton(button, true, "Uploading…");
+    state.uploading = true;
+    updateMakeButton();
     setStatus("media-status", `Uploading ${file.name}…`, { busy: true });
     try {
       const response = await api("/api/media", { method: "POST", form, raw: true });
@@ -513,12 +547,15 @@
           : `Registered ${media.name} (${media.width}×${media.height}).`,
         { kind: "ok" },
       );
+      showWarnings("media-warnings", media.warnings);
       await loadMedia();
     } catch (err) {
       setStatus("media-status", "");
       if (err.status !== 401) showError("media-error", err.message);
     } finally {
       busyButton(button, false);
+      state.uploading = false;
+      updateMakeButton();
     }
   }
 
@@ -573,7 +610,8 @@
   }
 
   function updateMakeButton() {
-    $("make-copies").disabled = state.jobBusy || !currentMedia() || state.picked.size === 0;
+    $("make-copies").disabled =
+      state.jobBusy || state.uploading || !currentMedia() || state.picked.size === 0;
   }
 
   async function makeCopies() {
@@ -584,13 +622,15 @@
     state.jobBusy = true;
     updateMakeButton();
     const recipients = [...state.picked].sort();
-    renderJob({ status: "queued", done: 0, total: recipients.length, errors: [] });
+    state.job = null;
+    renderJob({ status: "queued", done: 0, total: recipients.length, errors: [], warnings: [] });
+    $("job-cancel").hidden = true; // until the service has accepted the job
     try {
       const job = await api(`/api/media/${media.id}/copies`, {
         method: "POST",
         json: { recipients },
       });
-      state.job = { ...job, mediaName: media.name };
+      state.job = job;
       renderJob(job);
       pollJob(job.id, 0);
     } catch (err) {
@@ -604,14 +644,18 @@
   function stopPolling() {
     clearTimeout(state.pollTimer);
     state.pollTimer = null;
+    state.pollRound += 1;
   }
 
   function pollJob(id, failures) {
+    const round = state.pollRound;
     state.pollTimer = setTimeout(async () => {
       let job;
       try {
         job = await api(`/api/jobs/${encodeURIComponent(id)}`);
+        if (round !== state.pollRound) return; // stopped meanwhile (cancelled, replaced)
       } catch (err) {
+        if (round !== state.pollRound) return;
         if (err.status === 401) return;
         if (err.status === 0 && failures < POLL_RETRIES) {
           setStatus("download-status", "Lost contact with the service; retrying…", {
@@ -630,10 +674,8 @@
       setStatus("download-status", "");
       state.job = { ...state.job, ...job };
       renderJob(job);
-      if (job.status === "done" || job.status === "failed") {
-        state.jobBusy = false;
-        updateMakeButton();
-        await Promise.all([loadRecipients(), loadMedia()]);
+      if (ENDED.has(job.status) && !jobSettling(job)) {
+        jobEnded();
       } else {
         pollJob(id, 0);
       }
@@ -645,12 +687,57 @@
     running: "Making copies",
     done: "Done",
     failed: "Failed",
+    cancelled: "Cancelled",
   };
+  const ENDED = new Set(["done", "failed", "cancelled"]);
+
+  /** Cancelled, but the copies in hand are still being recorded (no download link yet). */
+  const jobSettling = (job) => job.status === "cancelled" && job.done > 0 && !job.download_url;
+
+  async function jobEnded() {
+    stopPolling();
+    state.jobBusy = false;
+    updateMakeButton();
+    await Promise.all([loadRecipients(), loadMedia()]);
+  }
+
+  async function cancelJob() {
+    const job = state.job;
+    if (!job) return;
+    stopPolling(); // the answer to the cancel is the job as it ends
+    const button = $("job-cancel");
+    busyButton(button, true, "Cancelling…");
+    setStatus("download-status", "Stopping: the copies in hand are finished and recorded…", {
+      busy: true,
+    });
+    showError("copies-error", "");
+    try {
+      let answer;
+      try {
+        answer = await api(`/api/jobs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" });
+      } catch (err) {
+        if (err.status !== 409) throw err;
+        answer = await api(`/api/jobs/${encodeURIComponent(job.id)}`); // it ended meanwhile
+      }
+      state.job = answer;
+      setStatus("download-status", "");
+      renderJob(answer);
+      if (jobSettling(answer)) pollJob(answer.id, 0);
+      else await jobEnded();
+    } catch (err) {
+      setStatus("download-status", "");
+      if (err.status !== 401) showError("copies-error", err.message);
+      if (state.job && !ENDED.has(state.job.status)) pollJob(state.job.id, 0);
+    } finally {
+      busyButton(button, false);
+      button.hidden = ENDED.has((state.job || {}).status);
+    }
+  }
 
   function renderJob(job) {
     $("job").hidden = false;
     const badge = $("job-state");
-    badge.textContent = JOB_LABELS[job.status] || job.status;
+    badge.textContent = jobSettling(job) ? "Stopping…" : JOB_LABELS[job.status] || job.status;
     badge.className = `badge badge-${job.status}`;
     $("job").dataset.status = job.status;
     const total = Math.max(job.total || 0, 0);
@@ -661,7 +748,20 @@
     const errors = $("job-errors");
     errors.replaceChildren(...(job.errors || []).map((e) => el("li", { text: e })));
     errors.hidden = !(job.errors && job.errors.length);
-    $("job-download").hidden = !(job.status === "done" && job.download_url);
+    showWarnings("job-warnings", job.warnings);
+    const note = $("job-note");
+    if (jobSettling(job)) {
+      note.textContent = "Stopping: the copies in hand are being finished and recorded…";
+    } else if (job.status === "cancelled") {
+      note.textContent =
+        `Cancelled after ${plural(job.done, "copy", "copies")}` +
+        (job.done ? "; they are recorded and in the zip." : ".");
+    } else {
+      note.textContent = job.media_name ? `Copies of ${job.media_name}.` : "";
+    }
+    note.hidden = !note.textContent;
+    $("job-download").hidden = !job.download_url;
+    $("job-cancel").hidden = ENDED.has(job.status);
   }
 
   async function downloadZip() {
@@ -673,7 +773,7 @@
     showError("copies-error", "");
     try {
       const { blob, filename } = await fetchBlob(job.download_url);
-      saveBlob(blob, filename || `${stem(job.mediaName || "copies")}-copies.zip`);
+      saveBlob(blob, filename || `${stem(job.media_name || "copies")}-copies.zip`);
       setStatus("download-status", "Download started.", { kind: "ok" });
     } catch (err) {
       setStatus("download-status", "");
@@ -1163,6 +1263,7 @@
     $("pick-all").addEventListener("change", toggleAll);
     $("make-copies").addEventListener("click", makeCopies);
     $("job-download").addEventListener("click", downloadZip);
+    $("job-cancel").addEventListener("click", cancelJob);
     $("report-open").addEventListener("click", openReport);
     $("report-download").addEventListener("click", downloadReport);
     setupDropZone();

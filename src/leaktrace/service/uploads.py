@@ -24,7 +24,7 @@ from fastapi import UploadFile
 from ..errors import LeaktraceError, MediaError, UnsupportedMediaError
 from ..media import FORMATS, image_format
 
-__all__ = ["NAME_BYTES", "clean_name", "named_for_its_format", "saved"]
+__all__ = ["NAME_BYTES", "as_uploaded", "clean_name", "named_for_its_format", "saved"]
 
 NAME_BYTES = 180
 _SEPARATORS = re.compile(r"[/\\]")
@@ -65,7 +65,12 @@ def saved(upload: UploadFile) -> Iterator[Path]:
         try:
             yield path
         except LeaktraceError as exc:
-            raise type(exc)(str(exc).replace(f"{tmp}{os.sep}", "")) from exc
+            raise type(exc)(as_uploaded(str(exc), path)) from exc
+
+
+def as_uploaded(message: str, path: Path) -> str:
+    """A message about a :func:`saved` upload, naming it as uploaded, not where it was kept."""
+    return message.replace(f"{path.parent}{os.sep}", "")
 
 
 def named_for_its_format(path: Path) -> Path:

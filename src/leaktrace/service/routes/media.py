@@ -12,7 +12,7 @@ from ...registry import Media, file_sha256
 from ...workflow import register_original
 from ..deps import ServiceDep
 from ..schemas import CopiesIn, CopyOut, JobOut, MediaOut, errors, utc
-from ..uploads import named_for_its_format, saved
+from ..uploads import as_uploaded, named_for_its_format, saved
 from .jobs import job_out
 
 __all__ = ["media_out", "router"]
@@ -61,6 +61,7 @@ def upload_media(
         if s.ws.media_by_sha256(file_sha256(path)) is not None:
             response.status_code = 200
         media, warnings = register_original(s.ws, named_for_its_format(path))
+        warnings = [as_uploaded(w, path) for w in warnings]
     return media_out(media, len(s.ws.media_recipients(media)), warnings)
 
 
