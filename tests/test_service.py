@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -12,6 +13,7 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 
 import cv2
@@ -714,3 +716,20 @@ def test_a_weak_mark_is_warned_naming_the_file_as_uploaded(tmp_path):
         done = wait_for(c, job["id"])
         assert done["status"] == "done" and done["warnings"] == media["warnings"]
         assert c.get(f"/api/media/{media['id']}").json()["warnings"] == []  # upload only
+
+
+def test_the_contract_lists_every_route(served):
+    """docs/api.md names each route the OpenAPI has, and no other."""
+    client, *_ = served
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = {
+        (method, re.sub(r"\{[^}]+\}", "{}", path))
+        for method, path in re.findall(r"^\| `([A-Z]+) (/api/[^`?]*)`", text, re.MULTILINE)
+    }
+    schema = client.get("/openapi.json").json()
+    served_routes = {
+        (method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+        for path, operations in schema["paths"].items()
+        for method in operations
+    }
+    assert documented == served_routes

@@ -44,11 +44,11 @@ def media_out(m: Media, copies: int, warnings: list[str] | None = None) -> Media
         **errors(
             {
                 400: "The multipart body cannot be parsed",
-                409: "The file is a recorded copy (named: whose, of what), not an original",
                 413: "The upload is larger than the limit, or the image has too many pixels",
                 415: "Not an image leaktrace reads, or one it can trace but not mark",
-                422: "No file, an empty, truncated or corrupt one, or a picture too flat or "
-                "too small to carry a mark that survives a re-share (saying which)",
+                422: "No file, an empty, truncated or corrupt one, a picture too flat or too "
+                "small to carry a mark that survives a re-share (saying which), or a recorded "
+                "copy (naming whose copy of what)",
             }
         ),
     },
