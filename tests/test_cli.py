@@ -115,6 +115,25 @@ def test_serve_refuses_without_a_workspace(tmp_path):
     assert result.exit_code == 2 and "no workspace" in result.output
 
 
+def test_serve_keeps_reports_as_long_as_told(tmp_path, monkeypatch):
+    import uvicorn
+
+    import leaktrace.service
+
+    Workspace.create(tmp_path).close()
+    made = []
+    real = leaktrace.service.create_app
+    monkeypatch.setattr(
+        leaktrace.service, "create_app", lambda *a, **kw: made.append(kw) or real(*a, **kw)
+    )
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    assert run(tmp_path, "serve").exit_code == 0
+    assert run(tmp_path, "serve", "--keep-reports", "0").exit_code == 0
+    assert [kw["keep_reports"] for kw in made] == [90, 0]
+    refused = run(tmp_path, "serve", "--keep-reports", "-1")
+    assert refused.exit_code == 2 and "--keep-reports" in refused.output
+
+
 def test_commands_without_a_workspace_explain(tmp_path):
     result = run(tmp_path / "none", "recipients", "list")
     assert result.exit_code == 2 and "no workspace" in result.output
