@@ -323,3 +323,16 @@ def test_a_weak_mark_is_warned_in_json_and_a_hopeless_one_refused(workspace, tmp
     assert "weak.png: its mark is weak" in summary["warnings"][0]
     result = run(workspace, "embed", paths["hopeless"], "--to", "r00", "-o", tmp_path / "o")
     assert result.exit_code == 2 and "hopeless.png: too flat or too small" in result.output
+
+
+def test_file_names_that_are_not_utf8_are_kept_as_text(workspace, tmp_path):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/\xffphoto.png"))
+    odd.write_bytes((KODAK / "kodim05.png").read_bytes())
+    assert run(workspace, "embed", odd, "--to", "r01", "-o", tmp_path / "o").exit_code == 0
+    (copy,) = (tmp_path / "o" / "r01").iterdir()
+    assert copy.name == "\ufffdphoto.png"
+    traced = run(workspace, "trace", copy)
+    assert traced.exit_code == 0 and "media: \ufffdphoto.png" in traced.output
+    assert run(workspace, "trace", odd).exit_code == 1
+    bad_name = run(workspace, "recipients", "add", "zed", "--name", "caf\udcff")
+    assert bad_name.exit_code == 2 and "Traceback" not in bad_name.output

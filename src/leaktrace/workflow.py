@@ -84,6 +84,12 @@ class Stopped(Exception):
     """A batch stopped because it was asked to (its ``stop`` event was set)."""
 
 
+def _utf8(name: str) -> str:
+    """A file name as text the registry can hold: bytes that are not UTF-8 (kept by Python as
+    lone surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _check_stop(stop: threading.Event | None) -> None:
     if stop is not None and stop.is_set():
         raise Stopped
@@ -212,7 +218,7 @@ def _checked_sources(
     """Header checks of every source (nothing decoded, nothing registered): one problem line
     per file, raised together."""
     problems, found = [], []
-    labels = [Path(n) for n in names] if names is not None else list(sources)
+    labels = [Path(_utf8(Path(n).name)) for n in (names if names is not None else sources)]
     seen: set[str] = set()
     for src, label in zip(sources, labels, strict=True):
         try:
@@ -383,6 +389,8 @@ def make_copies(
     ws.key  # noqa: B018 - a missing or foreign key is refused before any work
     checked = _checked_sources(ws, [Path(s) for s in sources], names)
     out = Path(out_dir)
+    if _utf8(os.fspath(out.absolute())) != os.fspath(out.absolute()):
+        raise InputError(f"{_utf8(os.fspath(out))}: the output folder's name is not UTF-8 text")
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK | os.X_OK):
@@ -535,6 +543,7 @@ def trace_file(
     """Trace a leaked file against the workspace and record the trace."""
     ws.key  # noqa: B018 - a missing or foreign key is refused before any work
     leak_path = Path(path)
+    leak_name = _utf8(leak_path.name)
     leak = read_image(leak_path)
     leak_sha = file_sha256(leak_path)
     registered = ws.media()
@@ -550,7 +559,7 @@ def trace_file(
     similar_ids = {registered[i].id for i in similar}
     base: dict[str, Any] = {
         "leak": {
-            "name": leak_path.name,
+            "name": leak_name,
             "sha256": leak_sha,
             "width": int(leak.shape[1]),
             "height": int(leak.shape[0]),
@@ -596,10 +605,10 @@ def trace_file(
             "mode": None,
             "media": None,
             "candidates": [],
-            "message": f"no confident match: {leak_path.name} {reason}",
+            "message": f"no confident match: {leak_name} {reason}",
             **base,
         }
-        trace_id = ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=None)
+        trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=None)
         return TraceOutcome(result, leak, None, trace_id)
     found, media, original = best
     sim = float(sims[registered.index(media)])
@@ -637,7 +646,7 @@ def trace_file(
         "message": message,
         **base,
     }
-    trace_id = ws.record_trace(sha256=leak_sha, name=leak_path.name, result=result, media=media)
+    trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
     return TraceOutcome(result, leak, original, trace_id, found.geometry)
 
 

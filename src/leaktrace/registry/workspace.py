@@ -109,7 +109,7 @@ def _text(value: str, what: str, limit: int) -> str:
     if len(value) > limit:
         raise RecipientError(f"{what} is longer than {limit} characters")
     for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ord(ch) in _BIDI:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ord(ch) in _BIDI:
             raise RecipientError(f"{what} contains a control character ({ord(ch):#06x})")
     return value
 
