@@ -151,6 +151,8 @@ def test_a_registry_from_a_newer_leaktrace_is_refused(ws, tmp_path):
 # -- keys ------------------------------------------------------------------------------------
 def test_a_foreign_key_is_refused_and_a_missing_one_asks_for_the_backup(ws, tmp_path):
     home = tmp_path / "ws"
+    (tmp_path / "o.png").write_bytes(b"x")
+    ws.register_media(tmp_path / "o.png", sha256="e" * 64, width=1, height=1, fingerprint=b"")
     own = (home / Workspace.KEY_NAME).read_bytes()
     assert own.decode().split()[-1] not in (home / Workspace.DB_NAME).read_text("latin-1")
     (home / Workspace.KEY_NAME).unlink()
@@ -167,6 +169,14 @@ def test_a_foreign_key_is_refused_and_a_missing_one_asks_for_the_backup(ws, tmp_
     (home / Workspace.KEY_NAME).write_bytes(own)
     (home / Workspace.KEY_NAME).chmod(0o600)
     assert Workspace.open(home).key.fingerprint == ws.key.fingerprint
+
+
+def test_an_init_stopped_before_the_key_was_written_can_be_run_again(ws, tmp_path):
+    home = tmp_path / "ws"
+    before = ws.key.fingerprint
+    (home / Workspace.KEY_NAME).unlink()  # nothing was ever marked with that key
+    again = Workspace.create(home)
+    assert Workspace.open(home).key.fingerprint == again.key.fingerprint != before
 
 
 def test_workspace_files_are_private(ws, tmp_path):

@@ -163,16 +163,11 @@ class Workspace:
         key_file, db_file = root / cls.KEY_NAME, root / cls.DB_NAME
         if key_file.exists():
             raise WorkspaceError(f"a workspace already exists in {root}; not overwriting its key")
-        if db_file.exists():
-            raise WorkspaceError(
-                f"{db_file} exists without its key: restore your key backup to "
-                f"{key_file} (a new key could not trace any copy already sent)"
-            )
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(root, 0o700)
             (root / "originals").mkdir(exist_ok=True, mode=0o700)
-            if cls._url(root).startswith("sqlite"):
+            if cls._url(root).startswith("sqlite") and not db_file.exists():
                 os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise WorkspaceError(f"cannot create {root}: {exc}") from exc
@@ -180,11 +175,15 @@ class Workspace:
         ws = cls(root, cls._url(root))
         ws._migrate()
         with ws._session() as s:
-            if s.get(Meta, "key_fingerprint") is not None:
+            # A registry without its key is refused unless nothing was ever marked under it
+            # (an init that stopped before writing the key).
+            if s.scalars(select(Media.id).limit(1)).first() is not None:
+                ws.close()
                 raise WorkspaceError(
-                    "the database at LEAKTRACE_DB_URL already belongs to a workspace; "
-                    "copy its key file here instead of running init"
+                    f"the registry of {root} exists without its key: restore your key backup "
+                    f"to {key_file} (a new key could not trace any copy already sent)"
                 )
+            s.execute(delete(Meta).where(Meta.name == "key_fingerprint"))
             s.add(Meta(name="key_fingerprint", value=key.fingerprint))
         key.save(key_file)
         return ws
