@@ -255,6 +255,8 @@ def test_bad_batches_are_refused_before_any_work(workspace, tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"\xff\xd8\xff\xe0 not really")
     good = KODAK / "kodim05.png"
+    long = tmp_path / ("é" * 101 + ".png")  # 206 bytes: its copies' names would not fit
+    long.write_bytes(good.read_bytes())
     result = run(
         home,
         "embed",
@@ -263,13 +265,15 @@ def test_bad_batches_are_refused_before_any_work(workspace, tmp_path):
         junk,
         tmp_path / "absent.png",
         tmp_path,
+        long,
         "--all",
         "-o",
         tmp_path / "o",
     )
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 3 and all("error: " in line for line in lines)
+    assert len(lines) == 4 and all("error: " in line for line in lines)
+    assert "file name is longer than 200 bytes" in result.output
     assert "absent.png" in result.output and "is a directory" in result.output
     assert "junk.jpg" in result.output
     ws = Workspace.open(home)

@@ -74,6 +74,9 @@ PROBE_SIDE, PROBE_QUALITY = 1080, 72
 #: The score a copy must keep through that re-share: what names one of 1,000 recipients at
 #: the default threshold (z ≈ 7.4); below it the batch is refused, below 1.5× it warned.
 PROBE_RECIPIENTS = 1000
+#: The longest original's file name (UTF-8 bytes): its copies' names add ``~<8 hex digits>``,
+#: their temporary names ``.<name>.<batch>.part``, and a file name holds 255 bytes.
+NAME_BYTES = 200
 
 
 class InputError(MediaError):
@@ -231,6 +234,12 @@ def _checked_sources(
             continue
         except OSError as exc:
             problems.append(f"{src}: cannot read ({exc.strerror or exc})")
+            continue
+        if len(label.name.encode("utf-8")) > NAME_BYTES:
+            problems.append(
+                f"{src}: the file name is longer than {NAME_BYTES} bytes; its copies' names "
+                "would not fit (rename it)"
+            )
             continue
         copy = ws.copy_by_sha256(sha)
         if copy is not None:
