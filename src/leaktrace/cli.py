@@ -193,14 +193,12 @@ def embed(
         disable=as_json,
     )
     task = progress.add_task("marking", total=None)
-    shown: list[bool] = []
 
     def started(total: int) -> None:  # every file checked: the bar starts
         for line in summary.warnings:
             err.print(f"warning: {line}")
         progress.update(task, total=total)
         progress.start()
-        shown.append(True)
 
     # Ctrl-C or SIGTERM asks the batch to stop at its next safe point (the copies in hand are
     # finished and recorded); a second one stops at once (what is left is settled on next open).
@@ -230,7 +228,7 @@ def embed(
             for _ in jobs:
                 progress.update(task, completed=summary.made + summary.skipped)
         finally:
-            if shown:
+            if progress.live.is_started:
                 progress.stop()
     except (KeyboardInterrupt, Stopped):
         err.print(

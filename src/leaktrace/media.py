@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError, features
 
 from .errors import ImageArrayError, ImageTooLargeError, MediaError, UnsupportedMediaError
-from .transform import MAX_WORKING_PIXELS, MIN_SIDE, working_shape
+from .transform import MIN_SIDE, check_grid
 
 __all__ = [
     "FORMATS",
@@ -59,6 +59,7 @@ __all__ = [
     "image_format",
     "inspect_image",
     "read_image",
+    "write_file",
     "write_image",
 ]
 
@@ -286,13 +287,10 @@ def _check_size(name: str, width: int, height: int, purpose: Purpose) -> None:
     if width <= 0 or height <= 0:
         raise MediaError(f"{name}: the image is empty ({width}×{height})")
     _check_limits(name, width, height)
-    gh, gw = working_shape((height, width))
-    if gh * gw > MAX_WORKING_PIXELS:
-        raise ImageTooLargeError(
-            f"{name}: {width}×{height} is too elongated to trace or mark: its working grid "
-            f"would be {gw}×{gh} = {gh * gw:,} pixels, above the limit of "
-            f"{MAX_WORKING_PIXELS:,} (aspect ratios up to about 10:1 are accepted)"
-        )
+    try:
+        check_grid((height, width))
+    except ImageArrayError as exc:
+        raise ImageTooLargeError(f"{name}: {exc}") from exc
     if purpose == "original" and min(width, height) < MIN_SIDE:
         raise MediaError(
             f"{name}: {width}×{height} is too small to carry a traceable mark "
@@ -726,11 +724,16 @@ def write_image(
         ``like`` cannot be read, or the file cannot be written.
     """
     target = Path(path)
-    data = encode_image(pixels, target, like=like, quality=quality)
-    # A new name in the same folder, created with the usual permissions (umask applies).
+    return write_file(target, encode_image(pixels, target, like=like, quality=quality))
+
+
+def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666) -> Path:
+    """Write ``data`` to ``path`` whole or not at all: a new temporary name in the same folder
+    (created with ``mode``, less the umask), then renamed into place."""
+    target = Path(path)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)

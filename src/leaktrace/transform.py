@@ -24,6 +24,7 @@ __all__ = [
     "WORK_SIDE",
     "analyse",
     "band_gains",
+    "check_grid",
     "check_image",
     "check_shape",
     "luma",
@@ -59,11 +60,18 @@ def check_shape(shape: tuple[int, ...]) -> None:
         raise ImageArrayError(
             f"an image of {w}×{h} is too small to carry a mark (at least {MIN_SIDE} pixels a side)"
         )
+    check_grid((h, w))
+
+
+def check_grid(shape: tuple[int, ...]) -> None:
+    """Raise :class:`ImageArrayError` if the working grid of an image of ``shape`` would hold
+    more than :data:`MAX_WORKING_PIXELS` (judged from the shape alone)."""
+    h, w = (int(n) for n in shape[:2])
     gh, gw = working_shape((h, w))
     if gh * gw > MAX_WORKING_PIXELS:
         raise ImageArrayError(
-            f"an image of {w}×{h} is too elongated: its working grid would be {gw}×{gh} = "
-            f"{gh * gw:,} pixels, above the limit of {MAX_WORKING_PIXELS:,} "
+            f"an image of {w}×{h} is too elongated to trace or mark: its working grid would be "
+            f"{gw}×{gh} = {gh * gw:,} pixels, above the limit of {MAX_WORKING_PIXELS:,} "
             "(aspect ratios up to about 10:1 are accepted)"
         )
 

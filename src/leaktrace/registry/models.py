@@ -100,7 +100,7 @@ class Copy(Base):
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), index=True)
     recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
     path: Mapped[str] = mapped_column(String(1024), index=True)
-    sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="", index=True)
     strength: Mapped[float] = mapped_column(Float, default=1.0)
     format_version: Mapped[int] = mapped_column(Integer, default=FORMAT_VERSION)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -12,7 +12,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..errors import NotFoundError, WorkspaceError
+from ..errors import MediaError, NotFoundError, WorkspaceError
+from ..media import write_file
 from ..registry import Trace, Workspace
 from .schemas import utc
 
@@ -24,18 +25,11 @@ _FOLDER = "reports"
 
 def write_report(ws: Workspace, trace_id: int, html: str) -> Path:
     """Store a trace's report (mode 0600), whole or not at all."""
-    folder = ws.private_dir(_FOLDER)
-    final = folder / f"{trace_id}.html"
-    part = folder / f".{trace_id}.html.part"
+    final = ws.private_dir(_FOLDER) / f"{trace_id}.html"
     try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(part, final)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
+        return write_file(final, html.encode("utf-8"), mode=0o600)
+    except MediaError as exc:
         raise WorkspaceError(f"cannot store the report of trace {trace_id}: {exc}") from exc
-    return final
 
 
 def _cutoff(days: int) -> datetime:

@@ -63,7 +63,7 @@ def upgrade() -> None:
         copies.add_column(sa.Column("batch", sa.String(32), nullable=True))
         copies.add_column(sa.Column("job_id", sa.String(32), nullable=True))
         copies.create_foreign_key("fk_copies_job_id_jobs", "jobs", ["job_id"], ["id"])
-    for column in ("media_id", "recipient_id", "path", "batch", "job_id"):
+    for column in ("media_id", "recipient_id", "path", "sha256", "batch", "job_id"):
         op.create_index(f"ix_copies_{column}", "copies", [column])
     clash = bind.execute(
         sa.text("SELECT lower(handle) FROM recipients GROUP BY lower(handle) HAVING count(*) > 1")
