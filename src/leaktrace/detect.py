@@ -47,6 +47,8 @@ __all__ = [
     "detect",
     "extract",
     "false_accusation_log10",
+    "informed_values",
+    "rademacher_log10",
     "score",
 ]
 
@@ -94,18 +96,53 @@ def false_accusation_log10(z: float, candidates: int) -> float:
     return min(0.0, math.log10(candidates) - z * z / 2 * _LOG10_E)
 
 
-def _tone_matched_residual(leak: np.ndarray, original: np.ndarray, valid: np.ndarray) -> np.ndarray:
+#: λ values tried by :func:`rademacher_log10`; any λ gives a valid bound, the grid's best is
+#: within a few percent of the optimum in the exponent.
+_LAMBDAS = np.geomspace(1e-3, 1e3, 241)
+
+
+def rademacher_log10(soft: np.ndarray, total: float, candidates: int) -> float:
+    """log10 of the corrected false-accusation probability of a score ``total = <c, soft>``.
+
+    For an innocent candidate the symbols ``c`` are independent fair ±1, whatever ``soft`` is,
+    so Chernoff's bound with their exact moment generating function holds:
+    ``P(<c, soft> ≥ total) ≤ min_λ exp(-λ·total) · Π cosh(λ·soft_i)``. It is never above
+    Hoeffding's ``exp(-z²/2)`` and, for ``n`` symbols all certain (``soft = ±1``), equals the
+    exact ``2⁻ⁿ`` where Hoeffding gives ``e^(-n/2)`` — which matters when a leak carries few
+    symbols (a video's segments). Multiplied by ``candidates`` (Bonferroni), capped at 1.
+    """
+    q = np.abs(np.asarray(soft, np.float64))
+    if total <= 0 or not q.any():
+        return 0.0
+    scale = float(q.max())
+    q, t = q / scale, total / scale
+    lam = _LAMBDAS[:, None]
+    # log cosh(x) = |x| + log1p(exp(-2|x|)) - log 2, stable for large x.
+    x = lam * q[None, :]
+    log_mgf = (x + np.log1p(np.exp(-2 * x)) - math.log(2)).sum(axis=1)
+    bound = float(np.min(log_mgf - _LAMBDAS * t))
+    return min(0.0, math.log10(candidates) + bound * _LOG10_E)
+
+
+def _tone_matched_residual(
+    leak: np.ndarray, original: np.ndarray, valid: np.ndarray, *, step: int = 1
+) -> np.ndarray:
     """Leak minus the original passed through the leak's tone curve (fitted per grey level on
-    the pixels the leak covers); zero where it covers nothing."""
-    levels = np.clip(original, 0, 255).astype(np.intp).ravel()
-    weights = valid.ravel().astype(np.float64)
+    the pixels the leak covers, every ``step``-th row and column); zero where it covers
+    nothing."""
+    x = np.clip(original, 0, 255)
+    whole = x.astype(np.intp)
+    levels = whole[::step, ::step].ravel()
+    weights = valid[::step, ::step].ravel().astype(np.float64)
     counts = np.bincount(levels, weights=weights, minlength=256)
-    sums = np.bincount(levels, weights=leak.ravel() * weights, minlength=256)
+    sums = np.bincount(levels, weights=leak[::step, ::step].ravel() * weights, minlength=256)
     seen = np.flatnonzero(counts > 0)
     if seen.size == 0:
         return np.zeros_like(leak)
-    curve = np.interp(np.arange(256), seen, sums[seen] / counts[seen])
-    predicted = np.interp(original, np.arange(256), curve).astype(np.float32)
+    curve = np.interp(np.arange(257), seen, sums[seen] / counts[seen]).astype(np.float32)
+    # The curve at the original's (fractional) levels: linear between whole levels.
+    base, step = curve[whole], np.diff(curve)[np.minimum(whole, 255)]
+    predicted = base + (x - whole) * step
     return (leak - predicted) * valid
 
 
@@ -163,6 +200,41 @@ def _whitened(
     values = np.concatenate(out)
     scale = float(np.median(np.abs(values[values != 0]))) if values.any() else 1.0
     return values / np.float32(scale)
+
+
+def _informed(
+    plane: np.ndarray,
+    reference: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    *,
+    foreign: bool = True,
+) -> tuple[np.ndarray, float]:
+    if foreign:
+        residual, coverage = _informed_residual(plane, reference, valid)
+    else:
+        residual, coverage = _tone_matched_residual(plane, reference, valid, step=2), 1.0
+    bands = analyse(residual * mask)
+    return np.concatenate([b.ravel() for b in bands]) * band_gains(bands), coverage
+
+
+def informed_values(
+    plane: np.ndarray,
+    reference: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    *,
+    foreign: bool = True,
+) -> np.ndarray:
+    """Informed mode's evidence from one picture: the marked wavelet coefficients (in
+    :func:`~leaktrace.transform.analyse` order, gains applied) of the leak ``plane`` minus the
+    tone-matched ``reference``, on the ``valid`` pixels that really show the original,
+    weighted by the perceptual ``mask``. All four are on the original's working grid.
+
+    ``foreign=False`` skips looking for pixels that are not the original's inside ``valid``
+    (text or pictures pasted over it) and fits the tone curve on a quarter of the pixels: about
+    five times faster, for the many frames of a video."""
+    return _informed(plane, reference, valid, mask, foreign=foreign)[0]
 
 
 @dataclass(frozen=True)
@@ -337,10 +409,7 @@ def _soft_values(
         base = to_working(original)
         native = float(np.sqrt(original.shape[0] * original.shape[1] / base.size))
         plane, reference, valid, geometry = align(luma(leak), base, native=native)
-        residual, coverage = _informed_residual(plane, reference, valid)
-        residual *= perceptual_mask(base)
-        bands = analyse(residual)
-        values = np.concatenate([b.ravel() for b in bands]) * band_gains(bands)
+        values, coverage = _informed(plane, reference, valid, perceptual_mask(base))
         shape = working_shape(original.shape)
         return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
     whole = _grid_hypothesis(to_working(leak), None, None)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .transform import resize
 
-__all__ = ["Geometry", "align", "register", "sift_features"]
+__all__ = ["Geometry", "align", "register", "sift_features", "warp"]
 
 _MIN_INLIERS = 12
 _RATIO = 0.8
@@ -312,6 +312,21 @@ def _only_resized(leak: np.ndarray, base: np.ndarray) -> bool:
     a, b = _detail(resize(leak, base.shape)), _detail(base)
     denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
     return denominator > 0 and float(np.vdot(a, b)) / denominator >= 0.9
+
+
+def warp(
+    leak: np.ndarray, geometry: Geometry | None, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Resample the luma plane ``leak`` onto a working grid of ``shape`` where ``geometry``
+    places it (None: the leak is the whole picture, resized). Returns the plane, the mask of
+    grid pixels it covers and its scale (leak pixels per grid pixel)."""
+    if geometry is None:
+        scale = float(np.sqrt(leak.size / (shape[0] * shape[1])))
+        return resize(leak, shape), np.ones(shape, np.float32), scale
+    small, matrix = _sampled(leak, geometry.matrix)
+    back = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    plane = cv2.warpPerspective(small, matrix, (shape[1], shape[0]), flags=back)
+    return plane, _coverage_mask(small.shape, matrix, shape), _scale(geometry.matrix)
 
 
 def align(

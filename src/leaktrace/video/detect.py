@@ -1,0 +1,356 @@
+"""Tracing a leaked video: find where it sits in time and space, read one soft symbol per
+segment it shows, and score every candidate with the image engine's statistics.
+
+1. **Time.** Every frame of the original has a 16×16 thumbnail (kept with the variants). The
+   leak's frames, cut to the part of the picture that moves (so letterboxing and a screen
+   recording's still UI drop out), are squeezed the same way; the offset that makes the most
+   leak frames look like the original frames shown at their time is the leak's place, and
+   each leak frame is then paired with the original frame nearest that time that it looks
+   most like (frame-rate changes, dropped and duplicated frames).
+2. **Space.** A few textured leak frames are registered onto their original frames with the
+   image registration (:func:`leaktrace.register.align`); the best geometry is used for all.
+3. **Symbols.** Each paired frame gives the informed residual (leak minus tone-matched
+   original on the working grid, perceptual mask applied, as for photos); its correlation
+   with the segment's pattern, weighted by the mark's envelope, adds to that segment's soft
+   value. The same correlation with keyed decoy patterns nobody carries measures the noise,
+   and each segment's value is scaled by it and clipped to ±1 (:data:`CLIP` standard
+   deviations count as certain).
+4. **Scores.** A candidate's codeword has one ±1 symbol per segment; ``z = <c, q> / ||q||``
+   over the segments present. Whatever ``q`` is, an innocent's symbols are fair coins
+   independent of it, so Chernoff's bound with their exact moment generating function
+   (:func:`leaktrace.detect.rademacher_log10`; below the photos' Hoeffding bound, and the
+   exact 2⁻ⁿ for n certain segments) gives the p-value, corrected for the number of
+   candidates (and of videos tried).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..codes import codewords
+from ..detect import DEFAULT_THRESHOLD, Detection, informed_values, rademacher_log10
+from ..errors import DetectionInputError, MediaError
+from ..keys import Key, keyed_bytes
+from ..mask import perceptual_mask
+from ..register import Geometry, align, warp
+from ..transform import analyse, resize, working_shape
+from .io import frames, inspect_video
+from .variants import (
+    FORMAT,
+    Plan,
+    envelope,
+    segment_index,
+    segment_pattern,
+    small_frame,
+    thumbnails,
+)
+
+__all__ = [
+    "CLIP",
+    "MATCH_SIMILARITY",
+    "Timeline",
+    "VideoDetection",
+    "detect_video",
+    "leak_timeline",
+    "locate",
+]
+
+#: A segment whose soft value is this many noise deviations from zero counts as certain.
+CLIP = 3.0
+#: Mean thumbnail correlation above which a leak is taken to show the original's frames.
+MATCH_SIMILARITY = 0.6
+_DECOYS = 8
+_POOL = 3  # segments either side whose decoys share a noise estimate
+_GEOMETRY_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class VideoDetection(Detection):
+    """A :class:`~leaktrace.detect.Detection` of a video leak, with where it was found:
+    ``start``/``end`` (seconds of the original it shows), ``offset`` (original time minus
+    leak time), ``frames`` (leak frames read), and per segment present its index and soft
+    value ``q`` in [-1, 1] (``segments``, ``symbols``)."""
+
+    start: float = 0.0
+    end: float = 0.0
+    offset: float = 0.0
+    frames: int = 0
+    similarity: float = 0.0
+    segments: np.ndarray | None = field(default=None, repr=False)
+    symbols: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A leak's frames seen small: times, the moving region's box (x0, y0, x1, y1 in leak
+    pixels) and normalised thumbnails of that region."""
+
+    times: np.ndarray
+    box: tuple[int, int, int, int]
+    thumbs: np.ndarray
+    size: tuple[int, int]  # leak (width, height)
+
+
+def _normalised(thumbs: np.ndarray) -> np.ndarray:
+    t = thumbs.reshape(len(thumbs), -1).astype(np.float32)
+    t -= t.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    return t / np.where(norm > 1e-3, norm, np.inf)
+
+
+def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
+    """Decode the leak once at low resolution and return its :class:`Timeline`."""
+    times, small = [], []
+    size = (0, 0)
+    for f in frames(path):
+        size = (f.luma.shape[1], f.luma.shape[0])
+        small.append(small_frame(f.luma))
+        times.append(f.time)
+    if not times:
+        raise MediaError(f"{Path(path).name}: no video frame can be decoded")
+    box, thumbs = thumbnails(np.stack(small))
+    pixels = (
+        round(box[0] * size[0]),
+        round(box[1] * size[1]),
+        round(box[2] * size[0]),
+        round(box[3] * size[1]),
+    )
+    return Timeline(np.asarray(times), pixels, _normalised(thumbs), size)
+
+
+def locate(
+    leak: Timeline, times: np.ndarray, thumbs: np.ndarray, fps: float
+) -> tuple[float, float]:
+    """The offset (original time − leak time) that best lines the leak's thumbnails up with
+    the original's (``times``, raw ``thumbs``), and the mean similarity it gives."""
+    orig = _normalised(thumbs)
+    step = max(1, len(leak.times) // 400)
+    rows = np.arange(0, len(leak.times), step)
+    sims = leak.thumbs[rows] @ orig.T
+    best = np.argsort(-sims, axis=1)[:, :5]
+    offsets = (times[best] - leak.times[rows, None]).ravel()
+    half = 0.5 / fps
+    candidates = np.unique(np.round(offsets * fps) / fps)
+    top, top_score = 0.0, -np.inf
+    for offset in candidates:
+        want = leak.times[rows] + offset
+        j = np.clip(np.searchsorted(times, want - half), 0, len(times) - 1)
+        near = np.abs(times[j] - want) <= 1.5 / fps
+        score = float(np.where(near, sims[np.arange(len(rows)), j], -0.2).mean())
+        if score > top_score:
+            top, top_score = float(offset), score
+    return top, top_score
+
+
+def _pairs(leak: Timeline, offset: float, times: np.ndarray, thumbs: np.ndarray, fps: float):
+    """For each leak frame, the original frame it shows (index, or -1 when outside)."""
+    orig = _normalised(thumbs)
+    out = np.full(len(leak.times), -1, np.intp)
+    for i, t in enumerate(leak.times + offset):
+        lo = np.searchsorted(times, t - 1.5 / fps)
+        hi = np.searchsorted(times, t + 1.5 / fps)
+        if hi <= lo:
+            continue
+        out[i] = lo + int(np.argmax(orig[lo:hi] @ leak.thumbs[i]))
+    return out
+
+
+def _decoys(key: Key, media_id: str, count: int) -> np.ndarray:
+    ctx = f"leaktrace/video/v{FORMAT}/decoys\x00{media_id}\x00{count}"
+    bits = np.unpackbits(keyed_bytes(key, ctx, (_DECOYS * count + 7) // 8))[: _DECOYS * count]
+    return (bits.astype(np.float32) * 2 - 1).reshape(_DECOYS, count)
+
+
+def _nearest(times: np.ndarray, t: float) -> int:
+    j = int(np.clip(np.searchsorted(times, t), 1, len(times) - 1))
+    return j if abs(times[j] - t) < abs(times[j - 1] - t) else j - 1
+
+
+class _Originals:
+    """The original's frames decoded forward from a start time, looked up by their index in
+    the thumbnails' ``times`` (a few recent ones kept: leak frames may repeat one)."""
+
+    def __init__(self, path: Path, start: float, times: np.ndarray) -> None:
+        self._it = frames(path, start=max(0.0, start))
+        self._times = times
+        self._buf: dict[int, np.ndarray] = {}
+
+    def get(self, index: int) -> np.ndarray | None:
+        while index not in self._buf:
+            f = next(self._it, None)
+            if f is None:
+                return None
+            j = _nearest(self._times, f.time)
+            self._buf[j] = f.luma
+            for old in [k for k in self._buf if k < j - 8]:
+                del self._buf[old]
+            if j > index:
+                return None
+        return self._buf[index]
+
+
+def _geometry(
+    leak_path: Path,
+    original: Path,
+    pairs: np.ndarray,
+    orig_times: np.ndarray,
+    grid: tuple[int, int],
+    native: float,
+) -> Geometry | None:
+    """Register a few textured, paired leak frames onto their originals; the geometry with
+    the most agreeing features (None: the leak is the whole picture, only rescaled)."""
+    usable = np.flatnonzero(pairs >= 0)
+    if usable.size == 0:
+        return None
+    picks = usable[np.linspace(0, usable.size - 1, _GEOMETRY_FRAMES + 2)[1:-1].astype(int)]
+    wanted = {int(i) for i in picks}
+    leaks = {f.index: f.luma.astype(np.float32) for f in frames(leak_path) if f.index in wanted}
+    best: Geometry | None = None
+    found_only_resized = 0
+    for i in sorted(leaks):
+        j = int(pairs[i])
+        base_luma = _Originals(original, orig_times[j] - 1.0, orig_times).get(j)
+        if base_luma is None:
+            continue
+        base = resize(base_luma.astype(np.float32), grid)
+        _, _, _, g = align(leaks[i], base, native=native)
+        if g is None:
+            found_only_resized += 1
+        elif best is None or g.inliers > best.inliers:
+            best = g
+    return None if found_only_resized > len(leaks) // 2 else best
+
+
+def _thinned(pairs: np.ndarray, times: np.ndarray, plan: Plan, most: int) -> np.ndarray:
+    """Keep at most ``most`` leak frames per segment, spread over it, preferring frames where
+    the mark is at full strength; the others get -1 (not read)."""
+    out = np.full_like(pairs, -1)
+    by_segment: dict[int, list[int]] = {}
+    seg_len = plan.settings.segment
+    for i in np.flatnonzero(pairs >= 0):
+        t = float(times[pairs[i]])
+        by_segment.setdefault(segment_index(t, segment=seg_len), []).append(int(i))
+    for members in by_segment.values():
+        full = [
+            i
+            for i in members
+            if envelope(float(times[pairs[i]]), fps=plan.fps, segment=seg_len) >= 1.0
+        ] or members
+        pick = np.linspace(0, len(full) - 1, min(most, len(full))).round().astype(int)
+        for k in np.unique(pick):
+            out[full[k]] = pairs[full[k]]
+    return out
+
+
+def detect_video(
+    leak_path: str | os.PathLike[str],
+    key: Key,
+    plan: Plan,
+    folder: str | os.PathLike[str],
+    original: str | os.PathLike[str],
+    candidates: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    hypotheses: int = 1,
+    timeline: Timeline | None = None,
+    frames_per_segment: int = 4,
+) -> VideoDetection:
+    """Test every candidate as the source of a leaked video made from ``plan``'s variants.
+
+    ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
+    be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
+    ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
+    At most ``frames_per_segment`` leak frames are read per segment.
+    """
+    names = list(dict.fromkeys(candidates))
+    if not names:
+        raise DetectionInputError("no candidates to test")
+    if not 0 < threshold < 1:
+        raise DetectionInputError("threshold must be between 0 and 1")
+    leak_path, original = Path(leak_path), Path(original)
+    inspect_video(leak_path)
+    store = np.load(Path(folder) / "thumbs.npz")
+    orig_times, orig_thumbs = store["times"], store["thumbs"]
+    leak = timeline or leak_timeline(leak_path)
+    offset, similarity = locate(leak, orig_times, orig_thumbs, plan.fps)
+    pairs = _pairs(leak, offset, orig_times, orig_thumbs, plan.fps)
+    grid = working_shape((plan.height, plan.width))
+    native = math.sqrt(plan.height * plan.width / (grid[0] * grid[1]))
+    geometry = _geometry(leak_path, original, pairs, orig_times, grid, native)
+    seg_len = plan.settings.segment
+    count = sum(b.size for b in analyse(np.zeros(grid, np.float32)))
+    decoys = _decoys(key, plan.media_id, count)
+    sums: dict[int, np.ndarray] = {}  # segment -> [value, decoys...]
+    patterns: dict[int, np.ndarray] = {}
+    pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
+    used = [j for j in pairs if j >= 0]
+    originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
+    read = 0
+    for f in frames(leak_path):
+        j = int(pairs[f.index]) if f.index < len(pairs) else -1
+        if j < 0:
+            continue
+        base_luma = originals.get(j)
+        if base_luma is None:
+            continue
+        t = float(orig_times[j])
+        s = segment_index(t, segment=seg_len)
+        if s >= plan.segments:
+            continue
+        base = resize(base_luma.astype(np.float32), grid)
+        plane, valid, scale = warp(f.luma.astype(np.float32), geometry, grid)
+        reference = base
+        if scale < 0.9 * min(1.0, native):  # the leak saw the original smaller: so must we
+            small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
+            reference = resize(resize(base, small), grid)
+        values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
+        if s not in patterns:
+            pattern_bands = analyse(segment_pattern(key, plan.media_id, grid, s))
+            patterns[s] = np.concatenate([b.ravel() for b in pattern_bands])
+        weight = envelope(t, fps=plan.fps, segment=seg_len)
+        row = np.concatenate([[values @ patterns[s]], decoys @ values]) * weight
+        sums[s] = sums.get(s, 0) + row
+        read += 1
+    if not sums:
+        raise MediaError(f"{leak_path.name}: no frame of the leak could be matched to the video")
+    segs = np.array(sorted(sums))
+    table = np.stack([sums[s] for s in segs])
+    y, noise = table[:, 0], table[:, 1:]
+    # Noise per segment: the decoys' spread, pooled with neighbouring segments.
+    power = (noise * noise).mean(axis=1)
+    kernel = np.ones(2 * _POOL + 1)
+    pooled = np.convolve(power, kernel, "same") / np.convolve(np.ones_like(power), kernel, "same")
+    q = np.clip(y / np.sqrt(np.maximum(pooled, 1e-12)) / CLIP, -1.0, 1.0)
+    norm = float(np.linalg.norm(q))
+    matrix = codewords(key, plan.media_id, names, length=plan.segments)[:, segs]
+    z = (matrix @ q) / norm if norm > 0 else np.zeros(len(names))
+    order = np.argsort(-z, kind="stable")
+    best = int(order[0])
+    log10_p = rademacher_log10(q, float(z[best]) * norm, len(names) * hypotheses)
+    matched = log10_p <= math.log10(threshold)
+    first, last = int(segs[0]), int(segs[-1])
+    return VideoDetection(
+        verdict="match" if matched else "no_match",
+        recipient=names[best] if matched else None,
+        p_value=10.0**log10_p,
+        log10_p_value=log10_p,
+        threshold=threshold,
+        mode="informed",
+        scores={names[i]: float(z[i]) for i in order},
+        geometry=geometry,
+        coverage=None,
+        soft=q,
+        start=first * seg_len,
+        end=min(plan.duration, (last + 1) * seg_len),
+        offset=offset,
+        frames=read,
+        similarity=similarity,
+        segments=segs,
+        symbols=q,
+    )
