@@ -51,6 +51,8 @@ from .media import encode_image, image_format, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
+from .video import VideoDetection, copy_suffix, inspect_video, is_video
+from .videos import register_video, trace_video, write_copy
 
 __all__ = [
     "MAX_STRENGTH",
@@ -227,7 +229,12 @@ def _checked_sources(
         try:
             if src.is_dir():
                 raise MediaError(f"{src}: is a directory, not an image")
-            image_format(src)  # the header, judged as an original's
+            if is_video(src):
+                # Copies are H.264 in MP4 (Matroska when the audio cannot go in MP4).
+                info = inspect_video(src)
+                label = label.with_suffix(copy_suffix(info.audio))
+            else:
+                image_format(src)  # the header, judged as an original's
             sha = file_sha256(src)
         except MediaError as exc:
             problems.append(str(exc))
@@ -274,6 +281,7 @@ def _registered(
     problems: list[str],
     warnings: list[str],
     stop: threading.Event | None = None,
+    on_variants: Callable[[str, int, int], None] | None = None,
 ) -> list[Media]:
     """Decode what must be decoded — new originals (for their fingerprint) and those about to
     be marked (for the re-share probe) — then register the new ones if no file failed."""
@@ -283,6 +291,8 @@ def _registered(
         _check_stop(stop)
         if src.media is not None and src.sha256 not in marking:
             continue
+        if is_video(src.path):
+            continue  # registered below, with its variants, once every photo passed
         try:
             pixels = read_image(src.path, purpose="original")
             if src.sha256 in marking:
@@ -319,7 +329,29 @@ def _registered(
         src.sha256: ws.register_media(src.path, sha256=src.sha256, name=src.label.name, **meta)
         for src, meta in new
     }
-    return [src.media or made[src.sha256] for src in sources]
+    for src in sources:
+        if is_video(src.path) and (src.media is None or src.sha256 in marking):
+
+            def told(done: int, total: int, name: str = src.path.name) -> None:
+                if on_variants is not None:
+                    on_variants(name, done, total)
+
+            try:
+                made[src.sha256] = register_video(
+                    ws,
+                    src.path,
+                    src.sha256,
+                    src.label.name,
+                    strength=strength,
+                    progress=told,
+                    stop=stop,
+                )
+            except InterruptedError as exc:
+                raise Stopped() from exc
+            except LeaktraceError as exc:
+                problems.append(str(exc))
+                return []
+    return [made.get(src.sha256) or src.media for src in sources]  # type: ignore[misc]
 
 
 def _planned(
@@ -373,6 +405,7 @@ def make_copies(
     summary: BatchSummary | None = None,
     job_id: str | None = None,
     stop: threading.Event | None = None,
+    on_variants: Callable[[str, int, int], None] | None = None,
 ) -> Generator[CopyDone]:
     """Make and record every recipient's copy of every source, yielding each as it lands.
 
@@ -383,6 +416,10 @@ def make_copies(
     its hash). ``summary`` receives the counts and warnings as the batch runs. Setting
     ``stop`` ends the batch at its next safe point: copies in hand are finished and recorded,
     then :class:`Stopped` is raised.
+
+    A video source is marked once per variant (``on_variants(name, frames done, frames)``
+    reports it; the variants are kept in the workspace for later batches) and each copy is
+    then a remux of them, made in this process.
     """
     summary = summary if summary is not None else BatchSummary()
     if not (MIN_STRENGTH <= strength <= MAX_STRENGTH):
@@ -409,7 +446,9 @@ def make_copies(
     todo, skipped = _planned(ws, checked, recipients, out)
     problems: list[str] = []
     marking = {src.sha256 for src, _, _ in todo}
-    media = _registered(ws, checked, marking, strength, problems, summary.warnings, stop)
+    media = _registered(
+        ws, checked, marking, strength, problems, summary.warnings, stop, on_variants
+    )
     if problems:
         raise InputError("\n".join(problems))
     by_sha = {src.sha256: m for src, m in zip(checked, media, strict=True)}
@@ -428,9 +467,17 @@ def make_copies(
         job_id=job_id,
     )
     tasks = [(copy_id, src, h, target) for copy_id, (src, h, target) in zip(ids, todo, strict=True)]
+    clips = [t for t in tasks if is_video(t[1].path)]
+    tasks = [t for t in tasks if not is_video(t[1].path)]
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     try:
-        if n_workers == 1 or len(tasks) == 1:
+        for copy_id, src, h, target in clips:
+            _check_stop(stop)
+            made = write_copy(ws, by_sha[src.sha256], h, target, batch.id)
+            yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
+        if not tasks:
+            pass
+        elif n_workers == 1 or len(tasks) == 1:
             _init_worker(ws.key, cv2.getNumThreads(), None)
             try:
                 for copy_id, src, h, target in tasks:
@@ -553,6 +600,8 @@ def trace_file(
     ws.key  # noqa: B018 - a missing or foreign key is refused before any work
     leak_path = Path(path)
     leak_name = _utf8(leak_path.name)
+    if is_video(leak_path):
+        return _trace_video_file(ws, leak_path, leak_name, threshold)
     leak = read_image(leak_path)
     leak_sha = file_sha256(leak_path)
     registered = ws.media()
@@ -657,6 +706,38 @@ def trace_file(
     }
     trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
     return TraceOutcome(result, leak, original, trace_id, found.geometry)
+
+
+def _trace_video_file(ws: Workspace, path: Path, name: str, threshold: float) -> TraceOutcome:
+    """``trace_file`` for a video: the verdict, with a leak frame and the original frame it
+    shows (middle of the matched range) for the report."""
+    sha = file_sha256(path)
+    result, found, media = trace_video(ws, path, name, sha, threshold=threshold)
+    trace_id = ws.record_trace(sha256=sha, name=name, result=result, media=media)
+    leak_frame, original_frame = _frames_at(
+        path, None if media is None else ws.original_path(media), found
+    )
+    return TraceOutcome(
+        result, leak_frame, original_frame, trace_id, None if found is None else found.geometry
+    )
+
+
+def _frames_at(
+    leak: Path, original: Path | None, found: VideoDetection | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A leak frame from the middle of what it shows, and the original's frame at that time."""
+    from .video.io import frames
+
+    mid = 0.0 if found is None else max(0.0, (found.start + found.end) / 2 - found.offset)
+    leak_frame = next((f.luma for f in frames(leak, start=mid)), None)
+    if leak_frame is None:
+        leak_frame = next(f.luma for f in frames(leak))
+    original_frame = None
+    if original is not None and found is not None:
+        original_frame = next((f.luma for f in frames(original, start=mid + found.offset)), None)
+    return np.ascontiguousarray(leak_frame), (
+        None if original_frame is None else np.ascontiguousarray(original_frame)
+    )
 
 
 def _p_text(found: Detection) -> str:

@@ -4,7 +4,7 @@
 
     meta        schema and key fingerprint (never the key)
     recipients  handle (unique ignoring case), name, email
-    media       registered originals, content-addressed
+    media       registered originals, content-addressed (a video's keeps its variants' plan)
     copies      every copy file made: who, of what, where, its hash; ``pending`` while a batch
                 is writing it, ``done`` once its file is in place (history: never rewritten)
     jobs        the service's batches: recipients fixed when accepted, status, progress
@@ -78,6 +78,7 @@ class Media(Base):
     height: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
     features: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    plan: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     @property

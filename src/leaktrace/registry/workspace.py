@@ -68,7 +68,7 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 #: The newest migration in ``migrations/versions`` (a test keeps the two in step).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 HANDLE_MAX = 64
 NAME_MAX = 200
 EMAIL_MAX = 254
@@ -418,8 +418,13 @@ class Workspace:
         fingerprint: bytes,
         features: bytes = b"",
         name: str | None = None,
+        kind: str = "image",
+        plan: dict[str, Any] | None = None,
     ) -> Media:
-        """Register an original (idempotent by content hash), keeping a copy of the file."""
+        """Register an original (idempotent by content hash), keeping a copy of the file.
+
+        A video (``kind="video"``) comes with its variants' ``plan``; the variants must be in
+        :meth:`variants_dir` already."""
         src = Path(path)
         found = self.media_by_sha256(sha256)
         if found is not None:
@@ -445,6 +450,8 @@ class Workspace:
             height=height,
             fingerprint=fingerprint,
             features=features,
+            kind=kind,
+            plan=plan,
         )
         try:
             with self._session() as s:
@@ -477,6 +484,10 @@ class Workspace:
 
     def original_path(self, media: Media) -> Path:
         return self.home / media.stored
+
+    def variants_dir(self, sha256: str) -> Path:
+        """Where a video's variants are kept (``variants/<sha256>``; it may not exist yet)."""
+        return self.home / "variants" / sha256
 
     def media_recipients(self, media: Media) -> list[str]:
         """Handles of everyone who received a copy of ``media``."""

@@ -1,0 +1,311 @@
+"""Videos in a workspace: register an original with its variants, write a recipient's copy,
+trace a leaked video. Called by :mod:`leaktrace.workflow` for video files, so that ``embed``
+and ``trace`` (CLI, service and page) take videos as they take photos.
+
+Variants are made once per original, into ``variants/<sha256>.<random>.part`` first and
+renamed to ``variants/<sha256>`` when complete, and only then is the original registered: an
+interrupted run leaves no half-made variants in use and no record without its variants (the
+next run starts over; the encode is deterministic, so it makes the same bytes). Copies go
+through the same pending → file → done protocol as photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .codes import codeword
+from .detect import DEFAULT_THRESHOLD
+from .errors import LeaktraceError, MediaError
+from .identify import fingerprint
+from .registry import Media, Workspace, part_path
+from .video import (
+    Plan,
+    Settings,
+    VideoDetection,
+    detect_video,
+    inspect_video,
+    leak_timeline,
+    locate,
+    make_variants,
+    remux,
+)
+from .video.detect import MATCH_SIMILARITY
+from .video.io import frames
+
+__all__ = ["CODE", "copy_symbols", "register_video", "trace_video", "write_copy"]
+
+#: The code a video's copies carry (kept in its plan): one keyed fair ±1 symbol per segment.
+CODE = "random-v1"
+_SHORTLIST = 3
+
+
+def copy_symbols(ws: Workspace, plan: Plan, handle: str) -> list[int]:
+    """The variant each segment of ``handle``'s copy comes from."""
+    c = codeword(ws.key, plan.media_id, handle, length=plan.segments)
+    return [int(v > 0) for v in c]
+
+
+def plan_of(media: Media) -> Plan:
+    if media.plan is None:
+        raise MediaError(f"{media.name}: registered without variants; register it again")
+    return Plan.from_json(media.plan["variants"])
+
+
+def _middle_frame(path: Path) -> np.ndarray:
+    info = inspect_video(path)
+    for f in frames(path, start=max(0.0, info.duration / 2)):
+        return np.ascontiguousarray(f.luma)
+    raise MediaError(f"{path.name}: no video frame can be decoded")
+
+
+def register_video(
+    ws: Workspace,
+    source: Path,
+    sha256: str,
+    name: str,
+    *,
+    strength: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Media:
+    """The registered video ``source`` (content hash ``sha256``), its variants made first if
+    they are not in the workspace yet."""
+    media = ws.media_by_sha256(sha256)
+    folder = ws.variants_dir(sha256)
+    if media is not None and media.plan is not None and (folder / "plan.json").exists():
+        made = plan_of(media).settings.strength
+        if not math.isclose(made, strength):
+            raise MediaError(
+                f"{name}: its variants were made at strength {made:g}; copies of a video all "
+                f"share them (use --strength {made:g})"
+            )
+        return media
+    info = inspect_video(source)
+    mark_id = f"sha256:{sha256}"
+    work = folder.with_name(f"{sha256}.{secrets.token_hex(4)}.part")
+    ws.private_dir("variants")
+    try:
+        plan = make_variants(
+            source,
+            work,
+            ws.key,
+            mark_id,
+            settings=Settings(strength=strength),
+            progress=progress,
+            stop=None if stop is None else stop.is_set,
+        )
+        if folder.exists():  # left by a registration that did not finish recording
+            shutil.rmtree(folder)
+        os.replace(work, folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    record = {"format": plan.format, "code": CODE, "variants": plan.to_json()}
+    return ws.register_media(
+        source,
+        sha256=sha256,
+        name=name,
+        width=info.width,
+        height=info.height,
+        fingerprint=fingerprint(_middle_frame(source)),
+        kind="video",
+        plan=record,
+    )
+
+
+def write_copy(
+    ws: Workspace, media: Media, handle: str, target: Path, batch: str
+) -> tuple[str, bool]:
+    """Write ``handle``'s copy of the video ``media`` to ``target`` unless a file has that
+    name; returns (its sha256, whether it was placed)."""
+    from .workflow import _place  # the photos' placement rule: never replace a file
+
+    plan = plan_of(media)
+    part = part_path(target, batch)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remux(
+            plan,
+            ws.variants_dir(media.sha256),
+            ws.original_path(media),
+            copy_symbols(ws, plan, handle),
+            part,
+        )
+        h = hashlib.sha256()
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+            os.fsync(fh.fileno())
+        placed = _place(part, target)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise MediaError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return h.hexdigest(), placed
+
+
+def trace_video(
+    ws: Workspace, path: Path, name: str, sha256: str, *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[dict[str, Any], VideoDetection | None, Media | None]:
+    """Trace a leaked video against every registered video: the JSON-ready result, the
+    detection and the media it was found in (None, None when it matches none)."""
+    info = inspect_video(path)
+    timeline = leak_timeline(path)
+    videos = [m for m in ws.media() if m.kind == "video" and m.plan is not None]
+    placed = []
+    for m in videos:
+        store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")
+        plan = plan_of(m)
+        offset, sim = locate(timeline, store["times"], store["thumbs"], plan.fps)
+        if sim >= MATCH_SIMILARITY:
+            placed.append((sim, m))
+    placed.sort(key=lambda p: -p[0])
+    tried = [m for _, m in placed[:_SHORTLIST]]
+    base: dict[str, Any] = {
+        "leak": {
+            "name": name,
+            "sha256": sha256,
+            "width": info.width,
+            "height": info.height,
+            "duration": round(info.duration, 3),
+            "fps": round(info.fps, 3),
+        },
+        "threshold": threshold,
+        "version": __version__,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    best: tuple[VideoDetection, Media, float] | None = None
+    sent = False
+    for m in tried:
+        candidates = ws.media_recipients(m)
+        if not candidates:
+            continue
+        sent = True
+        plan = plan_of(m)
+        try:
+            found = detect_video(
+                path,
+                ws.key,
+                plan,
+                ws.variants_dir(m.sha256),
+                ws.original_path(m),
+                candidates,
+                threshold=threshold,
+                hypotheses=len(tried),
+                timeline=timeline,
+            )
+        except LeaktraceError:
+            continue
+        if best is None or found.log10_p_value < best[0].log10_p_value:
+            best = (found, m, next(s for s, mm in placed if mm is m))
+    if best is None:
+        reason = (
+            "its original was never sent to anyone"
+            if tried and not sent
+            else "matches no registered video"
+        )
+        return (
+            {
+                "verdict": "no_match",
+                "recipient": None,
+                "p_value": 1.0,
+                "log10_p_value": 0.0,
+                "mode": None,
+                "media": None,
+                "candidates": [],
+                "message": f"no confident match: {name} {reason}",
+                "settings": video_settings(None),
+                **base,
+            },
+            None,
+            None,
+        )
+    found, media, sim = best
+    p = f"{found.p_value:.2g}" if found.p_value > 0 else f"1e{found.log10_p_value:.0f}"
+    where = f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
+    if found.verdict == "match":
+        message = f"leaked by {found.recipient} ({where}, false-accusation probability {p})"
+    else:
+        message = f"no confident match (best: {found.best}, p={p}; {where})"
+    segs = found.segments if found.segments is not None else np.zeros(0, int)
+    q = found.symbols if found.symbols is not None else np.zeros(0)
+    plan = plan_of(media)
+    result = {
+        "verdict": found.verdict,
+        "recipient": found.recipient,
+        "p_value": found.p_value,
+        "log10_p_value": found.log10_p_value,
+        "mode": found.mode,
+        "media": {
+            "id": media.id,
+            "name": media.name,
+            "sha256": media.sha256,
+            "kind": "video",
+            "similarity": round(sim, 4),
+            "originals_tried": len(tried),
+        },
+        "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
+        "video": {
+            "start": round(found.start, 3),
+            "end": round(found.end, 3),
+            "offset": round(found.offset, 3),
+            "frames_read": found.frames,
+            "segments_present": int(len(segs)),
+            "segments_total": plan.segments,
+            "segment_seconds": plan.settings.segment,
+            "segments": [int(s) for s in segs],
+            "soft_symbols": [round(float(v), 3) for v in q],
+        },
+        "registration": None
+        if found.geometry is None
+        else {
+            "frame_coverage": round(found.geometry.coverage, 4),
+            "flipped": found.geometry.flipped,
+            "inliers": found.geometry.inliers,
+            "matrix": [[round(v, 6) for v in row] for row in found.geometry.matrix.tolist()],
+        },
+        "message": message,
+        "settings": video_settings(plan),
+        **base,
+    }
+    return result, found, media
+
+
+def video_settings(plan: Plan | None) -> dict[str, Any]:
+    """The parameters a video verdict depends on (for reports and records)."""
+    out: dict[str, Any] = {
+        "code": CODE,
+        "null_model": "Chernoff bound with the exact Rademacher MGF (prod cosh), Bonferroni "
+        "over candidates and videos tried",
+    }
+    if plan is not None:
+        out.update(
+            {
+                "video_format": plan.format,
+                "segment_seconds": plan.settings.segment,
+                "variants": len(plan.files),
+                "encoder": f"{plan.settings.codec} crf {plan.settings.crf} "
+                f"preset {plan.settings.preset}",
+                "strength": plan.settings.strength,
+            }
+        )
+    return out
+
+
+def _clock(t: float) -> str:
+    m, s = divmod(max(0.0, t), 60)
+    return f"{int(m)}:{s:04.1f}"
