@@ -50,7 +50,7 @@ CLIPS = (
         "clip_640x360_25fps.mp4",
         "video/sintel-trailer_480p_26s.mp4",
         start=2.0,
-        frames=200,  # 8 s: a pan, five cuts, the letterbox bars of the source
+        frames=200,  # 8 s: hard cuts at frames 26 and 71, a camera move, letterbox bars
         box=None,
         size=(640, 360),
         audio=True,
