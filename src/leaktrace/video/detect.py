@@ -267,7 +267,8 @@ def detect_video(
     ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
     be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
     ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
-    At most ``frames_per_segment`` leak frames are read per segment.
+    At most ``frames_per_segment`` leak frames are read per segment of a variant-marked video
+    (all of them for a clip marked per recipient, whose evidence grows with every frame).
     """
     names = list(dict.fromkeys(candidates))
     if not names:
@@ -292,7 +293,8 @@ def detect_video(
     per_recipient = plan.settings.mode == "recipient"
     layouts: dict[int, Layout] = {}
     whole = np.zeros(CODE_LENGTH)  # per-recipient mode: the photo codeword's soft values
-    pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
+    if plan.settings.mode == "variants":  # a segment's one symbol is sure from a few frames
+        pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0

@@ -274,7 +274,7 @@ class _Marker:
 
 def _open_variant(path: Path, info: VideoInfo, settings: Settings, tb: Fraction) -> Any:
     out = av.open(str(path), "w", format="mp4")
-    stream = out.add_stream(settings.codec, rate=Fraction(info.fps).limit_denominator(100000))
+    stream: Any = out.add_stream(settings.codec, rate=Fraction(info.fps).limit_denominator(100000))
     stream.width, stream.height = info.width & ~1, info.height & ~1
     stream.pix_fmt = "yuv420p"
     stream.time_base = tb
