@@ -253,6 +253,8 @@ class _Marker:
         self.pattern = np.zeros(self.grid, np.float32)
 
     def change(self, luma: np.ndarray, t: float) -> np.ndarray:
+        if self.gain == 0:  # strength 0: the frames as decoded (a plain transcode)
+            return np.zeros(self.shape, np.float32)
         small = cv2.resize(
             luma.astype(np.float32), (self.grid[1], self.grid[0]), interpolation=cv2.INTER_AREA
         )
