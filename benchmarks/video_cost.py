@@ -41,8 +41,15 @@ def _lumas(path: Path) -> list[np.ndarray]:
     return [f.luma.astype(np.float32) for f in frames(path)]
 
 
-def _quality(plain: Path, variant: Path, segment: float, fps: float) -> dict[str, float]:
-    a, b = _lumas(plain), _lumas(variant)
+def _psnr(x: np.ndarray, y: np.ndarray) -> float:
+    mse = float(np.mean((x - y) ** 2))
+    return 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
+
+
+def _quality(
+    plain: Path, variant: Path, source: Path, segment: float, fps: float
+) -> dict[str, float]:
+    a, b, o = _lumas(plain), _lumas(variant), _lumas(source)
     psnr = []
     inside, across = [], []
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
@@ -57,6 +64,8 @@ def _quality(plain: Path, variant: Path, segment: float, fps: float) -> dict[str
                 )
                 (across if boundary else inside).append(float(added.mean()))
     return {
+        "source_plain": float(np.mean([_psnr(x, z) for x, z in zip(a, o, strict=False)])),
+        "source_variant": float(np.mean([_psnr(y, z) for y, z in zip(b, o, strict=False)])),
         "psnr_min": min(psnr),
         "psnr_mean": float(np.mean(psnr)),
         "flicker_inside": float(np.mean(inside)) if inside else float("nan"),
@@ -69,8 +78,11 @@ def main() -> None:
     ap.add_argument("video", type=Path)
     ap.add_argument("--copies", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--strength", type=float, default=1.0)
+    ap.add_argument("--crf", type=int, default=Settings.crf)
+    ap.add_argument("--params", default="", help="extra x264 parameters")
     args = ap.parse_args()
-    settings = Settings(mode="variants")
+    settings = Settings(mode="variants", strength=args.strength, crf=args.crf, params=args.params)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -98,7 +110,7 @@ def main() -> None:
         with av.open(str(work / "copy0.mp4")) as c:
             audio = sum(p.size for p in c.demux(audio=0)) if c.streams.audio else 0
         q = [
-            _quality(work / "plain.mp4", work / "v0" / f, settings.segment, plan.fps)
+            _quality(work / "plain.mp4", work / "v0" / f, args.video, settings.segment, plan.fps)
             for f in plan.files
         ]
     info = inspect_video(args.video)
