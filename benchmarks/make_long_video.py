@@ -37,6 +37,7 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -309,7 +310,14 @@ class Cue:
 class Planner:
     """Draws the shots from the seeded generator; photos in shuffled rounds, clips in turn."""
 
-    def __init__(self, rng, photos, clips, size, fps) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        photos: list[Photo],
+        clips: list[Clip],
+        size: tuple[int, int],
+        fps: Fraction,
+    ) -> None:
         self.rng, self.photos, self.clips, self.size, self.fps = rng, photos, clips, size, fps
         self._photo_queue: list[int] = []
         self._clip_turn = 0
@@ -385,7 +393,7 @@ def blend(a: Planes, b: Planes, alpha: float) -> Planes:
     return tuple(cv2.addWeighted(p, 1 - alpha, q, alpha, 0) for p, q in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
-def frames(cues: list[Cue], total: int):
+def frames(cues: list[Cue], total: int) -> Iterator[Planes]:
     """Every output picture in order, cross-fading where two shots overlap."""
     cache: dict[int, Planes] = {}  # a still shot is rendered once, kept while it shows
     active: list[int] = []
