@@ -254,7 +254,7 @@ def tone(
     preset: str = "veryfast",
     keep_audio: bool = True,
 ) -> Path:
-    """Change brightness and contrast on the luma levels, as FFmpeg's ``eq`` filter does:
+    """Change brightness and contrast on the luma plane only, like FFmpeg's ``eq`` filter:
     ``Y' = (Y - 128) * contrast + 128 + brightness``, clipped to 0–255; colour (U, V) is left
     alone. x264 at ``crf``."""
     if not -255 <= brightness <= 255 or not 0 <= contrast <= 10:
