@@ -173,3 +173,105 @@ def test_truncated_audio_only_and_fake_videos_are_refused_with_one_line(workspac
     with pytest.raises(InputError):
         list(make_copies(ws, [cut, fake], None, tmp_path / "out", workers=1))
     assert len(ws.media()) == before
+
+
+def _rewrite(
+    source: Path,
+    dest: Path,
+    *,
+    codec: str,
+    pix_fmt: str,
+    size: tuple[int, int],
+    rotation: int = 0,
+    fmt: str | None = None,
+) -> Path:
+    """``source``'s first 3 s re-encoded as ``codec``/``pix_fmt`` at ``size`` (maybe odd),
+    with a rotation tag, in the container ``dest``'s suffix names."""
+    with av.open(str(source)) as src, av.open(str(dest), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, frame in enumerate(src.decode(video=0)):
+            if i >= 75:
+                break
+            f = frame.reformat(width=size[0], height=size[1], format=pix_fmt)
+            f.pts, f.pict_type = i, av.video.frame.PictureType.NONE
+            for p in stream.encode(f):
+                out.mux(p)
+        for p in stream.encode(None):
+            out.mux(p)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "size", "rotation"),
+    [
+        ("odd.mkv", "libx264", "yuv420p", (321, 181), 0),
+        ("ten-bit.mov", "libx264", "yuv420p10le", (320, 180), 90),
+        ("vp9.webm", "libvpx-vp9", "yuv420p", (320, 180), 0),
+    ],
+)
+def test_other_containers_odd_sizes_10_bit_and_rotation_are_marked_and_traced(
+    workspace, tmp_path, name, codec, pix_fmt, size, rotation
+):
+    ws, _ = workspace
+    clip = _rewrite(
+        CLIP, tmp_path / name, codec=codec, pix_fmt=pix_fmt, size=size, rotation=rotation
+    )
+    info = inspect_video(clip)
+    assert info.rotation == rotation
+    (done,) = list(make_copies(ws, [clip], ["alice"], tmp_path / "out", workers=1))
+    assert done.path.suffix == ".mp4"
+    with av.open(str(done.path)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (size[0] & ~1, size[1] & ~1)
+        assert round(frame.rotation or 0) % 360 == rotation
+    result = trace_file(ws, done.path).result
+    assert result["verdict"] == "match" and result["recipient"] == "alice"
+
+
+def test_a_leak_is_found_among_several_registered_videos(workspace, tmp_path):
+    ws, out = workspace
+    flower = MEDIA / "clip_flower_30fps.mp4"
+    list(make_copies(ws, [flower], ["carol"], tmp_path / "flower", workers=1))
+    result = trace_file(ws, tmp_path / "flower" / "carol" / flower.name).result
+    assert result["recipient"] == "carol" and result["media"]["name"] == flower.name
+    result = trace_file(ws, out / "bob" / CLIP.name).result
+    assert result["recipient"] == "bob" and result["media"]["name"] == CLIP.name
+
+
+def test_a_stopped_variant_encode_leaves_nothing_registered(tmp_path):
+    import threading
+
+    from leaktrace.workflow import Stopped
+
+    ws = Workspace.create(tmp_path / "lt")
+    ws.add_recipient("ann")
+    stop = threading.Event()
+    seen = []
+
+    def told(name: str, done: int, total: int) -> None:
+        seen.append(done)
+        if done > 40:
+            stop.set()
+
+    long = tmp_path / "long.mp4"  # a clip of a minute and more is marked with variants
+    with av.open(str(CLIP)) as src, av.open(str(long), "w") as dst:
+        s = dst.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(video=0) if p.size]
+        step = packets[-1].pts - packets[-2].pts
+        for rep in range(8):
+            for p in packets:
+                q = av.Packet(bytes(p))
+                q.pts, q.dts = p.pts + rep * 200 * step, p.dts + rep * 200 * step
+                q.is_keyframe, q.time_base, q.stream = p.is_keyframe, p.time_base, s
+                dst.mux(q)
+    assert inspect_video(long).duration >= 60
+    with pytest.raises(Stopped):
+        list(
+            make_copies(ws, [long], None, tmp_path / "out", workers=1, stop=stop, on_variants=told)
+        )
+    assert seen and not ws.media()
+    assert not list((ws.home / "variants").iterdir())
