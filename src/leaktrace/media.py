@@ -55,9 +55,11 @@ __all__ = [
     "MAX_SIDE",
     "ImageInfo",
     "Purpose",
+    "VIDEO_SUFFIXES",
     "encode_image",
     "image_format",
     "inspect_image",
+    "is_video",
     "read_image",
     "write_file",
     "write_image",
@@ -741,3 +743,13 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666) 
         tmp.unlink(missing_ok=True)
         raise MediaError(f"cannot write {target}: {_reason(exc)}") from exc
     return target
+
+
+#: Containers read as videos (originals and leaks), by their usual suffixes (decoded by
+#: :mod:`leaktrace.video.io`; kept here so that telling a video from a photo loads no codec).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """True when the file's suffix names a video container leaktrace reads."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from .video import (
 )
 from .video.detect import MATCH_SIMILARITY
 from .video.io import frames
+from .video.variants import PER_RECIPIENT, encode_copy
 
 __all__ = ["CODE", "add_video", "copy_symbols", "register_video", "trace_video", "write_copy"]
 
@@ -117,7 +119,10 @@ def register_video(
             work,
             ws.key,
             mark_id,
-            settings=Settings(strength=strength),
+            settings=Settings(
+                strength=strength,
+                mode="recipient" if info.duration < PER_RECIPIENT else "variants",
+            ),
             progress=progress,
             stop=None if stop is None else stop.is_set,
         )
@@ -149,15 +154,16 @@ def write_copy(
 
     plan = plan_of(media)
     part = part_path(target, batch)
+    own = part.with_name(part.name + ".video.mp4")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        remux(
-            plan,
-            ws.variants_dir(media.sha256),
-            ws.original_path(media),
-            copy_symbols(ws, plan, handle),
-            part,
-        )
+        folder, symbols = ws.variants_dir(media.sha256), copy_symbols(ws, plan, handle)
+        if plan.settings.mode == "recipient":
+            # The recipient's own encode stands for the variants, in every segment.
+            encode_copy(plan, ws.original_path(media), ws.key, handle, own)
+            folder, symbols = own.parent, [0] * plan.segments
+            plan = replace(plan, files=[own.name])
+        remux(plan, folder, ws.original_path(media), symbols, part)
         h = hashlib.sha256()
         with open(part, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -170,6 +176,8 @@ def write_copy(
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+    finally:
+        own.unlink(missing_ok=True)
     return h.hexdigest(), placed
 
 
@@ -312,6 +320,7 @@ def video_settings(plan: Plan | None) -> dict[str, Any]:
             {
                 "video_format": plan.format,
                 "segment_seconds": plan.settings.segment,
+                "mode": plan.settings.mode,
                 "variants": len(plan.files),
                 "encoder": f"{plan.settings.codec} crf {plan.settings.crf} "
                 f"preset {plan.settings.preset}",

@@ -35,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -47,12 +47,13 @@ from .embed import EmbedPlan, apply, prepare
 from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
 from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
 from .keys import Key
-from .media import encode_image, image_format, read_image
+from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
-from .video import VideoDetection, copy_suffix, inspect_video, is_video
-from .videos import add_video, register_video, trace_video, write_copy
+
+if TYPE_CHECKING:
+    from .video import VideoDetection
 
 __all__ = [
     "MAX_STRENGTH",
@@ -214,6 +215,8 @@ def register_original(
     if is_video(checked.path):
         if checked.media is not None:
             return checked.media, []
+        from .videos import add_video  # PyAV, loaded for videos only
+
         return add_video(ws, checked.path, checked.sha256, checked.label.name), []
     problems: list[str] = []
     warnings: list[str] = []
@@ -237,6 +240,8 @@ def _checked_sources(
             if src.is_dir():
                 raise MediaError(f"{src}: is a directory, not an image")
             if is_video(src):
+                from .video import copy_suffix, inspect_video  # PyAV, loaded for videos only
+
                 # Copies are H.264 in MP4 (Matroska when the audio cannot go in MP4).
                 info = inspect_video(src)
                 label = label.with_suffix(copy_suffix(info.audio))
@@ -338,6 +343,7 @@ def _registered(
     }
     for src in sources:
         if is_video(src.path) and (src.media is None or src.sha256 in marking):
+            from .videos import register_video
 
             def told(done: int, total: int, name: str = src.path.name) -> None:
                 if on_variants is not None:
@@ -479,6 +485,8 @@ def make_copies(
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     try:
         for copy_id, src, h, target in clips:
+            from .videos import write_copy
+
             _check_stop(stop)
             made = write_copy(ws, by_sha[src.sha256], h, target, batch.id)
             yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
@@ -718,6 +726,8 @@ def trace_file(
 def _trace_video_file(ws: Workspace, path: Path, name: str, threshold: float) -> TraceOutcome:
     """``trace_file`` for a video: the verdict, with a leak frame and the original frame it
     shows (middle of the matched range) for the report."""
+    from .videos import trace_video
+
     sha = file_sha256(path)
     result, found, media = trace_video(ws, path, name, sha, threshold=threshold)
     trace_id = ws.record_trace(sha256=sha, name=name, result=result, media=media)

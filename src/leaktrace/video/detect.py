@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codes import codewords
+from ..codes import CODE_LENGTH, Layout, codewords
 from ..detect import DEFAULT_THRESHOLD, Detection, informed_values, rademacher_log10
 from ..errors import DetectionInputError, MediaError
 from ..keys import Key, keyed_bytes
@@ -46,6 +46,7 @@ from .variants import (
     Plan,
     envelope,
     segment_index,
+    segment_layout,
     segment_pattern,
     small_frame,
     thumbnails,
@@ -266,7 +267,8 @@ def detect_video(
     ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
     be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
     ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
-    At most ``frames_per_segment`` leak frames are read per segment.
+    At most ``frames_per_segment`` leak frames are read per segment of a variant-marked video
+    (all of them for a clip marked per recipient, whose evidence grows with every frame).
     """
     names = list(dict.fromkeys(candidates))
     if not names:
@@ -288,7 +290,11 @@ def detect_video(
     decoys = _decoys(key, plan.media_id, count)
     sums: dict[int, np.ndarray] = {}  # segment -> [value, decoys...]
     patterns: dict[int, np.ndarray] = {}
-    pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
+    per_recipient = plan.settings.mode == "recipient"
+    layouts: dict[int, Layout] = {}
+    whole = np.zeros(CODE_LENGTH)  # per-recipient mode: the photo codeword's soft values
+    if plan.settings.mode == "variants":  # a segment's one symbol is sure from a few frames
+        pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0
@@ -310,25 +316,37 @@ def detect_video(
             small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
             reference = resize(resize(base, small), grid)
         values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
-        if s not in patterns:
-            pattern_bands = analyse(segment_pattern(key, plan.media_id, grid, s))
-            patterns[s] = np.concatenate([b.ravel() for b in pattern_bands])
         weight = envelope(t, fps=plan.fps, segment=seg_len)
-        row = np.concatenate([[values @ patterns[s]], decoys @ values]) * weight
-        sums[s] = sums.get(s, 0) + row
+        if per_recipient:
+            if s not in layouts:
+                layouts[s] = segment_layout(key, plan.media_id, grid, s, count)
+            whole = whole + layouts[s].collect(values) * weight
+            sums[s] = np.zeros(1)
+        else:
+            if s not in patterns:
+                pattern_bands = analyse(segment_pattern(key, plan.media_id, grid, s))
+                patterns[s] = np.concatenate([b.ravel() for b in pattern_bands])
+            row = np.concatenate([[values @ patterns[s]], decoys @ values]) * weight
+            sums[s] = sums.get(s, 0) + row
         read += 1
     if not sums:
         raise MediaError(f"{leak_path.name}: no frame of the leak could be matched to the video")
     segs = np.array(sorted(sums))
-    table = np.stack([sums[s] for s in segs])
-    y, noise = table[:, 0], table[:, 1:]
-    # Noise per segment: the decoys' spread, pooled with neighbouring segments.
-    power = (noise * noise).mean(axis=1)
-    kernel = np.ones(2 * _POOL + 1)
-    pooled = np.convolve(power, kernel, "same") / np.convolve(np.ones_like(power), kernel, "same")
-    q = np.clip(y / np.sqrt(np.maximum(pooled, 1e-12)) / CLIP, -1.0, 1.0)
+    if per_recipient:
+        # Every frame carries the whole codeword: soft values per code position, as a photo's.
+        q = whole
+        matrix = codewords(key, plan.media_id, names)
+    else:
+        table = np.stack([sums[s] for s in segs])
+        y, noise = table[:, 0], table[:, 1:]
+        # Noise per segment: the decoys' spread, pooled with neighbouring segments.
+        power = (noise * noise).mean(axis=1)
+        kernel = np.ones(2 * _POOL + 1)
+        ones = np.ones_like(power)
+        pooled = np.convolve(power, kernel, "same") / np.convolve(ones, kernel, "same")
+        q = np.clip(y / np.sqrt(np.maximum(pooled, 1e-12)) / CLIP, -1.0, 1.0)
+        matrix = codewords(key, plan.media_id, names, length=plan.segments)[:, segs]
     norm = float(np.linalg.norm(q))
-    matrix = codewords(key, plan.media_id, names, length=plan.segments)[:, segs]
     z = (matrix @ q) / norm if norm > 0 else np.zeros(len(names))
     order = np.argsort(-z, kind="stable")
     best = int(order[0])
@@ -352,5 +370,5 @@ def detect_video(
         frames=read,
         similarity=similarity,
         segments=segs,
-        symbols=q,
+        symbols=None if per_recipient else q,
     )

@@ -19,18 +19,19 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from ..errors import MediaError, UnsupportedMediaError
+from ..media import VIDEO_SUFFIXES, is_video
 from ..transform import check_shape
 
 __all__ = ["SUFFIXES", "VideoFrame", "VideoInfo", "frames", "inspect_video", "is_video"]
 
-#: Containers read as videos (originals and leaks), by their usual suffixes.
-SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+SUFFIXES = VIDEO_SUFFIXES
 #: Largest frame accepted (8K UHD); larger is refused before decoding.
 MAX_FRAME_PIXELS = 7680 * 4320
 #: A stream whose decoded duration falls this far short of the declared one is truncated.
@@ -66,11 +67,6 @@ class VideoFrame:
     pts: int
     luma: np.ndarray
     yuv: np.ndarray | None = None
-
-
-def is_video(path: str | os.PathLike[str]) -> bool:
-    """True when the file's suffix names a video container leaktrace reads."""
-    return Path(path).suffix.lower() in SUFFIXES
 
 
 def _fail(path: Path, why: str) -> MediaError:
@@ -186,7 +182,7 @@ def frames(
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        tb = stream.time_base
+        tb = stream.time_base or Fraction(1, 90000)
         origin: int | None = None
         if start > 0:
             first = stream.start_time or 0
@@ -213,10 +209,10 @@ def frames(
                     luma = pic[:h]
                 else:
                     plane = frame.planes[0]
-                    raw = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                    raw = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
                     luma = raw[:h, :w]
                     pic = None
-                yield VideoFrame(index, t, int(frame.pts), luma, pic if yuv else None)
+                yield VideoFrame(index, t, int(frame.pts or 0), luma, pic if yuv else None)
                 index += 1
         except av.error.FFmpegError as exc:
             raise _fail(p, f"cannot be decoded past frame {index} ({exc.strerror})") from exc

@@ -31,6 +31,8 @@ import av
 import cv2
 import numpy as np
 
+from ..codes import Layout, codeword, layout
+from ..errors import MediaError
 from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
 from ..transform import analyse, band_gains, synthesise, working_shape
@@ -40,10 +42,14 @@ __all__ = [
     "FORMAT",
     "SEGMENT_SECONDS",
     "VARIANTS",
+    "MODES",
+    "PER_RECIPIENT",
     "VIDEO_PSNR",
     "Plan",
     "Settings",
+    "encode_copy",
     "envelope",
+    "recipient_pattern",
     "make_variants",
     "segment_index",
     "segment_pattern",
@@ -61,6 +67,10 @@ VARIANTS = 2
 VIDEO_PSNR = 44.0
 #: Frames over which the mark fades in at a segment's start and out at its end.
 RAMP_FRAMES = 3
+#: Videos shorter than this (seconds) are marked per recipient: variants give one symbol per
+#: segment, and at least 40 certain symbols are needed to name one of 1,000 at 1e-9.
+PER_RECIPIENT = 60.0
+MODES = ("variants", "recipient")
 #: Weight of the newest frame in the mask's running average.
 MASK_SMOOTHING = 0.5
 #: Side of the per-frame thumbnail kept for finding a leak's place in time, and width of the
@@ -78,6 +88,9 @@ class Settings:
     preset: str = "veryfast"
     strength: float = 1.0
     segment: float = SEGMENT_SECONDS
+    #: "variants": two encodes shared by every copy; "recipient": one encode per copy, each
+    #: frame carrying the recipient's whole photo codeword (short clips, see PER_RECIPIENT).
+    mode: str = "variants"
 
     def options(self, fps: float) -> dict[str, str]:
         """Encoder options: IDR frames only where forced (segment starts), closed GOPs."""
@@ -156,6 +169,30 @@ def segment_pattern(key: Key, media_id: str, grid: tuple[int, int], segment: int
     return pattern / np.float32(np.sqrt(np.mean(pattern * pattern)))
 
 
+def recipient_pattern(
+    key: Key, media_id: str, grid: tuple[int, int], segment: int, handle: str
+) -> np.ndarray:
+    """The unit-RMS pattern of ``handle``'s whole codeword (as a photo's) in ``segment``: the
+    layout that spreads it is keyed per segment, so averaging frames of several segments
+    cancels it instead of revealing it."""
+    bands = analyse(np.zeros(grid, np.float32))
+    lay = segment_layout(key, media_id, grid, segment, sum(b.size for b in bands))
+    values = lay.spread(codeword(key, media_id, handle)) * band_gains(bands)
+    filled, start = [], 0
+    for b in bands:
+        filled.append(values[start : start + b.size].reshape(b.shape))
+        start += b.size
+    pattern = synthesise(filled, grid)
+    return pattern / np.float32(np.sqrt(np.mean(pattern * pattern)))
+
+
+def segment_layout(
+    key: Key, media_id: str, grid: tuple[int, int], segment: int, count: int
+) -> Layout:
+    """The keyed layout of a per-recipient copy's codeword in ``segment``."""
+    return layout(key, f"{media_id}\x00video/v{FORMAT}/segment {segment}", grid, count)
+
+
 def small_frame(luma: np.ndarray) -> np.ndarray:
     """The frame at :data:`SMALL` pixels wide (uint8), kept for :func:`thumbnails`."""
     h, w = luma.shape
@@ -198,8 +235,15 @@ class _Marker:
     """Per-frame marking state: the mask's running average and the current segment's
     pattern (its change at full resolution is computed once per frame for all variants)."""
 
-    def __init__(self, key: Key, media_id: str, info: VideoInfo, settings: Settings) -> None:
-        self.key, self.media_id, self.settings = key, media_id, settings
+    def __init__(
+        self,
+        key: Key,
+        media_id: str,
+        info: VideoInfo,
+        settings: Settings,
+        handle: str | None = None,
+    ) -> None:
+        self.key, self.media_id, self.settings, self.handle = key, media_id, settings, handle
         self.shape = (info.height & ~1, info.width & ~1)
         self.grid = working_shape(self.shape)
         self.fps = info.fps
@@ -209,6 +253,8 @@ class _Marker:
         self.pattern = np.zeros(self.grid, np.float32)
 
     def change(self, luma: np.ndarray, t: float) -> np.ndarray:
+        if self.gain == 0:  # strength 0: the frames as decoded (a plain transcode)
+            return np.zeros(self.shape, np.float32)
         small = cv2.resize(
             luma.astype(np.float32), (self.grid[1], self.grid[0]), interpolation=cv2.INTER_AREA
         )
@@ -218,7 +264,10 @@ class _Marker:
         s = segment_index(t, segment=self.settings.segment)
         if s != self.segment:
             self.segment = s
-            self.pattern = segment_pattern(self.key, self.media_id, self.grid, s)
+            if self.handle is None:
+                self.pattern = segment_pattern(self.key, self.media_id, self.grid, s)
+            else:
+                self.pattern = recipient_pattern(self.key, self.media_id, self.grid, s, self.handle)
         amp = self.gain * np.float32(envelope(t, fps=self.fps, segment=self.settings.segment))
         change = self.pattern * self.mask * amp
         h, w = self.shape
@@ -227,7 +276,7 @@ class _Marker:
 
 def _open_variant(path: Path, info: VideoInfo, settings: Settings, tb: Fraction) -> Any:
     out = av.open(str(path), "w", format="mp4")
-    stream = out.add_stream(settings.codec, rate=Fraction(info.fps).limit_denominator(100000))
+    stream: Any = out.add_stream(settings.codec, rate=Fraction(info.fps).limit_denominator(100000))
     stream.width, stream.height = info.width & ~1, info.height & ~1
     stream.pix_fmt = "yuv420p"
     stream.time_base = tb
@@ -236,6 +285,60 @@ def _open_variant(path: Path, info: VideoInfo, settings: Settings, tb: Fraction)
     if info.rotation:
         stream.set_display_rotation(info.rotation)
     return out, stream
+
+
+def _encode(
+    info: VideoInfo,
+    marker: _Marker,
+    outputs: list[tuple[Path, float]],
+    *,
+    progress: Callable[[int, int], None] | None,
+    stop: Callable[[], bool] | None,
+) -> tuple[Fraction, list[int], list[float], np.ndarray]:
+    """Decode ``info``'s video once, writing to each output path the frames with the mark
+    times its sign; return the time base, segment starts, frame times and small frames."""
+    with av.open(str(info.path), metadata_errors="ignore") as probe:
+        tb = probe.streams.video[0].time_base or Fraction(1, 90000)
+    outs = [(_open_variant(path, info, marker.settings, tb), sign) for path, sign in outputs]
+    starts: list[int] = []
+    times: list[float] = []
+    small: list[np.ndarray] = []
+    total = max(1, info.frames)
+    try:
+        for f in frames(info.path, yuv=bool(outs)):
+            if stop is not None and stop():
+                raise InterruptedError("stopped")
+            pts = round(f.time / tb)
+            s = segment_index(f.time, segment=marker.settings.segment)
+            first = s >= len(starts)
+            while s >= len(starts):  # a gap in a variable-rate video leaves empty segments
+                starts.append(pts)
+            times.append(f.time)
+            small.append(small_frame(f.luma))
+            if outs and f.yuv is not None:
+                change = marker.change(f.luma, f.time)
+                h = f.luma.shape[0]
+                for (out, stream), sign in outs:
+                    pic = np.array(f.yuv)
+                    pic[:h] = _add(f.luma, change if sign > 0 else -change)
+                    frame = av.VideoFrame.from_ndarray(pic, format="yuv420p")
+                    frame.pts = pts
+                    frame.time_base = tb
+                    if first:
+                        frame.pict_type = av.video.frame.PictureType.I
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
+            if progress is not None and (f.index % 8 == 0):
+                progress(f.index + 1, total)
+        for (out, stream), _ in outs:
+            for packet in stream.encode(None):
+                out.mux(packet)
+    finally:
+        for (out, _), _ in outs:
+            out.close()
+    if not times:
+        raise MediaError(f"{info.path.name}: no video frame can be decoded")
+    return tb, starts, times, np.stack(small)
 
 
 def make_variants(
@@ -249,58 +352,24 @@ def make_variants(
     stop: Callable[[], bool] | None = None,
 ) -> Plan:
     """Decode ``source`` once and write its :data:`VARIANTS` marked encodes into ``folder``
-    (``v0.mp4``, ``v1.mp4``, ``plan.json``, ``thumbs.npz``); return the plan.
+    (``v0.mp4``, ``v1.mp4``, ``plan.json``, ``thumbs.npz``); return the plan. In
+    ``mode="recipient"`` no variant is encoded (each copy is, by :func:`encode_copy`); the
+    plan and thumbnails are written all the same.
 
     ``progress(done, total)`` is called every few frames; ``stop()`` returning True abandons
-    the work (a :class:`InterruptedError` is raised and the folder is left for the caller to
+    the work (an :class:`InterruptedError` is raised and the folder is left for the caller to
     remove).
     """
     settings = settings or Settings()
+    if settings.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
     info = inspect_video(source)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with av.open(str(info.path), metadata_errors="ignore") as probe:
-        tb = probe.streams.video[0].time_base or Fraction(1, 90000)
     marker = _Marker(key, media_id, info, settings)
-    names = [f"v{k}.mp4" for k in range(VARIANTS)]
-    outs = [_open_variant(folder / n, info, settings, tb) for n in names]
-    starts: list[int] = []
-    times: list[float] = []
-    thumbs: list[np.ndarray] = []
-    total = max(1, info.frames)
-    try:
-        for f in frames(info.path, yuv=True):
-            if stop is not None and stop():
-                raise InterruptedError("stopped")
-            pts = round(f.time / tb)
-            s = segment_index(f.time, segment=settings.segment)
-            first = s >= len(starts)
-            while s >= len(starts):  # a gap in a variable-rate video leaves empty segments
-                starts.append(pts)
-            times.append(f.time)
-            thumbs.append(small_frame(f.luma))
-            change = marker.change(f.luma, f.time)
-            h = f.luma.shape[0]
-            for k, (out, stream) in enumerate(outs):
-                pic = np.array(f.yuv)  # frames(yuv=True) fills it
-                pic[:h] = _add(f.luma, change if k else -change)
-                frame = av.VideoFrame.from_ndarray(pic, format="yuv420p")
-                frame.pts = pts
-                frame.time_base = tb
-                if first:
-                    frame.pict_type = av.video.frame.PictureType.I
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            if progress is not None and (f.index % 8 == 0):
-                progress(f.index + 1, total)
-        for out, stream in outs:
-            for packet in stream.encode(None):
-                out.mux(packet)
-    finally:
-        for out, _ in outs:
-            out.close()
-    if not times:
-        raise InterruptedError("no frames")
+    names = [f"v{k}.mp4" for k in range(VARIANTS)] if settings.mode == "variants" else []
+    outputs = [(folder / n, 2.0 * k - 1) for k, n in enumerate(names)]
+    tb, starts, times, small = _encode(info, marker, outputs, progress=progress, stop=stop)
     count = len(times)
     plan = Plan(
         format=FORMAT,
@@ -318,9 +387,19 @@ def make_variants(
         container=info.container,
         notes=list(info.notes),
     )
-    box, small = thumbnails(np.stack(thumbs))
-    np.savez(folder / "thumbs.npz", times=np.asarray(times), thumbs=small, box=np.asarray(box))
+    box, thumbs = thumbnails(small)
+    np.savez(folder / "thumbs.npz", times=np.asarray(times), thumbs=thumbs, box=np.asarray(box))
     (folder / "plan.json").write_text(json.dumps(plan.to_json(), indent=1))
     if progress is not None:
         progress(count, count)
     return plan
+
+
+def encode_copy(
+    plan: Plan, source: str | os.PathLike[str], key: Key, handle: str, dest: str | os.PathLike[str]
+) -> None:
+    """Encode ``handle``'s own marked video (no audio) to ``dest``: the per-recipient mode's
+    copy, before :func:`~leaktrace.video.remux.remux` adds the original's audio."""
+    info = inspect_video(source)
+    marker = _Marker(key, plan.media_id, info, plan.settings, handle)
+    _encode(info, marker, [(Path(dest), 1.0)], progress=None, stop=None)

@@ -1,0 +1,135 @@
+"""Video cost and quality: variants + N remuxed copies against one plain decode + encode.
+
+    python benchmarks/video_cost.py VIDEO [--copies 100] [--repeat 3]
+
+Prints a markdown table (medians over ``--repeat`` runs, ratios measured within each run):
+the plain transcode at the variants' encoder settings (same x264 options, same forced IDR
+every segment, no mark), making the two variants, one remuxed copy, and the total for
+``--copies`` copies as a multiple of the plain transcode; the disk the variants take; each
+variant's luma PSNR against the unmarked encode (worst frame and mean); and the mark's
+frame-to-frame change in static regions (pixels whose unmarked encode changes by < 1 level
+between two frames), inside segments and across segment boundaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from leaktrace.codes import codeword
+from leaktrace.keys import Key
+from leaktrace.video.io import frames, inspect_video
+from leaktrace.video.remux import remux
+from leaktrace.video.variants import Settings, _encode, _Marker, make_variants, segment_index
+
+KEY = Key(bytes(range(32)))
+
+
+def _plain(video: Path, dest: Path, settings: Settings) -> None:
+    info = inspect_video(video)
+    zero = Settings(**{**settings.__dict__, "strength": 0.0})
+    _encode(info, _Marker(KEY, "bench", info, zero), [(dest, 1.0)], progress=None, stop=None)
+
+
+def _lumas(path: Path) -> list[np.ndarray]:
+    return [f.luma.astype(np.float32) for f in frames(path)]
+
+
+def _quality(plain: Path, variant: Path, segment: float, fps: float) -> dict[str, float]:
+    a, b = _lumas(plain), _lumas(variant)
+    psnr = []
+    inside, across = [], []
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        mse = float(np.mean((x - y) ** 2))
+        psnr.append(99.0 if mse == 0 else 10 * np.log10(255**2 / mse))
+        if i:
+            still = np.abs(a[i] - a[i - 1]) < 1.0
+            if still.mean() > 0.05:
+                added = np.abs((y - x) - (b[i - 1] - a[i - 1]))[still]
+                boundary = segment_index(i / fps, segment=segment) != segment_index(
+                    (i - 1) / fps, segment=segment
+                )
+                (across if boundary else inside).append(float(added.mean()))
+    return {
+        "psnr_min": min(psnr),
+        "psnr_mean": float(np.mean(psnr)),
+        "flicker_inside": float(np.mean(inside)) if inside else float("nan"),
+        "flicker_boundary": float(np.mean(across)) if across else float("nan"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("video", type=Path)
+    ap.add_argument("--copies", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    settings = Settings(mode="variants")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for r in range(args.repeat):
+            t = time.perf_counter()
+            _plain(args.video, work / "plain.mp4", settings)
+            plain = time.perf_counter() - t
+            t = time.perf_counter()
+            plan = make_variants(args.video, work / f"v{r}", KEY, "bench", settings=settings)
+            variants = time.perf_counter() - t
+            t = time.perf_counter()
+            n = min(args.copies, 10)
+            for i in range(n):
+                symbols = [
+                    int(v > 0) for v in codeword(KEY, "bench", f"r{i}", length=plan.segments)
+                ]
+                remux(plan, work / f"v{r}", args.video, symbols, work / f"copy{i}.mp4")
+            copy = (time.perf_counter() - t) / n
+            runs.append((plain, variants, copy))
+        plain, variants, copy = (statistics.median(x) for x in zip(*runs, strict=True))
+        ratios = [(v + args.copies * c) / p for p, v, c in runs]
+        disk = sum((work / "v0" / f).stat().st_size for f in plan.files)
+        size_copy = (work / "copy0.mp4").stat().st_size
+        size_variant = (work / "v0" / plan.files[0]).stat().st_size
+        with av.open(str(work / "copy0.mp4")) as c:
+            audio = sum(p.size for p in c.demux(audio=0)) if c.streams.audio else 0
+        q = [
+            _quality(work / "plain.mp4", work / "v0" / f, settings.segment, plan.fps)
+            for f in plan.files
+        ]
+    info = inspect_video(args.video)
+    print(
+        f"## {args.video.name}: {info.width}×{info.height}, {info.duration:.1f} s, "
+        f"{plan.segments} segments of {settings.segment} s; x264 crf {settings.crf} "
+        f"preset {settings.preset}; median of {args.repeat}\n"
+    )
+    print("| What | Seconds | ÷ plain transcode |")
+    print("|---|---|---|")
+    print(f"| plain decode + encode | {plain:.2f} | 1 |")
+    print(f"| two variants | {variants:.2f} | {variants / plain:.2f} |")
+    print(f"| one copy (remux) | {copy:.3f} | {copy / plain:.4f} |")
+    print(
+        f"| variants + {args.copies} copies | {variants + args.copies * copy:.1f} | "
+        f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |"
+    )
+    print(
+        f"\nVariants on disk: {disk / 1e6:.1f} MB ({disk / info.path.stat().st_size:.2f}× the "
+        f"original). Copy video ÷ variant size: {(size_copy - audio) / size_variant:.4f}.\n"
+    )
+    print(
+        "| Variant | PSNR min | PSNR mean | static-pixel change inside segments | at boundaries |"
+    )
+    print("|---|---|---|---|---|")
+    for k, m in enumerate(q):
+        print(
+            f"| v{k} | {m['psnr_min']:.2f} | {m['psnr_mean']:.2f} | "
+            f"{m['flicker_inside']:.3f} | {m['flicker_boundary']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Video: variants and remux, per-recipient clips, tracing leaks, refusing bad files.
+
+On the repository's sample clips (8 s 640×360 with sound, 4 s 320×240 without): a clip under a
+minute is marked per recipient and traced from any part of it; the variant path (used for
+longer videos) is checked on the same clip by forcing it, where 16 segments can name the right
+recipient first but cannot reach 1e-9 — exactly as the statistics say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from leaktrace.codes import codeword
+from leaktrace.errors import MediaError
+from leaktrace.keys import Key
+from leaktrace.registry import Workspace
+from leaktrace.video import Settings, attacks, detect_video, inspect_video, make_variants, remux
+from leaktrace.workflow import InputError, make_copies, trace_file
+
+MEDIA = Path(__file__).resolve().parents[1] / "examples" / "media"
+CLIP = MEDIA / "clip_640x360_25fps.mp4"
+SILENT = MEDIA / "clip_bbb_320x240_noaudio.mp4"
+KEY = Key(bytes(range(32)))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _audio(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(audio=0) if p.size]
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("variants")
+    plan = make_variants(CLIP, folder, KEY, "clip", settings=Settings(mode="variants"))
+    return plan, folder
+
+
+def _symbols(plan, handle: str) -> list[int]:
+    return [int(v > 0) for v in codeword(KEY, plan.media_id, handle, length=plan.segments)]
+
+
+def test_variant_copies_are_remuxed_packets_with_the_audio_and_metadata_kept(variants, tmp_path):
+    plan, folder = variants
+    assert plan.segments == 16 and plan.frames == 200
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    remux(plan, folder, CLIP, _symbols(plan, "ann"), a)
+    remux(plan, folder, CLIP, _symbols(plan, "bob"), b)
+    assert _sha(a) != _sha(b)
+    again = tmp_path / "a2.mp4"
+    remux(plan, folder, CLIP, _symbols(plan, "ann"), again)
+    assert _sha(again) == _sha(a)  # deterministic
+    assert _audio(a) == _audio(CLIP)  # audio copied bit-exact
+    with av.open(str(a)) as c, av.open(str(CLIP)) as o:
+        assert sum(1 for _ in c.decode(video=0)) == 200
+        assert c.streams.audio[0].metadata.get("language") == o.streams.audio[0].metadata.get(
+            "language"
+        )
+    # Every copy is within 2 % of a variant's size.
+    variant = (folder / plan.files[0]).stat().st_size
+    audio = sum(len(p) for p in _audio(CLIP))
+    assert abs(a.stat().st_size - audio - variant) / variant < 0.02
+
+
+def test_variant_segments_name_their_recipient_with_the_exact_probability(variants, tmp_path):
+    plan, folder = variants
+    leak = tmp_path / "leak.mp4"
+    remux(plan, folder, CLIP, _symbols(plan, "r7"), leak)
+    names = [f"r{i}" for i in range(200)]
+    found = detect_video(leak, KEY, plan, folder, CLIP, names)
+    assert found.best == "r7"
+    assert found.symbols is not None and np.all(np.abs(found.symbols) == 1)  # every segment sure
+    # n certain symbols: an innocent matches them all with probability 2^-n, times candidates.
+    expected = math.log10(200) - plan.segments * math.log10(2)
+    assert found.log10_p_value == pytest.approx(expected, abs=0.01)
+    assert (
+        found.verdict == "no_match"
+    )  # 16 segments cannot reach 1e-9: short clips go per recipient
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("ws")
+    ws = Workspace.create(home / "lt")
+    for h in ("alice", "bob", "carol"):
+        ws.add_recipient(h)
+    out = home / "out"
+    done = list(make_copies(ws, [CLIP], None, out, workers=1))
+    assert len(done) == 3
+    return ws, out
+
+
+def test_a_short_clip_is_marked_per_recipient_and_each_copy_traced(workspace):
+    ws, out = workspace
+    (media,) = ws.media()
+    assert media.kind == "video" and media.plan["variants"]["settings"]["mode"] == "recipient"
+    for h in ("alice", "bob"):
+        result = trace_file(ws, out / h / CLIP.name).result
+        assert result["verdict"] == "match" and result["recipient"] == h
+        assert result["video"]["segments_present"] == 16
+
+
+def test_a_reencoded_trimmed_downscaled_leak_is_traced(workspace, tmp_path):
+    ws, out = workspace
+    cut = attacks.trim(out / "carol" / CLIP.name, tmp_path / "cut.mp4", start=2.0, duration=4.0)
+    leak = attacks.scale(cut, tmp_path / "small.mp4", height=240)
+    leak = attacks.reencode(leak, tmp_path / "leak.mp4", crf=28)
+    result = trace_file(ws, leak).result
+    assert result["verdict"] == "match" and result["recipient"] == "carol"
+    assert result["p_value"] < 1e-9
+    assert result["video"]["start"] == pytest.approx(2.0, abs=0.5)
+
+
+def test_the_unmarked_original_and_an_outsider_copy_are_not_accused(workspace, tmp_path):
+    ws, _ = workspace
+    assert trace_file(ws, CLIP).result["verdict"] == "no_match"
+    # A copy made for someone who is not a candidate (never recorded) names nobody.
+    from leaktrace.video.variants import encode_copy
+    from leaktrace.videos import plan_of
+
+    (media,) = ws.media()
+    own = tmp_path / "outsider.mp4"
+    encode_copy(plan_of(media), CLIP, ws.key, "mallory", own)
+    result = trace_file(ws, own).result
+    assert result["verdict"] == "no_match" and result["recipient"] is None
+
+
+def test_copies_are_deterministic_and_a_rerun_makes_nothing_twice(workspace, tmp_path):
+    ws, out = workspace
+    again = list(make_copies(ws, [CLIP], ["alice"], tmp_path / "again", workers=1))
+    assert _sha(again[0].path) == _sha(out / "alice" / CLIP.name)
+    rerun = list(make_copies(ws, [CLIP], None, out, workers=1))
+    assert all(d.skipped for d in rerun) and len(rerun) == 3
+
+
+def test_a_video_without_audio_is_marked_and_traced(workspace, tmp_path):
+    ws, _ = workspace
+    (done,) = list(make_copies(ws, [SILENT], ["bob"], tmp_path / "silent", workers=1))
+    with av.open(str(done.path)) as c:
+        assert not c.streams.audio
+    result = trace_file(ws, done.path).result
+    assert result["recipient"] == "bob"
+
+
+def test_truncated_audio_only_and_fake_videos_are_refused_with_one_line(workspace, tmp_path):
+    ws, _ = workspace
+    data = CLIP.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video at all" * 100)
+    audio_only = tmp_path / "sound.m4a.mp4"
+    with av.open(str(CLIP)) as src, av.open(str(audio_only), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.audio[0])
+        for p in src.demux(audio=0):
+            if p.size:
+                p.stream = stream
+                dst.mux(p)
+    for bad in (cut, fake, audio_only):
+        with pytest.raises(MediaError) as info:
+            inspect_video(bad)
+        assert "\n" not in str(info.value) and bad.name in str(info.value)
+    before = len(ws.media())
+    with pytest.raises(InputError):
+        list(make_copies(ws, [cut, fake], None, tmp_path / "out", workers=1))
+    assert len(ws.media()) == before
