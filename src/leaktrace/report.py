@@ -401,7 +401,7 @@ def html_report(
             f"The frame spans {geometry.coverage:.0%} of the picture; {counted}"
             "</figcaption></figure>"
         )
-    if video:
+    if video or "duration" in leak_info:
         explain = (
             "The false-accusation probability is the chance that any innocent recipient — "
             "whose secret codeword is independent of this file — would score as high as the "
@@ -411,7 +411,7 @@ def html_report(
         )
         pictures = (
             _video_section(result, leak, original)
-            if media
+            if media and video
             else (
                 f'<h2>Leak</h2><div class="pair"><figure>{_thumbnail(leak)}<figcaption>'
                 "Leaked file, first frame</figcaption></figure></div>"
