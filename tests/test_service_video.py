@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -24,6 +25,7 @@ from leaktrace.service import create_app
 from leaktrace.service import jobs as service_jobs
 from leaktrace.workflow import make_copies
 
+from .images import encode
 from .test_service import table_counts, upload, wait_for
 
 MEDIA = Path(__file__).resolve().parents[1] / "examples" / "media"
@@ -292,3 +294,19 @@ def test_copies_of_a_video_with_sound_keep_it(tmp_path):
     with av.open(io.BytesIO(data)) as c:
         frame = next(c.decode(video=0))
         assert (frame.width, frame.height) == (480, 270)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heif_and_avif_pictures_are_not_taken_for_videos(served_video, fmt):
+    """They start with an MP4 box too: their brand says they are pictures."""
+    client, *_ = served_video
+    pixels = np.asarray(Image.open(MEDIA / "kodim20.png").convert("RGB"))
+    data = encode(pixels, fmt, quality=90)
+    assert data[4:8] == b"ftyp"
+    name = f"still.{fmt.lower()}"
+    traced = upload(client, "/api/trace", name, data)
+    assert traced.status_code == 200, traced.text
+    assert (traced.json()["leak"]["name"], traced.json()["verdict"]) == (name, "no_match")
+    refused = upload(client, "/api/media", name, data)
+    assert refused.status_code == 415
+    assert "read for tracing only" in refused.json()["detail"]

@@ -799,7 +799,8 @@
       bar.max = job.frames_total;
       bar.value = Math.min(job.frames, bar.max);
       phase.textContent =
-        "Step 1 of 2: the video is decoded and marked once; then each recipient's copy is made.";
+        "Step 1 of 2: the video is prepared once, frame by frame; then each recipient's copy " +
+        "is made.";
     } else {
       $("job-count").textContent = `${job.done} / ${plural(total, "copy", "copies")}`;
       bar.max = Math.max(total, 1);

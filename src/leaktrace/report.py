@@ -394,7 +394,7 @@ def html_report(
         )
         overlay = _thumbnail(registration_overlay(leak, original, geometry), 900)
         registration = (
-            f"<h2>Registration</h2><figure>{overlay}<figcaption>The leak"
+            f'<h2>Registration</h2><figure class="overlay">{overlay}<figcaption>The leak'
             f"{'’s frame' if video else ''} warped back onto the original"
             f"{' (it was mirrored)' if geometry.flipped else ''}, its frame outlined "
             f"in red, the rest of the original dimmed; {geometry.inliers} matching features. "
@@ -443,7 +443,7 @@ vertical-align:top;padding:.35em .6em;border-bottom:1px solid #ddd}} th{{width:1
 table.settings{{font-size:.92em}} table.settings th{{font-weight:500}}
 code{{font-size:.85em;word-break:break-all}} .pair{{display:flex;gap:1em}}
 .pair figure{{flex:1;margin:0}} .pair img{{max-width:100%;border:1px solid #ccc}}
-.frames img{{width:100%}}
+.frames img{{width:100%}} .overlay{{margin:0}}
 svg{{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}}
 .missing{{padding:2em;color:#888;border:1px dashed #ccc}}
 </style></head><body>

@@ -33,8 +33,8 @@ __all__ = [
     "NAME_BYTES",
     "as_uploaded",
     "clean_name",
-    "named_for_its_format",
     "container_suffix",
+    "named_for_its_format",
     "named_for_tracing",
     "saved",
 ]
@@ -45,8 +45,11 @@ _SEPARATORS = re.compile(r"[/\\]")
 _BIDI = {*range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 _DROPPED = {"Cc", "Cs", "Zl", "Zp"}
 _LEADING = re.compile(r"^[\s.]+")
-# The boxes an MP4 or QuickTime file starts with (after its 4-byte size).
+# The boxes an MP4 or QuickTime file starts with (after its 4-byte size), and the brands of
+# the pictures that share its format (HEIF, HEIC, AVIF: read as pictures).
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+_PICTURE_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_PICTURE_BRANDS += (b"avif", b"avis")
 
 
 def clean_name(raw: str | None, *, default: str = "upload") -> str:
@@ -96,7 +99,7 @@ def container_suffix(path: Path) -> str | None:
     except OSError:
         return None
     if head[4:8] in _MP4_BOXES:
-        return ".mp4"
+        return None if head[4:8] == b"ftyp" and head[8:12] in _PICTURE_BRANDS else ".mp4"
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska and WebM
         return ".webm" if b"webm" in head[4:] else ".mkv"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
