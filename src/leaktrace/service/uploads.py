@@ -48,8 +48,9 @@ _LEADING = re.compile(r"^[\s.]+")
 # The boxes an MP4 or QuickTime file starts with (after its 4-byte size), and the brands of
 # the pictures that share its format (HEIF, HEIC, AVIF: read as pictures).
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
-_PICTURE_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
-_PICTURE_BRANDS += (b"avif", b"avis")
+_PICTURE_BRANDS = frozenset(
+    {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+)
 
 
 def clean_name(raw: str | None, *, default: str = "upload") -> str:
