@@ -7,6 +7,7 @@ import pytest
 
 import leaktrace as lt
 from leaktrace.registry import Workspace
+from leaktrace.registry.workspace import HEAD_REVISION
 
 
 @pytest.fixture
@@ -124,7 +125,7 @@ def test_schema_1_registry_is_migrated_keeping_every_record(tmp_path):
         str(tmp_path / "again.png"),
     ]
     with sqlite3.connect(home / Workspace.DB_NAME) as db:
-        assert db.execute("select version_num from alembic_version").fetchone()[0] == "0002"
+        assert db.execute("select version_num from alembic_version").fetchone()[0] == HEAD_REVISION
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         meta = dict(db.execute("select name, value from meta"))
     assert meta["schema_version"] == "2" and meta["key_fingerprint"] == ws.key.fingerprint

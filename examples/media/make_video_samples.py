@@ -17,9 +17,9 @@ import hashlib
 import math
 import os
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import cv2
@@ -32,8 +32,7 @@ AUDIO_RATE = 48_000
 CC_BY = "CC BY 3.0 (creativecommons.org/licenses/by/3.0/)"
 
 
-@dataclass(frozen=True)
-class Clip:
+class Clip(NamedTuple):
     name: str
     source: str  # corpus-relative path
     start: float  # seconds after the source's first frame

@@ -176,8 +176,11 @@ def embed(
 ) -> None:
     """Make one marked copy of each file per recipient: OUTPUT/<handle>/<file name>.
 
-    Every file is checked before any work; copies already made are skipped, and no file is
-    ever overwritten (a name that is taken gets ~<hash of the original> before its suffix).
+    Photos and videos alike (MP4, MOV, MKV, WebM in; MP4 copies). A video of a minute or more
+    is marked once per variant, then each copy is a remux (seconds); a shorter clip is
+    encoded once per recipient. Every file is checked before any work; copies already made
+    are skipped, and no file is ever overwritten (a name that is taken gets ~<hash of the
+    original> before its suffix).
     """
     if everyone == bool(to):
         _fail("say who receives copies: --all, or --to HANDLE (repeatable)")
@@ -198,7 +201,17 @@ def embed(
         for line in summary.warnings:
             err.print(f"warning: {line}")
         progress.update(task, total=total)
-        progress.start()
+        if not progress.live.is_started:
+            progress.start()
+
+    encoding: dict[str, Any] = {}
+
+    def encoded(name: str, done: int, total: int) -> None:  # a video's frames, marked once
+        if name not in encoding:
+            encoding[name] = progress.add_task(f"marking {name} (frames)", total=total)
+            if not progress.live.is_started:
+                progress.start()
+        progress.update(encoding[name], completed=done, total=total)
 
     # Ctrl-C or SIGTERM asks the batch to stop at its next safe point (the copies in hand are
     # finished and recorded); a second one stops at once (what is left is settled on next open).
@@ -224,6 +237,7 @@ def embed(
                 on_total=started,
                 summary=summary,
                 stop=stop,
+                on_variants=encoded,
             )
             for _ in jobs:
                 progress.update(task, completed=summary.made + summary.skipped)

@@ -121,6 +121,7 @@ def rademacher_log10(soft: np.ndarray, total: float, candidates: int) -> float:
     x = lam * q[None, :]
     log_mgf = (x + np.log1p(np.exp(-2 * x)) - math.log(2)).sum(axis=1)
     bound = float(np.min(log_mgf - _LAMBDAS * t))
+    bound = min(bound, -t * t / float(np.sum(q * q)) / 2)  # Hoeffding, also a bound
     return min(0.0, math.log10(candidates) + bound * _LOG10_E)
 
 
@@ -141,8 +142,8 @@ def _tone_matched_residual(
         return np.zeros_like(leak)
     curve = np.interp(np.arange(257), seen, sums[seen] / counts[seen]).astype(np.float32)
     # The curve at the original's (fractional) levels: linear between whole levels.
-    base, step = curve[whole], np.diff(curve)[np.minimum(whole, 255)]
-    predicted = base + (x - whole) * step
+    base, slope = curve[whole], np.diff(curve)[np.minimum(whole, 255)]
+    predicted = base + (x - whole) * slope
     return (leak - predicted) * valid
 
 

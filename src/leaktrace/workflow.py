@@ -364,7 +364,13 @@ def _registered(
             except LeaktraceError as exc:
                 problems.append(str(exc))
                 return []
-    return [made.get(src.sha256) or src.media for src in sources]  # type: ignore[misc]
+    found = []
+    for src in sources:
+        media = made.get(src.sha256) or src.media
+        if media is None:
+            raise WorkspaceError(f"{src.path}: was not registered")
+        found.append(media)
+    return found
 
 
 def _planned(
@@ -490,9 +496,7 @@ def make_copies(
             _check_stop(stop)
             made = write_copy(ws, by_sha[src.sha256], h, target, batch.id)
             yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
-        if not tasks:
-            pass
-        elif n_workers == 1 or len(tasks) == 1:
+        if len(tasks) == 1 or (tasks and n_workers == 1):
             _init_worker(ws.key, cv2.getNumThreads(), None)
             try:
                 for copy_id, src, h, target in tasks:
@@ -501,7 +505,7 @@ def make_copies(
                     yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
             finally:
                 _worker_cache.clear()
-        else:
+        elif tasks:
             yield from _pooled(ws, summary, tasks, batch.id, n_workers, strength, stop)
     finally:
         summary.made += ws.end_batch(batch)  # copies that landed as the batch was stopped

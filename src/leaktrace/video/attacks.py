@@ -210,7 +210,7 @@ def crop(
     def op(planes: Planes) -> Planes:
         h, w = planes[0].shape
         ch, cw = _even(h * (1 - fraction)), _even(w * (1 - fraction))
-        y, x = _even((h - ch) * at[0], down=True), _even((w - cw) * at[1], down=True)
+        y, x = _even_offset((h - ch) * at[0]), _even_offset((w - cw) * at[1])
         return _cut(planes, x, y, cw, ch)
 
     return _transcode(
@@ -254,7 +254,7 @@ def tone(
     preset: str = "veryfast",
     keep_audio: bool = True,
 ) -> Path:
-    """Change brightness and contrast on the luma levels, as FFmpeg's ``eq`` filter does:
+    """Change brightness and contrast on the luma plane only, like FFmpeg's ``eq`` filter:
     ``Y' = (Y - 128) * contrast + 128 + brightness``, clipped to 0–255; colour (U, V) is left
     alone. x264 at ``crf``."""
     if not -255 <= brightness <= 255 or not 0 <= contrast <= 10:
@@ -389,9 +389,14 @@ def reshare(source: Path, dest: Path, *, start: float = 2.0, duration: float = 5
 # Pictures as yuv420p planes
 
 
-def _even(value: float, *, down: bool = False) -> int:
-    """The nearest even integer (or the even one at or below ``value``), at least 2."""
-    return max(2, 2 * (math.floor(value / 2) if down else round(value / 2)))
+def _even(value: float) -> int:
+    """A side length: the nearest even integer, at least 2."""
+    return max(2, 2 * round(value / 2))
+
+
+def _even_offset(value: float) -> int:
+    """An offset: the even integer at or below ``value`` (at least 0)."""
+    return max(0, 2 * math.floor(value / 2))
 
 
 def _resize(planes: Planes, size: tuple[int, int]) -> Planes:
@@ -478,8 +483,8 @@ class _Screen:
     @classmethod
     def build(cls, w: int, h: int, scale: float) -> _Screen:
         vw, vh = _even(w * scale), _even(h * scale)
-        x = _even(w - vw - max(2, w * 0.012), down=True)  # right margin ~1 % of the width
-        y = _even(h - vh - max(2, h * 0.02), down=True)  # bottom margin ~2 % of the height
+        x = _even_offset(w - vw - max(2, w * 0.012))  # right margin ~1 % of the width
+        y = _even_offset(h - vh - max(2, h * 0.02))  # bottom margin ~2 % of the height
         img = np.empty((h, w, 3), np.uint8)
         img[:] = (232, 234, 238)  # page background
         s = h / 720  # text and bar sizes follow the frame height

@@ -91,6 +91,8 @@ class Settings:
     #: "variants": two encodes shared by every copy; "recipient": one encode per copy, each
     #: frame carrying the recipient's whole photo codeword (short clips, see PER_RECIPIENT).
     mode: str = "variants"
+    #: Extra x264 parameters (``key=value:key=value``).
+    params: str = ""
 
     def options(self, fps: float) -> dict[str, str]:
         """Encoder options: IDR frames only where forced (segment starts), closed GOPs."""
@@ -99,7 +101,8 @@ class Settings:
             "crf": str(self.crf),
             "preset": self.preset,
             "forced-idr": "1",
-            "x264-params": f"keyint={keyint}:min-keyint=1:scenecut=0:open-gop=0",
+            "x264-params": f"keyint={keyint}:min-keyint=1:scenecut=0:open-gop=0"
+            + (f":{self.params}" if self.params else ""),
         }
 
 
