@@ -27,7 +27,7 @@ from PIL import Image
 
 import leaktrace as lt
 
-from .conftest import KODAK
+from .conftest import KODAK, SAMPLES
 
 pytestmark = pytest.mark.browser
 
@@ -375,3 +375,156 @@ def test_a_running_job_can_be_cancelled_and_survives_a_reload(
     listed = httpx.get(f"{service['url']}/api/jobs", headers=auth).json()
     assert (listed[0]["status"], listed[0]["done"]) == ("cancelled", done)
     assert len(names) == done and all(n.endswith("/kodim05.png") for n in names)
+
+
+CLIP = SAMPLES / "clip_bbb_320x240_noaudio.mp4"  # 4 s, 25 fps, 320×240: marked per recipient
+
+
+def _drop_video(page: Any, data: bytes, name: str) -> None:
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "video/mp4" }));
+            return transfer;
+        }""",
+        [base64.b64encode(data).decode("ascii"), name],
+    )
+    page.locator("#drop-zone").dispatch_event("drop", {"dataTransfer": transfer})
+
+
+def test_a_video_is_marked_copied_and_traced(
+    sync_api: Any, page: Any, service: dict[str, str], tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    _sign_in(page, service["token"])
+    handles = ["vid-ann", "vid-bob", "vid-cy"]
+    _import(page, sync_api, handles)
+
+    # Not a photo or a video: said at once, nothing sent.
+    page.set_input_files(
+        "#media-file", {"name": "song.mp3", "mimeType": "audio/mpeg", "buffer": b"ID3" + bytes(64)}
+    )
+    page.click("#media-upload")
+    expect(page.locator("#media-error")).to_contain_text("song.mp3 is a sound file")
+
+    page.set_input_files("#media-file", str(CLIP))
+    page.click("#media-upload")
+    expect(page.locator("#media-status")).to_contain_text(
+        f"Registered {CLIP.name} (video, 320×240)"
+    )
+    item = page.locator("#media-list .media-item", has_text=CLIP.name)
+    expect(item).to_contain_text("video · 320×240")
+
+    # While the service marks it, the page shows the frames (held there by this test).
+    marking = {"on": True}
+
+    def held(route: Any) -> None:
+        if not marking["on"]:
+            route.continue_()
+            return
+        job = route.fetch().json()
+        job.update(status="running", phase="marking", frames=40, frames_total=100)
+        job.update(done=0, download_url=None, finished=None)
+        route.fulfill(json=job)
+
+    page.route(re.compile(r"/api/jobs/[0-9a-f]+$"), held)
+    for h in handles:
+        page.check(f"[data-testid=pick-{h}]")
+    page.click("#make-copies")
+    expect(page.locator("#job")).to_have_attribute("data-phase", "marking")
+    expect(page.locator("#job-state")).to_have_text("Marking")
+    expect(page.locator("#job-count")).to_have_text("frame 40 of 100")
+    assert page.eval_on_selector("#job-progress", "p => [p.value, p.max]") == [40, 100]
+    marking["on"] = False
+    expect(page.locator("#job")).to_have_attribute("data-status", "done", timeout=60_000)
+    page.unroute(re.compile(r"/api/jobs/[0-9a-f]+$"))
+    expect(page.locator("#job-count")).to_have_text("3 / 3 copies")
+    expect(item).to_contain_text("0:04.0")  # its length, known once marked
+
+    # Each recipient's copy alone.
+    expect(page.locator("#job-copies-list li")).to_have_count(3)
+    with page.expect_download() as download_info:
+        page.click("[data-testid=copy-vid-bob]")
+    assert download_info.value.suggested_filename == CLIP.name
+    copy = tmp_path / "bob.mp4"
+    download_info.value.save_as(copy)
+
+    _drop_video(page, copy.read_bytes(), "found.mp4")
+    expect(page.locator("#trace-status")).to_contain_text("A video takes a while")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verdict", "match", timeout=90_000)
+    expect(page.locator("#verdict-title")).to_have_text("Leaked by vid-bob")
+    expect(page.locator("#verdict-detail")).to_contain_text(
+        f"The leak shows 0:00.0–0:04.0 of {CLIP.name}."
+    )
+    facts = page.locator("#trace-facts")
+    expect(facts).to_contain_text(f"Matched part0:00.0–0:04.0 of {CLIP.name}")
+    expect(facts).to_contain_text("Segments read8 of 8 (0.5 s each), from 100 frames")
+    strip = page.locator("[data-testid=segment-strip] svg")
+    expect(strip).to_have_attribute("data-cells", "8")
+    expect(page.locator("#strip-caption")).to_contain_text("marked per recipient")
+    expect(page.locator("#chart svg g[data-handle]")).to_have_count(3)
+    with page.expect_download() as report_info:
+        page.click("#report-download")
+    report = tmp_path / "report.html"
+    report_info.value.save_as(report)
+    assert f"0:00.0–0:04.0 of {CLIP.name}" in report.read_text(encoding="utf-8")
+
+
+def test_a_long_videos_evidence_strip(sync_api: Any, page: Any, service: dict[str, str]) -> None:
+    """A video of a minute or more is read segment by segment: the strip shades each one by
+    how sure its reading is, and colours it by agreement when the service gives it."""
+    expect = sync_api.expect
+    _sign_in(page, service["token"])
+    soft = [1.0, -1.0, 0.2, -0.6, 1.0, 0.0]
+    result = {
+        "verdict": "no_match",
+        "recipient": None,
+        "p_value": 0.012,
+        "log10_p_value": -1.92,
+        "mode": "informed",
+        "media": {"id": 1, "name": "talk.mp4", "sha256": "0" * 64, "kind": "video"},
+        "candidates": [{"handle": "ann", "score": 2.1}, {"handle": "bob", "score": -0.3}],
+        "video": {
+            "start": 61.0,
+            "end": 64.0,
+            "offset": 61.0,
+            "frames_read": 24,
+            "segments_present": 6,
+            "segments_total": 240,
+            "segment_seconds": 0.5,
+            "segments": list(range(122, 128)),
+            "soft_symbols": soft,
+        },
+        "message": "no confident match (best: ann, p=0.012; 1:01.0–1:04.0 of talk.mp4)",
+        "leak": {
+            "name": "cut.mp4",
+            "sha256": "1" * 64,
+            "width": 640,
+            "height": 360,
+            "duration": 3.0,
+            "fps": 25.0,
+        },
+        "threshold": 1e-9,
+        "settings": {"mode": "variants"},
+        "trace_id": 99,
+        "report_url": "/api/traces/99/report",
+    }
+    page.route("**/api/trace", lambda route: route.fulfill(json=result))
+    _drop_video(page, b"\0" * 64, "cut.mp4")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "no_match")
+    expect(page.locator("#trace-facts")).to_contain_text("Matched part1:01.0–1:04.0 of talk.mp4")
+    expect(page.locator("#trace-facts")).to_contain_text("Leaked filecut.mp4 (640×360, 0:03.0)")
+    cells = page.locator("[data-testid=segment-strip] rect.cell")
+    expect(cells).to_have_count(6)
+    shades = cells.evaluate_all("cs => cs.map((c) => Number(c.getAttribute('fill-opacity')))")
+    assert shades[0] == shades[1] == shades[4] == 1 and shades[5] < shades[2] < shades[3] < 1
+    expect(page.locator("#strip-caption")).to_contain_text("the surer its reading")
+
+    result["video"]["agreement"] = [1.0, 1.0, -0.4, 0.6, 1.0, 0.1]
+    page.unroute("**/api/trace")
+    page.route("**/api/trace", lambda route: route.fulfill(json=result))
+    _drop_video(page, b"\0" * 64, "cut.mp4")
+    expect(page.locator("[data-testid=segment-strip] rect.cell-disagree")).to_have_count(1)
+    expect(page.locator("[data-testid=segment-strip] rect.cell-agree")).to_have_count(5)

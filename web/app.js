@@ -14,6 +14,10 @@
     "The service did not accept this token: it is wrong or has been revoked. " +
     "Paste a valid token (leaktrace token create --name NAME).";
   const SVG_NS = "http://www.w3.org/2000/svg";
+  // What the service reads (docs/api.md): photos to mark, more formats to trace, videos.
+  const PHOTO_SUFFIXES = [".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff"];
+  const LEAK_SUFFIXES = [...PHOTO_SUFFIXES, ".gif", ".bmp", ".heic", ".heif", ".avif"];
+  const VIDEO_SUFFIXES = [".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -187,7 +191,7 @@
 
   /** A p-value as people read it: 0.2, 0.0066, 3e-21; from log10 when it underflowed to 0. */
   function formatP(p, log10) {
-    if (typeof p === "number" && p > 0 && Number.isFinite(p)) {
+    if (typeof p === "number" && p > 1e-300 && Number.isFinite(p)) {
       if (p >= 1e-3) return String(Number(p.toPrecision(2)));
       const [mantissa, exponent] = p.toExponential(1).split("e");
       return `${mantissa.replace(/\.0$/, "")}e${exponent}`;
@@ -208,6 +212,33 @@
   }
 
   const stem = (name) => name.replace(/\.[^.]*$/, "");
+  const suffix = (name) => (/\.[^.]*$/.exec(name.toLowerCase()) || [""])[0];
+
+  /** A time in a video as m:ss.s (1:12.0), as the service writes it. */
+  function clock(seconds) {
+    const tenths = Math.round(Math.max(0, seconds) * 10);
+    const m = Math.floor(tenths / 600);
+    const s = (tenths - m * 600) / 10;
+    return `${m}:${s.toFixed(1).padStart(4, "0")}`;
+  }
+
+  const isVideoFile = (file) =>
+    file.type.startsWith("video/") || VIDEO_SUFFIXES.includes(suffix(file.name));
+
+  /**
+   * Why a chosen file cannot be what is asked for ("" when it may be): only what is plainly
+   * something else (audio, a document) is stopped here; the service judges the rest.
+   */
+  function refusal(file, suffixes) {
+    const known = suffixes.includes(suffix(file.name)) || VIDEO_SUFFIXES.includes(suffix(file.name));
+    if (known || file.type.startsWith("image/") || file.type.startsWith("video/")) return "";
+    if (!file.type && !suffix(file.name)) return ""; // no hint at all: let the service look
+    const what = file.type.startsWith("audio/") ? "a sound file" : "not a photo or a video";
+    return (
+      `${file.name} is ${what}. leaktrace reads photos (JPEG, PNG, WebP, TIFF) and videos ` +
+      "(MP4, MOV, MKV, WebM, AVI)."
+    );
+  }
 
   // -- session -------------------------------------------------------------------------------
 
@@ -481,7 +512,11 @@
             el("span", {
               class: "muted",
               text:
-                `${m.width}×${m.height} · ${formatBytes(m.size)} · ` +
+                (m.kind === "video"
+                  ? `video · ${m.width}×${m.height}` +
+                    (typeof m.duration === "number" ? ` · ${clock(m.duration)}` : "")
+                  : `${m.width}×${m.height}`) +
+                ` · ${formatBytes(m.size)} · ` +
                 `${plural(m.copies, "copy", "copies")} · ${formatDate(m.created)}`,
             }),
           ),
@@ -525,7 +560,12 @@
     setStatus("media-status", "");
     showWarnings("media-warnings", []);
     if (!file) {
-      showError("media-error", "Choose a photo first.");
+      showError("media-error", "Choose a photo or a video first.");
+      return;
+    }
+    const refused = refusal(file, PHOTO_SUFFIXES);
+    if (refused) {
+      showError("media-error", refused);
       return;
     }
     const form = new FormData();
@@ -544,7 +584,10 @@
         "media-status",
         response.status === 200
           ? `${media.name} was already registered; it is selected.`
-          : `Registered ${media.name} (${media.width}×${media.height}).`,
+          : media.kind === "video"
+            ? `Registered ${media.name} (video, ${media.width}×${media.height}); it is ` +
+              "marked when its first copies are made."
+            : `Registered ${media.name} (${media.width}×${media.height}).`,
         { kind: "ok" },
       );
       showWarnings("media-warnings", media.warnings);
@@ -699,6 +742,7 @@
     state.jobBusy = false;
     updateMakeButton();
     await Promise.all([loadRecipients(), loadMedia()]);
+    if (state.job) await listJobCopies(state.job);
   }
 
   async function cancelJob() {
@@ -737,14 +781,36 @@
   function renderJob(job) {
     $("job").hidden = false;
     const badge = $("job-state");
-    badge.textContent = jobSettling(job) ? "Stopping…" : JOB_LABELS[job.status] || job.status;
+    const marking = job.status === "running" && job.phase === "marking";
+    badge.textContent = jobSettling(job)
+      ? "Stopping…"
+      : marking
+        ? "Marking"
+        : JOB_LABELS[job.status] || job.status;
     badge.className = `badge badge-${job.status}`;
     $("job").dataset.status = job.status;
+    $("job").dataset.phase = job.phase || "";
     const total = Math.max(job.total || 0, 0);
-    $("job-count").textContent = `${job.done} / ${plural(total, "copy", "copies")}`;
     const bar = $("job-progress");
-    bar.max = Math.max(total, 1);
-    bar.value = Math.min(job.done, bar.max);
+    const phase = $("job-phase");
+    if (marking && job.frames_total) {
+      // The video's first batch: one encode, frame by frame, before any copy.
+      $("job-count").textContent = `frame ${job.frames} of ${job.frames_total}`;
+      bar.max = job.frames_total;
+      bar.value = Math.min(job.frames, bar.max);
+      phase.textContent =
+        "Step 1 of 2: the video is prepared once, frame by frame; then each recipient's copy " +
+        "is made.";
+    } else {
+      $("job-count").textContent = `${job.done} / ${plural(total, "copy", "copies")}`;
+      bar.max = Math.max(total, 1);
+      bar.value = Math.min(job.done, bar.max);
+      phase.textContent =
+        job.status === "running" && job.phase === "copies" && mediaOf(job)?.kind === "video"
+          ? "Step 2 of 2: each recipient's copy."
+          : "";
+    }
+    phase.hidden = !phase.textContent;
     const errors = $("job-errors");
     errors.replaceChildren(...(job.errors || []).map((e) => el("li", { text: e })));
     errors.hidden = !(job.errors && job.errors.length);
@@ -762,6 +828,59 @@
     note.hidden = !note.textContent;
     $("job-download").hidden = !job.download_url;
     $("job-cancel").hidden = ENDED.has(job.status);
+    if (!job.download_url) $("job-copies").hidden = true;
+  }
+
+  const mediaOf = (job) => state.media.find((m) => m.id === job.media_id) || null;
+
+  /** A video's copies are large: after its batch, each recipient's can be fetched alone. */
+  async function listJobCopies(job) {
+    const box = $("job-copies");
+    box.hidden = true;
+    if (!job.download_url || mediaOf(job)?.kind !== "video") return;
+    let copies;
+    try {
+      copies = await api(`/api/media/${job.media_id}/copies`);
+    } catch (err) {
+      if (err.status !== 401) showError("copies-error", err.message);
+      return;
+    }
+    if (!state.job || state.job.id !== job.id) return; // another batch meanwhile
+    const newest = new Map();
+    for (const c of copies) if (c.download_url) newest.set(c.handle, c);
+    const items = [...newest.values()].sort((a, b) => a.handle.localeCompare(b.handle));
+    $("job-copies-list").replaceChildren(
+      ...items.map((c) =>
+        el(
+          "li",
+          {},
+          el("code", { text: c.handle }),
+          el("button", {
+            type: "button",
+            class: "btn btn-small",
+            "data-testid": `copy-${c.handle}`,
+            text: "Download",
+            "aria-label": `Download ${c.handle}'s copy`,
+            onclick: (e) => downloadCopy(c, e.currentTarget),
+          }),
+        ),
+      ),
+    );
+    box.hidden = items.length === 0;
+  }
+
+  async function downloadCopy(copy, button) {
+    busyButton(button, true, "Preparing…");
+    showError("copies-error", "");
+    try {
+      const { blob, filename } = await fetchBlob(copy.download_url);
+      saveBlob(blob, filename || copy.file.split("/").pop());
+      setStatus("download-status", `Download of ${copy.handle}'s copy started.`, { kind: "ok" });
+    } catch (err) {
+      if (err.status !== 401) showError("copies-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
   }
 
   async function downloadZip() {
@@ -788,6 +907,7 @@
   function clearTrace() {
     state.trace = null;
     $("trace-result").hidden = true;
+    $("video-evidence").hidden = true;
     delete $("verdict").dataset.verdict;
     showError("trace-error", "");
     setStatus("trace-status", "");
@@ -796,24 +916,41 @@
 
   async function traceFile(file) {
     clearTrace();
+    const refused = refusal(file, LEAK_SUFFIXES);
+    if (refused) {
+      showError("trace-error", refused);
+      $("trace-file").value = "";
+      return;
+    }
     const zone = $("drop-zone");
     zone.classList.add("busy");
     zone.setAttribute("aria-busy", "true");
     $("trace-file").disabled = true;
-    setStatus(
-      "trace-status",
-      `Tracing ${file.name}: finding its original, registering it and testing every ` +
-        "recipient who received it…",
-      { busy: true },
-    );
+    const video = isVideoFile(file);
+    const started = Date.now();
+    const say = () =>
+      setStatus(
+        "trace-status",
+        video
+          ? `Tracing ${file.name}: finding the part of a video it shows, then reading its ` +
+              "mark frame by frame and testing every recipient. A video takes a while " +
+              `(${clock((Date.now() - started) / 1000).replace(/\.\d$/, "")} so far)…`
+          : `Tracing ${file.name}: finding its original, registering it and testing every ` +
+              "recipient who received it…",
+        { busy: true },
+      );
+    say();
+    const ticking = video ? setInterval(say, 1000) : null;
     const form = new FormData();
     form.append("file", file, file.name);
     try {
       const result = await api("/api/trace", { method: "POST", form });
+      clearInterval(ticking);
       state.trace = result;
       setStatus("trace-status", "");
       renderTrace(result);
     } catch (err) {
+      clearInterval(ticking);
       setStatus("trace-status", "");
       if (err.status !== 401) showError("trace-error", err.message);
     } finally {
@@ -830,11 +967,13 @@
     const verdict = $("verdict");
     verdict.className = `verdict ${matched ? "verdict-match" : "verdict-nomatch"}`;
     verdict.dataset.verdict = result.verdict;
+    const range = matchedRange(result);
     if (matched) {
       $("verdict-title").textContent = `Leaked by ${result.recipient}`;
       $("verdict-detail").textContent =
         `False-accusation probability ${p}: the chance that someone who did not receive ` +
-        "this copy would score this high.";
+        "this copy would score this high." +
+        (range ? ` The leak shows ${range}.` : "");
     } else {
       $("verdict-title").textContent = "No confident match";
       $("verdict-detail").textContent = noMatchText(result, p);
@@ -844,9 +983,10 @@
     const facts = [
       ["p-value", matched || candidates.length ? p : "—"],
       ["Original", result.media ? result.media.name : "none of the registered originals"],
-      ["Leaked file", result.leak ? `${result.leak.name} (${result.leak.width}×${result.leak.height})` : "—"],
+      ["Leaked file", leakText(result.leak)],
       ["Candidates tested", String(candidates.length)],
     ];
+    if (range) facts.splice(2, 0, ["Matched part", range]);
     if (candidates.length) {
       const top = candidates[0];
       facts.push(["Best score", `${top.handle}: z = ${top.score.toFixed(2)}`]);
@@ -858,9 +998,18 @@
     if (typeof result.evidence_coverage === "number") {
       facts.push(["Evidence coverage", `${Math.round(result.evidence_coverage * 100)} % of the original`]);
     }
+    const video = result.media && result.video;
+    if (video) {
+      facts.push([
+        "Segments read",
+        `${video.segments_present} of ${video.segments_total} (${video.segment_seconds} s each), ` +
+          `from ${plural(video.frames_read, "frame")}`,
+      ]);
+    }
     $("trace-facts").replaceChildren(
       ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
     );
+    drawStrip(video ? result : null);
 
     drawChart(candidates, result.match_score, matched);
     $("scores-body").replaceChildren(
@@ -879,6 +1028,21 @@
     $("report-open").hidden = !hasReport;
     $("report-download").hidden = !hasReport;
     $("trace-result").hidden = false;
+  }
+
+  /** "0:12.0–1:12.0 of clip.mp4": the part of the original video a leak shows. */
+  function matchedRange(result) {
+    const v = result.video;
+    if (!v || !result.media) return "";
+    return `${clock(v.start)}–${clock(v.end)} of ${result.media.name}`;
+  }
+
+  function leakText(leak) {
+    if (!leak) return "—";
+    const size = `${leak.width}×${leak.height}`;
+    return typeof leak.duration === "number"
+      ? `${leak.name} (${size}, ${clock(leak.duration)})`
+      : `${leak.name} (${size})`;
   }
 
   function sortedCandidates(result) {
@@ -946,12 +1110,14 @@
         : dotPlot(candidates, hasThreshold ? threshold : null, matched);
     chart.setAttribute("role", "img");
     chart.setAttribute("aria-label", label);
+    const rule = hasThreshold
+      ? "a name is given only above the dashed threshold."
+      : "a name is given only when the false-accusation probability is below the threshold.";
     caption.textContent =
       candidates.length <= BAR_CHART_MAX
-        ? "Score z of every candidate, best first. Innocent recipients score around 0; " +
-          "a name is given only above the dashed threshold."
+        ? `Score z of every candidate, best first. Innocent recipients score around 0; ${rule}`
         : `Score z of all ${candidates.length} candidates, ranked. Innocent recipients ` +
-          "score around 0; a name is given only above the dashed threshold.";
+          `score around 0; ${rule}`;
     box.append(chart);
   }
 
@@ -1146,6 +1312,96 @@
     return root;
   }
 
+  // -- video evidence strip --------------------------------------------------------------
+
+  /**
+   * One cell per segment of the original the leak shows, placed on the original's timeline:
+   * how sure each segment's reading is (|soft value|), or, when the service says so, whether
+   * it agrees with the named recipient. A clip marked per recipient pools every frame, so
+   * its cells only say which segments were read.
+   */
+  function drawStrip(result) {
+    const figure = $("video-evidence");
+    const box = $("segment-strip");
+    box.replaceChildren();
+    figure.hidden = !result;
+    if (!result) return;
+    const v = result.video;
+    const segs = v.segments || [];
+    const seg = v.segment_seconds || 0.5;
+    const agree = (v.agreement || []).length === segs.length ? v.agreement : null;
+    const soft = (v.soft_symbols || []).length === segs.length ? v.soft_symbols : null;
+    const values = agree || soft;
+    const length = Math.max((v.segments_total || 0) * seg, v.end || 0, seg);
+    const width = 760;
+    const left = 8;
+    const right = 8;
+    const top = 6;
+    const cellH = 26;
+    const height = top + cellH + 24;
+    const x = (t) => left + (t / length) * (width - left - right);
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "chart-svg strip-svg",
+      role: "img",
+      "data-cells": segs.length,
+      "aria-label": `${segs.length} segments read, ${matchedRange(result)}`,
+    });
+    root.append(
+      svg("rect", { x: left, y: top, width: width - left - right, height: cellH, class: "strip-track" }),
+      svg("rect", {
+        x: x(v.start),
+        y: top - 3,
+        width: Math.max(x(v.end) - x(v.start), 1),
+        height: cellH + 6,
+        class: "strip-range",
+      }),
+    );
+    const cellW = Math.max(((width - left - right) * seg) / length - (length / seg > 120 ? 0 : 1), 0.6);
+    segs.forEach((s, i) => {
+      const t0 = s * seg;
+      let cls = "cell";
+      let opacity = 1;
+      let note = "read";
+      if (agree) {
+        cls = agree[i] >= 0 ? "cell cell-agree" : "cell cell-disagree";
+        opacity = 0.25 + 0.75 * Math.min(1, Math.abs(agree[i]));
+        note = `${agree[i] >= 0 ? "agrees" : "disagrees"} (${agree[i].toFixed(2)})`;
+      } else if (soft) {
+        opacity = 0.15 + 0.85 * Math.min(1, Math.abs(soft[i]));
+        note = `soft value ${soft[i].toFixed(2)}`;
+      }
+      const cell = svg("rect", {
+        x: x(t0).toFixed(2),
+        y: top,
+        width: cellW.toFixed(2),
+        height: cellH,
+        class: cls,
+        "fill-opacity": opacity.toFixed(2),
+      });
+      cell.append(svg("title", {}, `${clock(t0)}–${clock(t0 + seg)}: ${note}`));
+      root.append(cell);
+    });
+    for (const t of niceTicks(0, length, 8)) {
+      if (t > length + 1e-9) continue;
+      const anchor = x(t) < left + 20 ? "start" : x(t) > width - right - 20 ? "end" : "middle";
+      root.append(
+        svg("text", { x: x(t), y: height - 4, class: "tick", "text-anchor": anchor }, clock(t).replace(/\.0$/, "")),
+      );
+    }
+    box.append(root);
+    $("strip-caption").textContent = agree
+      ? "Each segment the leak shows, on the original's timeline: blue where it carries " +
+        `${result.recipient || "the best candidate"}'s symbol, red where it does not; ` +
+        "paler is less sure."
+      : soft
+        ? "Each segment the leak shows, on the original's timeline; the darker a cell, the " +
+          "surer its reading of the mark (the framed part is the matched range)."
+        : "The segments the leak shows, on the original's timeline (the framed part). This " +
+          "clip was marked per recipient: every frame carries the whole mark, and the " +
+          "evidence of all frames read is pooled.";
+  }
+
   function truncate(text, n) {
     return text.length > n ? `${text.slice(0, n - 1)}…` : text;
   }
@@ -1223,7 +1479,7 @@
       if (zone.classList.contains("busy")) return;
       const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
       if (!files.length) {
-        showError("trace-error", "Drop a file (an image), not a link or text.");
+        showError("trace-error", "Drop a file (a photo or a video), not a link or text.");
         return;
       }
       traceFile(files[0]);

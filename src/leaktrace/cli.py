@@ -338,6 +338,13 @@ def serve(
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest upload accepted, in MB.", min=0.001)
     ] = 100,
+    max_video_upload_mb: Annotated[
+        float,
+        typer.Option(
+            help="Largest video accepted (an original or a leak), in MB; streamed to disk.",
+            min=0.001,
+        ),
+    ] = 2048,
     workers: Annotated[
         int | None, typer.Option(help="Processes per batch [default: all cores].", min=1)
     ] = None,
@@ -359,6 +366,7 @@ def serve(
     service = create_app(
         _home(ctx),
         max_upload=int(max_upload_mb * 1024 * 1024),
+        max_video_upload=int(max_video_upload_mb * 1024 * 1024),
         workers=workers,
         keep_reports=keep_reports,
     )

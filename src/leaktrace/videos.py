@@ -46,7 +46,7 @@ from .video.detect import MATCH_SIMILARITY
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
 
-__all__ = ["CODE", "copy_symbols", "register_video", "trace_video", "write_copy"]
+__all__ = ["CODE", "add_video", "copy_symbols", "register_video", "trace_video", "write_copy"]
 
 #: The code a video's copies carry (kept in its plan): one keyed fair ±1 symbol per segment.
 CODE = "random-v1"
@@ -70,6 +70,21 @@ def _middle_frame(path: Path) -> np.ndarray:
     for f in frames(path, start=max(0.0, info.duration / 2)):
         return np.ascontiguousarray(f.luma)
     raise MediaError(f"{path.name}: no video frame can be decoded")
+
+
+def add_video(ws: Workspace, source: Path, sha256: str, name: str) -> Media:
+    """Register the video ``source`` without its variants (``plan`` None): checked and kept,
+    but not traceable until :func:`register_video` makes them (the first batch of copies)."""
+    info = inspect_video(source)
+    return ws.register_media(
+        source,
+        sha256=sha256,
+        name=name,
+        width=info.width,
+        height=info.height,
+        fingerprint=fingerprint(_middle_frame(source)),
+        kind="video",
+    )
 
 
 def register_video(

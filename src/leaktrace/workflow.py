@@ -206,9 +206,18 @@ def _place(part: Path, final: Path) -> bool:
 def register_original(
     ws: Workspace, source: Path, *, name: str | None = None
 ) -> tuple[Media, list[str]]:
-    """Register one original, checked as a batch's sources are (a new one must carry a mark
-    that survives a re-share at the default strength); returns it with any warnings."""
+    """Register one original, checked as a batch's sources are (a new photo must carry a mark
+    that survives a re-share at the default strength); returns it with any warnings.
+
+    A video is registered without its variants: the first batch of its copies makes them (the
+    long encode, reported by ``make_copies``'s ``on_variants``), at that batch's strength."""
     (checked,) = _checked_sources(ws, [source], None if name is None else [name])
+    if is_video(checked.path):
+        if checked.media is not None:
+            return checked.media, []
+        from .videos import add_video  # PyAV, loaded for videos only
+
+        return add_video(ws, checked.path, checked.sha256, checked.label.name), []
     problems: list[str] = []
     warnings: list[str] = []
     fresh = set() if checked.media is not None else {checked.sha256}

@@ -424,10 +424,16 @@ class Workspace:
         """Register an original (idempotent by content hash), keeping a copy of the file.
 
         A video (``kind="video"``) comes with its variants' ``plan``; the variants must be in
-        :meth:`variants_dir` already."""
+        :meth:`variants_dir` already. A video registered without one gets it when it comes."""
         src = Path(path)
         found = self.media_by_sha256(sha256)
         if found is not None:
+            if plan is not None and found.plan is None:
+                with self._session() as s:
+                    row = s.get(Media, found.id)
+                    if row is not None and row.plan is None:
+                        row.plan = plan
+                return self.media_by_id(found.id)
             return found
         stored = Path("originals") / sha256[:2] / f"{sha256}{src.suffix.lower()}"
         target = self.home / stored

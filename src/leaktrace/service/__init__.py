@@ -8,8 +8,8 @@
     deps.py         the Service every route depends on (workspace, job runner, settings)
     jobs.py         batches of copies, kept in the registry, run one at a time
     reports.py      evidence reports: private files, kept for --keep-reports days
-    uploads.py      uploaded files under their own (cleaned) names
-    middleware.py   token check and upload limit, before a body is read
+    uploads.py      uploaded files under their own (cleaned) names, videos told from pictures
+    middleware.py   token check and upload limits (photos, videos), before a body is read
 
 Routes parse, call :mod:`leaktrace.workflow` or the :class:`~leaktrace.registry.Workspace`,
 and render; HTTP status codes live in this package only (``_STATUS`` maps the
@@ -47,6 +47,7 @@ from ..errors import (
     NotFoundError,
     UnsupportedMediaError,
 )
+from ..media import VIDEO_SUFFIXES
 from ..registry import Workspace
 from . import routes
 from .deps import Service
@@ -55,9 +56,12 @@ from .middleware import RequireToken, UploadLimit
 from .reports import DEFAULT_KEEP_DAYS, expire_reports
 from .schemas import Health, errors
 
-__all__ = ["DEFAULT_KEEP_DAYS", "DEFAULT_MAX_UPLOAD", "create_app"]
+__all__ = ["DEFAULT_KEEP_DAYS", "DEFAULT_MAX_UPLOAD", "DEFAULT_MAX_VIDEO_UPLOAD", "create_app"]
 
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+#: The largest video upload (an original or a leak): 2 GiB, about 25 minutes of 1080p at
+#: 10 Mb/s. Uploads are streamed to disk, never held in memory.
+DEFAULT_MAX_VIDEO_UPLOAD = 2 * 1024 * 1024 * 1024
 log = logging.getLogger("leaktrace.service")
 
 # The most specific class first: UnknownRecipientError is a NotFoundError (404).
@@ -108,13 +112,16 @@ def create_app(
     home: str | os.PathLike[str] | None = None,
     *,
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_video_upload: int = DEFAULT_MAX_VIDEO_UPLOAD,
     workers: int | None = None,
     keep_reports: int = DEFAULT_KEEP_DAYS,
 ) -> FastAPI:
     """The service on the workspace at ``home`` (refused at once if there is none).
 
-    ``workers``: processes per batch of copies (default: all cores). ``keep_reports``: days
-    an evidence report is kept after its trace (0: for ever).
+    ``max_upload``: the largest request body, in bytes; ``max_video_upload``: the largest
+    video sent as an original or a leak (at least ``max_upload``). ``workers``: processes per
+    batch of copies (default: all cores). ``keep_reports``: days an evidence report is kept
+    after its trace (0: for ever).
     """
     if keep_reports < 0:
         raise ValueError("keep_reports is a number of days, 0 or more")
@@ -145,7 +152,9 @@ def create_app(
     )
     app.state.service = service
     # The outermost runs first: the token is checked before a byte of the body is read.
-    app.add_middleware(UploadLimit, limit=max_upload)
+    app.add_middleware(
+        UploadLimit, limit=max_upload, video_limit=max_video_upload, suffixes=VIDEO_SUFFIXES
+    )
     app.add_middleware(RequireToken, valid=ws.token_valid)
 
     @app.exception_handler(LeaktraceError)

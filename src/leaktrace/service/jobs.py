@@ -8,6 +8,10 @@ made), and its download is built from the registry's records.
 
 Cancelling records ``cancelled`` at once (so a restart does not resume it) and stops the batch
 at its next safe point: the copies in hand are finished and recorded, and stay downloadable.
+
+The first batch of a video first marks it (its variants: one long encode, frame by frame); the
+running job's phase — ``marking`` with frames done and total, then ``copies`` — is kept in
+memory only (a resumed job marks again from the start).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ import queue
 import threading
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ConflictError, LeaktraceError
 from ..registry import CopyRecord, Job, Media, Workspace
 from ..workflow import BatchSummary, Stopped, make_copies
 from .schemas import utc
 
-__all__ = ["ACTIVE", "JobRunner", "job_copies", "job_folder"]
+__all__ = ["ACTIVE", "JobRunner", "Progress", "job_copies", "job_folder"]
 
 log = logging.getLogger("leaktrace.service")
 
@@ -55,6 +61,16 @@ def job_copies(ws: Workspace, job: Job) -> list[CopyRecord]:
     return [made[h] for h in sorted(made)]
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where the running job is: marking a video (``frames`` of ``frames_total`` encoded), or
+    making the copies (counted in the job's record)."""
+
+    phase: Literal["marking", "copies"]
+    frames: int | None = None
+    frames_total: int | None = None
+
+
 class JobRunner:
     """Runs the registry's jobs in the order they were accepted, one at a time, each over the
     workflow's process pool (``workers`` processes, default all cores)."""
@@ -66,6 +82,7 @@ class JobRunner:
         # Guards status changes, so that a cancel and a job's end cannot cross.
         self._lock = threading.Lock()
         self._current: str | None = None
+        self._progress: Progress | None = None
         self._stop = threading.Event()
         self._ended = threading.Condition(self._lock)
         self._closing = False
@@ -117,6 +134,11 @@ class JobRunner:
         """Whether this job is being run (or stopped) right now."""
         return self._current == job_id
 
+    def progress(self, job_id: str) -> Progress | None:
+        """The phase of this job if it is running and has started its work."""
+        progress = self._progress
+        return progress if self._current == job_id else None
+
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
         while (job_id := self._queue.get()) is not None:
@@ -128,6 +150,7 @@ class JobRunner:
                     continue
                 job = self.ws.update_job(job_id, status="running")
                 self._current = job_id
+                self._progress = None
                 self._stop = threading.Event()
             try:
                 self._make(job)
@@ -136,6 +159,7 @@ class JobRunner:
             finally:
                 with self._lock:
                     self._current = None
+                    self._progress = None
                     self._ended.notify_all()
 
     def _make(self, job: Job) -> None:
@@ -150,7 +174,11 @@ class JobRunner:
             return messages
 
         def total(n: int) -> None:
+            self._progress = Progress("copies")
             ws.update_job(job.id, total=n)
+
+        def marking(_name: str, frames: int, frames_total: int) -> None:
+            self._progress = Progress("marking", frames, frames_total)
 
         stopped = False
         try:
@@ -166,6 +194,7 @@ class JobRunner:
                 workers=self.workers,
                 strength=job.strength,
                 on_total=total,
+                on_variants=marking,
                 summary=summary,
                 job_id=job.id,
                 stop=self._stop,

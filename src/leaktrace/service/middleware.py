@@ -3,6 +3,7 @@ is read."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -46,25 +47,67 @@ class _TooLarge(Exception):
     pass
 
 
-class UploadLimit:
-    """ASGI middleware: 413 for request bodies over ``limit`` bytes, before they are stored."""
+#: The routes whose file may be a video, and so may be up to ``video_limit`` bytes.
+VIDEO_ROUTES = frozenset({"/api/media", "/api/trace"})
+#: How much of a body is searched for the file part's name (its headers come first).
+_HEAD = 64 * 1024
+_FILENAME = re.compile(rb'filename\*?=(?:"([^"\r\n]*)"|([^;\r\n]*))', re.IGNORECASE)
 
-    def __init__(self, app: Any, limit: int) -> None:
+
+def _names_a_video(head: bytes, suffixes: tuple[str, ...]) -> bool:
+    """Whether a multipart body starting with ``head`` sends a file named like a video."""
+    for quoted, bare in _FILENAME.findall(head):
+        name = (quoted or bare).strip().lower()
+        if name.endswith(tuple(s.encode() for s in suffixes)):
+            return True
+    return False
+
+
+class UploadLimit:
+    """ASGI middleware: 413 for request bodies over ``limit`` bytes, before they are stored.
+
+    A file sent to :data:`VIDEO_ROUTES` under a video's name (``suffixes``) may be up to
+    ``video_limit`` bytes: a body is held to ``limit`` until its file part's headers, which
+    come first, name a video.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limit: int,
+        video_limit: int | None = None,
+        suffixes: tuple[str, ...] = (),
+    ) -> None:
         self.app, self.limit = app, limit
+        self.video_limit = max(limit, video_limit or limit)
+        self.suffixes = suffixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        videos = (
+            self.video_limit > self.limit
+            and scope.get("method") == "POST"
+            and scope.get("path") in VIDEO_ROUTES
+        )
+        most = self.video_limit if videos else self.limit
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > most:
+            return await self._refuse(send, most, videos)
+        limit = self.limit
+        head = bytearray()
         seen, exceeded, started = 0, False, False
 
         async def counted() -> MutableMapping[str, Any]:
-            nonlocal seen, exceeded
+            nonlocal seen, exceeded, limit
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
+            body = message.get("body", b"")
+            if videos and limit < most and len(head) < _HEAD:
+                head.extend(body[: _HEAD - len(head)])
+                if _names_a_video(bytes(head), self.suffixes):
+                    limit = most
+            seen += len(body)
+            if seen > limit:
                 exceeded = True
                 raise _TooLarge
             return message
@@ -81,13 +124,24 @@ class UploadLimit:
         except _TooLarge:
             pass
         if exceeded and not started:
-            await self._refuse(send)
+            await self._refuse(send, limit, videos)
 
-    async def _refuse(self, send: Send) -> None:
-        mb = self.limit / (1024 * 1024)
-        await JSONResponse({"detail": f"upload larger than the {mb:g} MB limit"}, 413)(
-            {"type": "http"}, _no_body, send
-        )
+    async def _refuse(self, send: Send, limit: int, videos: bool) -> None:
+        if not videos:
+            detail = f"upload larger than the {_mb(limit)} limit"
+        elif limit < self.video_limit:
+            detail = (
+                f"upload larger than the {_mb(limit)} limit "
+                f"(a video may have up to {_mb(self.video_limit)})"
+            )
+        else:
+            detail = f"upload larger than the {_mb(limit)} limit for a video"
+        await JSONResponse({"detail": detail}, 413)({"type": "http"}, _no_body, send)
+
+
+def _mb(size: int) -> str:
+    mb = size / (1024 * 1024)
+    return f"{mb / 1024:g} GB" if mb >= 1024 and mb % 1024 == 0 else f"{mb:g} MB"
 
 
 async def _no_body() -> MutableMapping[str, Any]:

@@ -100,11 +100,20 @@ class ImportOut(BaseModel):
 # -- media and copies --------------------------------------------------------------------------
 class MediaOut(BaseModel):
     id: int
-    name: str = Field(description="The file name it was uploaded with.")
+    name: str = Field(
+        description="The file name it was uploaded with (a video's with the suffix of its "
+        "copies: .mp4, or .mkv when its sound cannot go in MP4)."
+    )
+    kind: Literal["image", "video"] = "image"
     sha256: str
     width: int
     height: int
     size: int
+    duration: float | None = Field(
+        None,
+        description="A video's length in seconds, once it is marked (its first batch of "
+        "copies); null for a photo.",
+    )
     copies: int = Field(description="How many recipients have a copy.")
     created: datetime
     warnings: list[str] = Field(
@@ -118,6 +127,11 @@ class CopyOut(BaseModel):
     file: str = Field(description="<handle>/<file name>, as in a job's zip.")
     sha256: str
     created: datetime
+    download_url: str | None = Field(
+        None,
+        description="This recipient's copy (the newest the service made), while its file is "
+        "there; null for a copy made elsewhere (by the CLI).",
+    )
 
 
 class CopiesIn(BaseModel):
@@ -140,6 +154,14 @@ class JobOut(BaseModel):
     status: JobStatus
     done: int = Field(description="Copies made (or found made) so far.")
     total: int = Field(description="Copies the job makes: one per recipient, fixed when accepted.")
+    phase: Literal["marking", "copies"] | None = Field(
+        None,
+        description='While the job runs: "marking" while a video is marked (its first batch: '
+        'one encode, frame by frame), then "copies"; null before its work starts and once it '
+        "has ended.",
+    )
+    frames: int | None = Field(None, description="While marking: frames encoded so far.")
+    frames_total: int | None = Field(None, description="While marking: the video's frames.")
     strength: float
     errors: list[str]
     warnings: list[str]

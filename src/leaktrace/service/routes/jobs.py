@@ -28,6 +28,7 @@ _NO_JOB = {404: "No job with that id"}
 def job_out(s: Service, job: Job, media: Media | None = None) -> JobOut:
     media = media or s.ws.media_by_id(job.media_id)
     ended = job.status not in ACTIVE and not s.jobs.busy(job.id)
+    progress = s.jobs.progress(job.id)
     return JobOut(
         id=job.id,
         media_id=job.media_id,
@@ -35,6 +36,9 @@ def job_out(s: Service, job: Job, media: Media | None = None) -> JobOut:
         status=job.status,  # type: ignore[arg-type]  # the registry stores one of JobStatus
         done=job.done,
         total=job.total,
+        phase=None if progress is None else progress.phase,
+        frames=None if progress is None else progress.frames,
+        frames_total=None if progress is None else progress.frames_total,
         strength=job.strength,
         errors=job.errors,
         warnings=job.warnings,
@@ -101,7 +105,7 @@ def download_job(job_id: str, s: ServiceDep) -> FileResponse:
         raise ConflictError(f"{missing[0]} is no longer there; make the copies again")
     fd, tmp = tempfile.mkstemp(prefix="leaktrace-", suffix=".zip")
     with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-        for c in copies:  # images are compressed already
+        for c in copies:  # images and videos are compressed already
             zf.write(c.path, f"{c.handle}/{Path(c.path).name}")
     media = s.ws.media_by_id(job.media_id)
     return FileResponse(

@@ -6,30 +6,56 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile
+from fastapi.responses import FileResponse
 
-from ...errors import RecipientError
-from ...registry import Media, file_sha256
+from ...errors import ConflictError, NotFoundError, RecipientError
+from ...registry import CopyRecord, Media, Workspace, file_sha256
 from ...workflow import register_original
 from ..deps import ServiceDep
+from ..jobs import job_folder
 from ..schemas import CopiesIn, CopyOut, JobOut, MediaOut, errors, utc
 from ..uploads import as_uploaded, named_for_its_format, saved
 from .jobs import job_out
 
 __all__ = ["media_out", "router"]
 
+#: Content types of the copies the service writes, by suffix.
+_TYPES = {
+    ".mp4": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+
 router = APIRouter(prefix="/media", tags=["media"])
 
 _NO_MEDIA = {404: "No media with that id"}
+
+
+def _duration(m: Media) -> float | None:
+    """A marked video's length (its plan has it); None for a photo or an unmarked video."""
+    if m.kind != "video" or m.plan is None:
+        return None
+    from ...videos import plan_of  # PyAV, loaded for videos only
+
+    return round(plan_of(m).duration, 3)
 
 
 def media_out(m: Media, copies: int, warnings: list[str] | None = None) -> MediaOut:
     return MediaOut(
         id=m.id,
         name=m.name,
+        kind="video" if m.kind == "video" else "image",
         sha256=m.sha256,
         width=m.width,
         height=m.height,
         size=m.size,
+        duration=_duration(m),
         copies=copies,
         created=utc(m.created),
         warnings=warnings or [],
@@ -44,8 +70,10 @@ def media_out(m: Media, copies: int, warnings: list[str] | None = None) -> Media
         **errors(
             {
                 400: "The multipart body cannot be parsed",
-                413: "The upload is larger than the limit, or the image has too many pixels",
-                415: "Not an image leaktrace reads, or one it can trace but not mark",
+                413: "The upload is larger than the limit (a video's or a photo's), or the "
+                "image has too many pixels",
+                415: "Not an image or a video leaktrace reads, a video without a video stream, "
+                "or a picture it can trace but not mark",
                 422: "No file, an empty, truncated or corrupt one, a picture too flat or too "
                 "small to carry a mark that survives a re-share (saying which), or a recorded "
                 "copy (naming whose copy of what)",
@@ -56,7 +84,9 @@ def media_out(m: Media, copies: int, warnings: list[str] | None = None) -> Media
 def upload_media(
     file: Annotated[UploadFile, File()], response: Response, s: ServiceDep
 ) -> MediaOut:
-    """Register an original (JPEG, PNG, WebP or TIFF) under the name it was uploaded with."""
+    """Register an original under the name it was uploaded with: a photo (JPEG, PNG, WebP or
+    TIFF) or a video (MP4, MOV, MKV, WebM or AVI). A video is checked and kept now, and marked
+    by its first batch of copies."""
     with saved(file) as path:
         if s.ws.media_by_sha256(file_sha256(path)) is not None:
             response.status_code = 200
@@ -80,19 +110,63 @@ def get_media(media_id: int, s: ServiceDep) -> MediaOut:
     return media_out(media, len(s.ws.media_recipients(media)))
 
 
+def _served(ws: Workspace, media: Media) -> dict[str, CopyRecord]:
+    """The newest copy of ``media`` the service made for each recipient (by handle)."""
+    folder = job_folder(ws, media.id).absolute()
+    return {c.handle: c for c in ws.copies(media) if Path(c.path).is_relative_to(folder)}
+
+
 @router.get("/{media_id}/copies", responses=errors(_NO_MEDIA))
 def list_copies(media_id: int, s: ServiceDep) -> list[CopyOut]:
     """Every copy made of an original, oldest first."""
-    records = s.ws.copies(s.ws.media_by_id(media_id))
+    media = s.ws.media_by_id(media_id)
+    served = _served(s.ws, media)
     return [
         CopyOut(
             handle=c.handle,
             file=f"{c.handle}/{Path(c.path).name}",
             sha256=c.sha256,
             created=utc(c.created),
+            download_url=f"/api/media/{media.id}/copies/{c.handle}/download"
+            if served.get(c.handle) == c and Path(c.path).is_file()
+            else None,
         )
-        for c in records
+        for c in s.ws.copies(media)
     ]
+
+
+@router.get(
+    "/{media_id}/copies/{handle}/download",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"video/mp4": {}, "image/png": {}, "application/octet-stream": {}},
+            "description": "The copy's file, named as in a job's zip",
+        },
+        **errors(
+            {
+                404: "No media with that id, or no copy of it the service made for that recipient",
+                409: "The copy's file is gone",
+            }
+        ),
+    },
+)
+def download_copy(media_id: int, handle: str, s: ServiceDep) -> FileResponse:
+    """One recipient's copy of an original: the newest the service made (a video's copies
+    are large; this spares a zip of them all)."""
+    media = s.ws.media_by_id(media_id)
+    served = {h.casefold(): c for h, c in _served(s.ws, media).items()}
+    copy = served.get(handle.casefold())
+    if copy is None:
+        raise NotFoundError(f"no copy of {media.name} made by the service for {handle}")
+    path = Path(copy.path)
+    if not path.is_file():
+        raise ConflictError(f"{copy.handle}/{path.name} is no longer there; make the copy again")
+    return FileResponse(
+        path,
+        media_type=_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        filename=path.name,
+    )
 
 
 @router.post(

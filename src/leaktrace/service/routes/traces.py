@@ -13,7 +13,7 @@ from ...workflow import trace_file
 from ..deps import ServiceDep
 from ..reports import expire_reports, report_path, write_report
 from ..schemas import TraceOut, TraceSummary, errors, utc
-from ..uploads import saved
+from ..uploads import named_for_tracing, saved
 
 __all__ = ["router"]
 
@@ -33,8 +33,9 @@ def _out(result: dict[str, Any], trace_id: int) -> dict[str, Any]:
     responses=errors(
         {
             400: "The multipart body cannot be parsed",
-            413: "The upload is larger than the limit, or the image has too many pixels",
-            415: "Not an image leaktrace reads",
+            413: "The upload is larger than the limit (a video's or a photo's), or the image "
+            "has too many pixels",
+            415: "Not an image or a video leaktrace reads, or a video without a video stream",
             422: "No file, an empty, truncated or corrupt one, or a threshold not in (0, 1)",
         }
     ),
@@ -44,11 +45,12 @@ def trace(
     s: ServiceDep,
     threshold: Annotated[float, Form(gt=0, lt=1, allow_inf_nan=False)] = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """Trace a leaked file: the recipient it came from and the false-accusation probability,
-    or "no_match" (answered 200 too). The evidence report is kept for the server's
-    ``--keep-reports`` days."""
+    """Trace a leaked photo or video: the recipient it came from and the false-accusation
+    probability, or "no_match" (answered 200 too). The evidence report is kept for the
+    server's ``--keep-reports`` days. A video takes a while (it is decoded twice and read
+    segment by segment): the answer comes when it is done, however long that is."""
     with saved(file) as path, s.tracing:
-        outcome = trace_file(s.ws, path, threshold=threshold)
+        outcome = trace_file(s.ws, named_for_tracing(path), threshold=threshold)
         html = html_report(outcome.result, outcome.leak, outcome.original, outcome.geometry)
     write_report(s.ws, outcome.trace_id, html)
     expire_reports(s.ws, s.keep_reports)
