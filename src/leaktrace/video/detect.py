@@ -11,10 +11,11 @@ segment it shows, and score every candidate with the image engine's statistics.
    image registration (:func:`leaktrace.register.align`); the best geometry is used for all.
 3. **Symbols.** Each paired frame gives the informed residual (leak minus tone-matched
    original on the working grid, perceptual mask applied, as for photos); its correlation
-   with the segment's pattern, weighted by the mark's envelope, adds to that segment's soft
-   value. The same correlation with keyed decoy patterns nobody carries measures the noise,
-   and each segment's value is scaled by it and clipped to ±1 (:data:`CLIP` standard
-   deviations count as certain).
+   with the segment's pattern, weighted by the mark's envelope and by the inverse of the
+   frame's own noise (a frame paired with the wrong original frame counts for little), adds
+   to that segment's soft value. The same correlation with keyed decoy patterns nobody
+   carries measures the noise, and each segment's value is scaled by it and clipped to ±1
+   (:data:`CLIP` standard deviations count as certain).
 4. **Scores.** A candidate's codeword has one ±1 symbol per segment; ``z = <c, q> / ||q||``
    over the segments present. Whatever ``q`` is, an innocent's symbols are fair coins
    independent of it, so Chernoff's bound with their exact moment generating function
@@ -66,7 +67,10 @@ __all__ = [
 CLIP = 3.0
 #: Mean thumbnail correlation above which a leak is taken to show the original's frames.
 MATCH_SIMILARITY = 0.6
-_DECOYS = 8
+_DECOYS = 16
+#: How much more alike (thumbnail correlation) a neighbouring original frame must look to be
+#: paired with a leak frame instead of the frame shown at its time.
+_CLEARLY = 0.05
 _POOL = 3  # segments either side whose decoys share a noise estimate
 _GEOMETRY_FRAMES = 3
 
@@ -158,7 +162,13 @@ def _pairs(leak: Timeline, offset: float, times: np.ndarray, thumbs: np.ndarray,
         hi = np.searchsorted(times, t + 1.5 / fps)
         if hi <= lo:
             continue
-        out[i] = lo + int(np.argmax(orig[lo:hi] @ leak.thumbs[i]))
+        # The frame shown at that time, unless a neighbour looks clearly more like the leak
+        # frame (a dropped or repeated frame); in a slow pan neighbours look alike, and the
+        # time is the better guide.
+        near = lo + int(np.argmin(np.abs(times[lo:hi] - t)))
+        sims = orig[lo:hi] @ leak.thumbs[i]
+        best = lo + int(np.argmax(sims))
+        out[i] = best if sims[best - lo] > sims[near - lo] + _CLEARLY else near
     return out
 
 
@@ -326,8 +336,11 @@ def detect_video(
             if s not in patterns:
                 pattern_bands = analyse(segment_pattern(key, plan.media_id, grid, s))
                 patterns[s] = np.concatenate([b.ravel() for b in pattern_bands])
-            row = np.concatenate([[values @ patterns[s]], decoys @ values]) * weight
-            sums[s] = sums.get(s, 0) + row
+            row = np.concatenate([[values @ patterns[s]], decoys @ values])
+            # Inverse-variance weighting by the frame's own noise (its decoys): a frame paired
+            # with the wrong original frame, or damaged, counts for little.
+            noise = float(np.mean(row[1:] ** 2))
+            sums[s] = sums.get(s, 0) + row * (weight / max(noise, 1e-12))
         read += 1
     if not sums:
         raise MediaError(f"{leak_path.name}: no frame of the leak could be matched to the video")
@@ -338,9 +351,9 @@ def detect_video(
         matrix = codewords(key, plan.media_id, names)
     else:
         table = np.stack([sums[s] for s in segs])
-        y, noise = table[:, 0], table[:, 1:]
+        y, spread = table[:, 0], table[:, 1:]
         # Noise per segment: the decoys' spread, pooled with neighbouring segments.
-        power = (noise * noise).mean(axis=1)
+        power = (spread * spread).mean(axis=1)
         kernel = np.ones(2 * _POOL + 1)
         ones = np.ones_like(power)
         pooled = np.convolve(power, kernel, "same") / np.convolve(ones, kernel, "same")
