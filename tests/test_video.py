@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -197,7 +198,8 @@ def _rewrite(
             if i >= 75:
                 break
             f = frame.reformat(width=size[0], height=size[1], format=pix_fmt)
-            f.pts, f.pict_type = i, av.video.frame.PictureType.NONE
+            f.pts, f.time_base = i, Fraction(1, 25)
+            f.pict_type = av.video.frame.PictureType.NONE
             for p in stream.encode(f):
                 out.mux(p)
         for p in stream.encode(None):
@@ -208,7 +210,7 @@ def _rewrite(
 @pytest.mark.parametrize(
     ("name", "codec", "pix_fmt", "size", "rotation"),
     [
-        ("odd.mkv", "libx264", "yuv420p", (321, 181), 0),
+        ("odd.mkv", "libx264", "yuv444p", (321, 181), 0),
         ("ten-bit.mov", "libx264", "yuv420p10le", (320, 180), 90),
         ("vp9.webm", "libvpx-vp9", "yuv420p", (320, 180), 0),
     ],

@@ -199,13 +199,13 @@ def frames(
                 if t < start - 1e-6:
                     continue
                 w, h = frame.width & ~1, frame.height & ~1
-                if yuv or frame.format.name not in ("yuv420p", "yuvj420p", "gray"):
+                if (w, h) != (frame.width, frame.height):
+                    pic = _even(frame, w, h)
+                    luma = pic[:h]
+                elif yuv or frame.format.name not in ("yuv420p", "yuvj420p", "gray"):
                     if frame.format.name not in ("yuv420p", "yuvj420p"):
                         frame = frame.reformat(format="yuv420p")
                     pic = frame.to_ndarray(format="yuv420p")
-                    fw, fh = frame.width, frame.height
-                    if (fw, fh) != (w, h):
-                        pic = _even(pic, fw, fh)
                     luma = pic[:h]
                 else:
                     plane = frame.planes[0]
@@ -218,12 +218,15 @@ def frames(
             raise _fail(p, f"cannot be decoded past frame {index} ({exc.strerror})") from exc
 
 
-def _even(pic: np.ndarray, w: int, h: int) -> np.ndarray:
-    """A yuv420p picture of an odd size (FFmpeg rounds chroma up) cropped to even."""
-    ew, eh = w & ~1, h & ~1
-    cw, ch = (w + 1) // 2, (h + 1) // 2
-    y = pic[:h, :w][:eh, :ew]
-    flat = pic[h:].reshape(-1)
-    u = flat[: cw * ch].reshape(ch, cw)[: eh // 2, : ew // 2]
-    v = flat[cw * ch : 2 * cw * ch].reshape(ch, cw)[: eh // 2, : ew // 2]
-    return np.concatenate([y, u.reshape(-1, ew), v.reshape(-1, ew)])
+def _even(frame: av.VideoFrame, w: int, h: int) -> np.ndarray:
+    """A frame of an odd width or height as an 8-bit 4:2:0 picture cropped to ``w``×``h``
+    (even): through 4:4:4, whose planes can be cropped anywhere, chroma averaged 2×2."""
+    planes = frame.reformat(format="yuv444p").to_ndarray(format="yuv444p")
+    if planes.shape[0] != 3:  # (H, W, 3) in some PyAV versions
+        planes = np.moveaxis(planes, -1, 0)
+    y = planes[0, :h, :w]
+    chroma = [
+        np.rint(p[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))).astype(np.uint8)
+        for p in planes[1:3]
+    ]
+    return np.concatenate([y.ravel(), *(c.ravel() for c in chroma)]).reshape(-1, w)
