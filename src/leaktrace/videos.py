@@ -292,6 +292,17 @@ def trace_video(
             "segment_seconds": plan.settings.segment,
             "segments": [int(s) for s in segs],
             "soft_symbols": [round(float(v), 3) for v in q],
+            # Per segment, how far its reading agrees with the named recipient's variant
+            # (+1 sure agreement, -1 sure disagreement); only when someone is named.
+            "agreement": []
+            if found.recipient is None or len(q) == 0
+            else [
+                round(float(a), 3)
+                for a in codeword(ws.key, plan.media_id, found.recipient, length=plan.segments)[
+                    segs
+                ]
+                * q
+            ],
         },
         "registration": None
         if found.geometry is None
