@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The everyday workflow on the sample photos in examples/media (nothing outside this repository):
-# a workspace, five recipients, copies of three photos, one copy leaked through a social network,
-# traced to its recipient with an evidence report.
+# The everyday workflow on the sample photos and clip in examples/media (nothing outside this
+# repository): a workspace, five recipients, copies of three photos, one copy leaked through a
+# social network, traced to its recipient with an evidence report; then a video clip's copies,
+# one trimmed, shrunk and re-encoded, traced the same way.
 # Usage: examples/quickstart.sh [WORKDIR]   (default: ./quickstart-out; uses .venv if present)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,6 +36,17 @@ PY
 
 echo "--- tracing leaked.jpg"
 "$bin/leaktrace" trace leaked.jpg --report evidence.html
+# A video the same way: carol's copy of the 8-second sample clip, trimmed to 4 s, shrunk to
+# 240p and re-encoded at CRF 28 (a clip under a minute is encoded once per recipient).
+"$bin/leaktrace" embed "$media/clip_640x360_25fps.mp4" --to alice --to carol -o copies
+"$bin/python" - <<'PY'
+from pathlib import Path
+from leaktrace.video import attacks
+cut = attacks.trim(Path("copies/carol/clip_640x360_25fps.mp4"), Path("cut.mp4"), start=2, duration=4)
+attacks.reencode(attacks.scale(cut, Path("small.mp4"), height=240), Path("leaked.mp4"), crf=28)
+PY
+echo "--- tracing leaked.mp4"
+"$bin/leaktrace" trace leaked.mp4 --report evidence-video.html
 echo "--- tracing a photo that was never sent (exit status 1 expected)"
 status=0; "$bin/leaktrace" trace "$media/kodim20.png" || status=$?
 [ "$status" -eq 1 ] || { echo "expected exit status 1, got $status"; exit 1; }
