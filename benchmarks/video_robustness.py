@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--excerpt", type=float, default=60.0)
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--only", nargs="*", help="attack names to run (default: all)")
+    ap.add_argument("--innocent", type=int, default=10, help="innocent excerpts to read")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def main() -> None:
     print("| Attack | Traced | log10 p | z (true) | best innocent z | segments | time (s) |")
     print("|---|---|---|---|---|---|---|")
     for k, (label, attack) in enumerate(ATTACKS.items()):
-        if args.only and label not in args.only:
+        if args.only is not None and label not in args.only:
             continue
         who = names[int(rng.integers(len(names)))]
         start = float(rng.uniform(0, span))
@@ -124,7 +125,8 @@ def main() -> None:
     outsider = work / "outsider.mp4"
     remux(plan, folder, args.video, _symbols(plan, "outsider-not-a-candidate"), outsider)
     readings = []
-    for i, source in enumerate([args.video, outsider] * 5):
+    sources = [args.video, outsider] * ((args.innocent + 1) // 2)
+    for i, source in enumerate(sources[: args.innocent]):
         start = float(rng.uniform(0, span))
         excerpt = attacks.trim(
             source, work / f"innocent-{i}.mp4", start=start, duration=args.excerpt, crf=23
