@@ -14,6 +14,11 @@ a static region never jumps from one pattern to the next between two frames.
 
 A recipient's copy then takes, segment by segment, the variant their codeword names
 (:mod:`leaktrace.video.remux`). Only the luma changes; chroma is as decoded.
+
+A clip shorter than :data:`PER_RECIPIENT` seconds cannot carry enough segments to name anyone
+at the usual threshold, so it is marked per recipient instead (``mode="recipient"``,
+:func:`encode_copy`): every frame carries the recipient's whole photo codeword, spread by a
+layout keyed per segment (:func:`recipient_pattern`).
 """
 
 from __future__ import annotations
