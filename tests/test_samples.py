@@ -9,11 +9,14 @@ import pytest
 
 import leaktrace as lt
 
-from .conftest import CORPUS, MOUNTAINS, SAMPLE_KODAK, SAMPLES, WALRUS
+from .conftest import CORPUS, MOUNTAINS, ROOT, SAMPLE_KODAK, SAMPLES, WALRUS
+
+MAKE_SAMPLES = ROOT / "benchmarks" / "make_samples.py"
 
 
 def _make_samples():
-    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
+    """benchmarks/make_samples.py, which makes the samples from the corpus."""
+    spec = importlib.util.spec_from_file_location("make_samples", MAKE_SAMPLES)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -52,21 +55,12 @@ def test_samples_are_what_the_script_makes_from_the_corpus(tmp_path):
         assert 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) > 45, path.name
 
 
-def _make_video_samples():
-    path = SAMPLES / "make_video_samples.py"
-    spec = importlib.util.spec_from_file_location("make_video_samples", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _clips():
     return sorted(p for p in SAMPLES.iterdir() if p.suffix == ".mp4")
 
 
 def test_every_video_sample_is_made_by_the_script_and_documented_with_its_licence():
-    made = _make_video_samples()
+    made = _make_samples()
     assert [p.name for p in _clips()] == sorted(clip.name for clip in made.CLIPS)
     readme = (SAMPLES / "README.md").read_text()
     for clip in _clips():
@@ -81,7 +75,7 @@ def test_every_video_sample_is_made_by_the_script_and_documented_with_its_licenc
 
 @pytest.mark.corpus
 def test_video_samples_are_what_the_script_makes_from_the_corpus(tmp_path):
-    for path in _make_video_samples().make(CORPUS, tmp_path):
+    for path in _make_samples().make_clips(CORPUS, tmp_path):
         ours = SAMPLES / path.name
         # Another FFmpeg build may write other bytes; the pictures may not differ much.
         with av.open(str(ours)) as a, av.open(str(path)) as b:

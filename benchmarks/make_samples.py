@@ -1,13 +1,24 @@
-"""Regenerate the sample video clips in this folder from the shared media corpus.
+"""Regenerate the sample photos and clips in ``examples/media`` from the shared media corpus.
 
-    python examples/media/make_video_samples.py [--corpus DIR] [--out DIR]
+    python benchmarks/make_samples.py [--corpus DIR] [--out DIR]
 
-``--corpus`` defaults to ``$LEAKTRACE_CORPUS``, else ``../shared/corpus`` beside the checkout;
-``--out`` to this folder. Each clip is a window of a corpus clip, cropped and resized (OpenCV
-area averaging on the yuv420p planes), encoded with PyAV's libx264 (CRF 22, preset medium, a
-keyframe every 2 s, 2 threads) and, when the clip keeps its sound, AAC-LC 128 kb/s stereo
-48 kHz. README.md says what each one is. The bytes depend on the FFmpeg build inside PyAV
-(these were made with PyAV 18.1.0); the script is deterministic for a given build.
+The repository's tests and quickstart read only those samples; this script, like the
+benchmarks, reads the corpus. ``--corpus`` defaults to ``$LEAKTRACE_CORPUS``, else
+``../shared/corpus`` beside the checkout; ``--out`` to ``examples/media``. Every source is
+checked against the corpus's ``SHA256SUMS``; ``examples/media/README.md`` says what each sample
+is.
+
+Photos: the five Kodak photos are copied byte for byte. The two JPEGs are made with Pillow: a
+crop of the walrus photo at its full resolution and the mountain photo scaled down to
+1920×1280, both baseline JPEG, quality 85, 4:2:0, Huffman tables optimised, the source's ICC
+profile kept (the mountain photo has none), no other metadata. JPEG bytes depend on Pillow's
+libjpeg (these were made with Pillow 13.0.0).
+
+Clips: each is a window of a corpus clip, cropped and resized (OpenCV area averaging on the
+yuv420p planes), encoded with PyAV's libx264 (CRF 22, preset medium, a keyframe every 2 s,
+2 threads) and, when the clip keeps its sound, AAC-LC 128 kb/s stereo 48 kHz. The bytes depend
+on the FFmpeg build inside PyAV (these were made with PyAV 18.1.0); the script is deterministic
+for a given build.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import argparse
 import hashlib
 import math
 import os
+import shutil
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -24,9 +36,34 @@ from typing import NamedTuple
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_CORPUS = Path(os.environ.get("LEAKTRACE_CORPUS", HERE.parents[2] / "shared" / "corpus"))
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "examples" / "media"
+DEFAULT_CORPUS = Path(os.environ.get("LEAKTRACE_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+KODAK = (5, 7, 15, 19, 20)
+"""The Kodak photos among the samples (``kodak/kodimNN.png`` in the corpus)."""
+
+WALRUS = "walruses_jay-ruzesky_crop.jpg"
+WALRUS_SOURCE = "highres/walruses_jay-ruzesky.jpg"
+WALRUS_BOX = (1500, 1000, 3300, 2200)  # left, top, right, bottom: 1800×1200 at full resolution
+
+MOUNTAINS = "mountains_ryan-schroeder_1920.jpg"
+MOUNTAINS_SOURCE = "highres/mountains_ryan-schroeder.jpg"
+MOUNTAINS_SIZE = (1920, 1280)  # from 4442×2961, Lanczos
+
+JPEG_OPTIONS = {"quality": 85, "subsampling": 2, "optimize": True}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _save_jpeg(image: Image.Image, source: Image.Image, path: Path) -> None:
+    icc = source.info.get("icc_profile")
+    image.save(path, "JPEG", **JPEG_OPTIONS, **({"icc_profile": icc} if icc else {}))
+
 
 AUDIO_RATE = 48_000
 CC_BY = "CC BY 3.0 (creativecommons.org/licenses/by/3.0/)"
@@ -81,10 +118,6 @@ CLIPS = (
     ),
 )
 """The samples, each a window of a corpus clip."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
@@ -179,26 +212,53 @@ def make_clip(source: Path, dest: Path, clip: Clip) -> Path:
     return dest
 
 
-def make(corpus: Path, out: Path) -> list[Path]:
-    """Write every sample clip into ``out``; return their paths."""
+def _checked(corpus: Path, names: list[str]) -> None:
+    """Exit unless every corpus file ``names`` matches the corpus's ``SHA256SUMS``."""
     sums = {}  # corpus-relative name -> sha256, from lines "<digest>  <name>"
     for line in (corpus / "SHA256SUMS").read_text().splitlines():
         if line.strip():
             digest, name = line.split(maxsplit=1)
             sums[name] = digest
-    written = []
-    for clip in CLIPS:
-        source = corpus / clip.source
-        if _sha256(source) != sums[clip.source]:
-            raise SystemExit(f"{source} does not match the corpus's SHA256SUMS")
-        written.append(make_clip(source, out / clip.name, clip))
+    for name in names:
+        if _sha256(corpus / name) != sums[name]:
+            raise SystemExit(f"{corpus / name} does not match the corpus's SHA256SUMS")
+
+
+def make(corpus: Path, out: Path) -> list[Path]:
+    """Write every sample photo into ``out``; return their paths."""
+    kodak = [f"kodak/kodim{n:02d}.png" for n in KODAK]
+    _checked(corpus, kodak)
+    written = [Path(shutil.copyfile(corpus / name, out / Path(name).name)) for name in kodak]
+    with Image.open(corpus / WALRUS_SOURCE) as src:
+        _save_jpeg(src.crop(WALRUS_BOX), src, out / WALRUS)
+        written.append(out / WALRUS)
+    with Image.open(corpus / MOUNTAINS_SOURCE) as src:
+        _save_jpeg(src.resize(MOUNTAINS_SIZE, Image.Resampling.LANCZOS), src, out / MOUNTAINS)
+        written.append(out / MOUNTAINS)
     return written
+
+
+def make_clips(corpus: Path, out: Path) -> list[Path]:
+    """Write every sample clip into ``out``; return their paths."""
+    _checked(corpus, [clip.source for clip in CLIPS])
+    return [make_clip(corpus / clip.source, out / clip.name, clip) for clip in CLIPS]
+
+
+def _describe(path: Path) -> str:
+    if path.suffix == ".mp4":
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            rate = float(v.average_rate or 0)
+            what = f"{v.codec_context.width}×{v.codec_context.height} {rate:.3f} fps"
+            return what + f" {v.frames} frames{' +audio' if c.streams.audio else ''}"
+    with Image.open(path) as im:
+        return f"{im.width}×{im.height}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, default=SAMPLES)
     args = parser.parse_args()
     if not (args.corpus / "SHA256SUMS").is_file():
         sys.exit(
@@ -207,17 +267,11 @@ def main() -> int:
         )
     args.out.mkdir(parents=True, exist_ok=True)
     total = 0
-    for path in make(args.corpus, args.out):
+    for path in make(args.corpus, args.out) + make_clips(args.corpus, args.out):
         size = path.stat().st_size
         total += size
-        with av.open(str(path)) as c:
-            v = c.streams.video[0]
-            what = (
-                f"{v.codec_context.width}×{v.codec_context.height} {float(v.average_rate):.3f} fps"
-            )
-            what += f" {v.frames} frames{' +audio' if c.streams.audio else ''}"
-        print(f"{path.name:30} {what:38} {size:>9,} bytes  {_sha256(path)}")
-    print(f"{'total':30} {'':38} {total:>9,} bytes")
+        print(f"{path.name:36} {_describe(path):38} {size:>9,} bytes  {_sha256(path)}")
+    print(f"{'total':36} {'':38} {total:>9,} bytes")
     return 0
 
 
