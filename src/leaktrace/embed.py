@@ -18,7 +18,14 @@ from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
 from .sync import SHARE, template
-from .transform import analyse, band_gains, check_image, synthesise, to_working, working_shape
+from .transform import (
+    analyse,
+    band_gains,
+    check_image,
+    synthesise_flat,
+    to_working,
+    working_shape,
+)
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
@@ -38,7 +45,6 @@ class EmbedPlan:
     dtype: np.dtype
     mask: np.ndarray
     layout: Layout
-    band_shapes: tuple[tuple[int, int], ...]
     gains: np.ndarray
     rms: float
     sync: np.ndarray
@@ -72,7 +78,6 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
         dtype=image.dtype,
         mask=mask,
         layout=layout(key, media_id, working_shape(image.shape), count),
-        band_shapes=tuple(b.shape for b in bands),
         gains=band_gains(bands),
         rms=rms * (1 - SHARE) ** 0.5,
         sync=sync,
@@ -82,12 +87,7 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
 def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     """The float32 change to add to every colour channel, at full resolution."""
     values = plan.layout.spread(codeword(plan.key, plan.media_id, recipient)) * plan.gains
-    bands, start = [], 0
-    for shape in plan.band_shapes:
-        size = shape[0] * shape[1]
-        bands.append(values[start : start + size].reshape(shape))
-        start += size
-    change = synthesise(bands, plan.mask.shape) * plan.mask
+    change = synthesise_flat(values, plan.mask.shape) * plan.mask
     energy = float(np.sqrt(np.mean(change * change)))
     change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
     change += plan.sync

@@ -27,9 +27,11 @@ __all__ = [
     "check_grid",
     "check_image",
     "check_shape",
+    "grid_gains",
     "luma",
     "resize",
     "synthesise",
+    "synthesise_flat",
     "to_working",
     "working_shape",
 ]
@@ -143,6 +145,34 @@ def band_gains(bands: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(
         [np.full(b.size, LEVEL_GAINS[lv], np.float32) for lv, b in zip(levels, bands, strict=True)]
     )
+
+
+def _band_shapes(shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """Shapes of the bands :func:`analyse` returns for a grid of ``shape``, in its order."""
+    top = max(MARKED_LEVELS)
+    shapes = pywt.wavedecn_shapes(shape, WAVELET, mode=_MODE, level=top)
+    return [tuple(shapes[top - lv + 1][k]) for lv in MARKED_LEVELS for k in ("ad", "da", "dd")]
+
+
+def grid_gains(shape: tuple[int, int]) -> np.ndarray:
+    """:func:`band_gains` for a grid of ``shape`` (h, w), computed from the shape alone: one
+    gain per marked coefficient, in :func:`analyse` order."""
+    levels = [level for level in MARKED_LEVELS for _ in range(3)]
+    return np.concatenate(
+        [
+            np.full(h * w, LEVEL_GAINS[lv], np.float32)
+            for lv, (h, w) in zip(levels, _band_shapes(shape), strict=True)
+        ]
+    )
+
+
+def synthesise_flat(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`synthesise` of the marked coefficients given flat, in :func:`analyse` order."""
+    bands, start = [], 0
+    for h, w in _band_shapes(shape):
+        bands.append(values[start : start + h * w].reshape(h, w))
+        start += h * w
+    return synthesise(bands, shape)
 
 
 def synthesise(bands: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -31,10 +31,12 @@ from .detect import DEFAULT_THRESHOLD
 from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
 from .registry import Media, Workspace, part_path
+from .verdicts import matched, no_match, p_text, registration
 from .video import (
     Plan,
     Settings,
     VideoDetection,
+    VideoInfo,
     detect_video,
     inspect_video,
     leak_timeline,
@@ -65,26 +67,34 @@ def plan_of(media: Media) -> Plan:
     return Plan.from_json(media.plan["variants"])
 
 
-def _middle_frame(path: Path) -> np.ndarray:
-    info = inspect_video(path)
-    for f in frames(path, start=max(0.0, info.duration / 2)):
-        return np.ascontiguousarray(f.luma)
-    raise MediaError(f"{path.name}: no video frame can be decoded")
-
-
-def add_video(ws: Workspace, source: Path, sha256: str, name: str) -> Media:
-    """Register the video ``source`` without its variants (``plan`` None): checked and kept,
-    but not traceable until :func:`register_video` makes them (the first batch of copies)."""
-    info = inspect_video(source)
+def _register(
+    ws: Workspace,
+    source: Path,
+    sha256: str,
+    name: str,
+    info: VideoInfo,
+    plan: dict[str, Any] | None = None,
+) -> Media:
+    """Record the video ``source`` (its fingerprint from its middle frame) with its plan."""
+    middle = next(frames(source, start=max(0.0, info.duration / 2)), None)
+    if middle is None:
+        raise MediaError(f"{source.name}: no video frame can be decoded")
     return ws.register_media(
         source,
         sha256=sha256,
         name=name,
         width=info.width,
         height=info.height,
-        fingerprint=fingerprint(_middle_frame(source)),
+        fingerprint=fingerprint(np.ascontiguousarray(middle.luma)),
         kind="video",
+        plan=plan,
     )
+
+
+def add_video(ws: Workspace, source: Path, sha256: str, name: str) -> Media:
+    """Register the video ``source`` without its variants (``plan`` None): checked and kept,
+    but not traceable until :func:`register_video` makes them (the first batch of copies)."""
+    return _register(ws, source, sha256, name, inspect_video(source))
 
 
 def register_video(
@@ -110,7 +120,6 @@ def register_video(
             )
         return media
     info = inspect_video(source)
-    mark_id = f"sha256:{sha256}"
     work = folder.with_name(f"{sha256}.{secrets.token_hex(4)}.part")
     ws.private_dir("variants")
     try:
@@ -118,7 +127,7 @@ def register_video(
             source,
             work,
             ws.key,
-            mark_id,
+            f"sha256:{sha256}",
             settings=Settings(
                 strength=strength,
                 mode="recipient" if info.duration < PER_RECIPIENT else "variants",
@@ -133,16 +142,7 @@ def register_video(
         shutil.rmtree(work, ignore_errors=True)
         raise
     record = {"format": plan.format, "code": CODE, "variants": plan.to_json()}
-    return ws.register_media(
-        source,
-        sha256=sha256,
-        name=name,
-        width=info.width,
-        height=info.height,
-        fingerprint=fingerprint(_middle_frame(source)),
-        kind="video",
-        plan=record,
-    )
+    return _register(ws, source, sha256, name, info, record)
 
 
 def write_copy(
@@ -193,11 +193,12 @@ def trace_video(
     for m in videos:
         store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")
         plan = plan_of(m)
-        offset, sim = locate(timeline, store["times"], store["thumbs"], plan.fps)
-        if sim >= MATCH_SIMILARITY:
-            placed.append((sim, m))
-    placed.sort(key=lambda p: -p[0])
-    tried = [m for _, m in placed[:_SHORTLIST]]
+        place = locate(timeline, store["times"], store["thumbs"], plan.fps)
+        if place[1] >= MATCH_SIMILARITY:
+            placed.append((place, m))
+    placed.sort(key=lambda p: -p[0][1])
+    placed = placed[:_SHORTLIST]
+    tried = [m for _, m in placed]
     base: dict[str, Any] = {
         "leak": {
             "name": name,
@@ -211,9 +212,9 @@ def trace_video(
         "version": __version__,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    best: tuple[VideoDetection, Media, float] | None = None
+    best: tuple[VideoDetection, Media] | None = None
     sent = False
-    for m in tried:
+    for place, m in placed:
         candidates = ws.media_recipients(m)
         if not candidates:
             continue
@@ -230,35 +231,21 @@ def trace_video(
                 threshold=threshold,
                 hypotheses=len(tried),
                 timeline=timeline,
+                place=place,
             )
         except LeaktraceError:
             continue
         if best is None or found.log10_p_value < best[0].log10_p_value:
-            best = (found, m, next(s for s, mm in placed if mm is m))
+            best = (found, m)
     if best is None:
         reason = (
             "its original was never sent to anyone"
             if tried and not sent
             else "matches no registered video"
         )
-        return (
-            {
-                "verdict": "no_match",
-                "recipient": None,
-                "p_value": 1.0,
-                "log10_p_value": 0.0,
-                "mode": None,
-                "media": None,
-                "candidates": [],
-                "message": f"no confident match: {name} {reason}",
-                "settings": video_settings(None),
-                **base,
-            },
-            None,
-            None,
-        )
-    found, media, sim = best
-    p = f"{found.p_value:.2g}" if found.p_value > 0 else f"1e{found.log10_p_value:.0f}"
+        return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
+    found, media = best
+    p = p_text(found)
     where = f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
     if found.verdict == "match":
         message = f"leaked by {found.recipient} ({where}, false-accusation probability {p})"
@@ -268,20 +255,7 @@ def trace_video(
     q = found.symbols if found.symbols is not None else np.zeros(0)
     plan = plan_of(media)
     result = {
-        "verdict": found.verdict,
-        "recipient": found.recipient,
-        "p_value": found.p_value,
-        "log10_p_value": found.log10_p_value,
-        "mode": found.mode,
-        "media": {
-            "id": media.id,
-            "name": media.name,
-            "sha256": media.sha256,
-            "kind": "video",
-            "similarity": round(sim, 4),
-            "originals_tried": len(tried),
-        },
-        "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
+        **matched(found, media, similarity=found.similarity, tried=len(tried), kind="video"),
         "video": {
             "start": round(found.start, 3),
             "end": round(found.end, 3),
@@ -304,14 +278,7 @@ def trace_video(
                 * q
             ],
         },
-        "registration": None
-        if found.geometry is None
-        else {
-            "frame_coverage": round(found.geometry.coverage, 4),
-            "flipped": found.geometry.flipped,
-            "inliers": found.geometry.inliers,
-            "matrix": [[round(v, 6) for v in row] for row in found.geometry.matrix.tolist()],
-        },
+        "registration": registration(found.geometry),
         "message": message,
         "settings": video_settings(plan),
         **base,

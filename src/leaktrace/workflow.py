@@ -51,6 +51,7 @@ from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
+from .verdicts import matched, no_match, p_text, registration
 
 if TYPE_CHECKING:
     from .video import VideoDetection
@@ -674,17 +675,7 @@ def trace_file(
             if tried and not sent
             else "matches no registered media"
         )
-        result = {
-            "verdict": "no_match",
-            "recipient": None,
-            "p_value": 1.0,
-            "log10_p_value": 0.0,
-            "mode": None,
-            "media": None,
-            "candidates": [],
-            "message": f"no confident match: {leak_name} {reason}",
-            **base,
-        }
+        result = {**no_match(leak_name, reason), **base}
         trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=None)
         return TraceOutcome(result, leak, None, trace_id)
     found, media, original = best
@@ -692,33 +683,14 @@ def trace_file(
     if found.verdict == "match":
         message = (
             f"leaked by {found.recipient} (media: {media.name}, "
-            f"false-accusation probability {_p_text(found)})"
+            f"false-accusation probability {p_text(found)})"
         )
     else:
-        message = f"no confident match (best: {found.best}, p={_p_text(found)})"
+        message = f"no confident match (best: {found.best}, p={p_text(found)})"
     result = {
-        "verdict": found.verdict,
-        "recipient": found.recipient,
-        "p_value": found.p_value,
-        "log10_p_value": found.log10_p_value,
-        "mode": found.mode,
-        "media": {
-            "id": media.id,
-            "name": media.name,
-            "sha256": media.sha256,
-            "similarity": round(sim, 4),
-            "originals_tried": len(tried),
-        },
-        "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
+        **matched(found, media, similarity=sim, tried=len(tried)),
         "evidence_coverage": None if found.coverage is None else round(found.coverage, 4),
-        "registration": None
-        if found.geometry is None
-        else {
-            "frame_coverage": round(found.geometry.coverage, 4),
-            "flipped": found.geometry.flipped,
-            "inliers": found.geometry.inliers,
-            "matrix": [[round(v, 6) for v in row] for row in found.geometry.matrix.tolist()],
-        },
+        "registration": registration(found.geometry),
         "match_score": math.sqrt(2 * math.log(len(found.scores) * len(tried) / threshold)),
         "message": message,
         **base,
@@ -759,9 +731,3 @@ def _frames_at(
     return np.ascontiguousarray(leak_frame), (
         None if original_frame is None else np.ascontiguousarray(original_frame)
     )
-
-
-def _p_text(found: Detection) -> str:
-    if found.p_value > 0:
-        return f"{found.p_value:.2g}"
-    return f"1e{found.log10_p_value:.0f}"

@@ -40,7 +40,7 @@ from ..errors import DetectionInputError, MediaError
 from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
 from ..register import Geometry, align, warp
-from ..transform import analyse, resize, working_shape
+from ..transform import analyse, grid_gains, resize, working_shape
 from .io import frames, inspect_video
 from .variants import (
     FORMAT,
@@ -221,7 +221,12 @@ def _geometry(
         return None
     picks = usable[np.linspace(0, usable.size - 1, _GEOMETRY_FRAMES + 2)[1:-1].astype(int)]
     wanted = {int(i) for i in picks}
-    leaks = {f.index: f.luma.astype(np.float32) for f in frames(leak_path) if f.index in wanted}
+    leaks = {}
+    for f in frames(leak_path):
+        if f.index in wanted:
+            leaks[f.index] = f.luma.astype(np.float32)
+        if f.index >= max(wanted):
+            break
     best: Geometry | None = None
     found_only_resized = 0
     for i in sorted(leaks):
@@ -270,6 +275,7 @@ def detect_video(
     threshold: float = DEFAULT_THRESHOLD,
     hypotheses: int = 1,
     timeline: Timeline | None = None,
+    place: tuple[float, float] | None = None,
     frames_per_segment: int = 4,
 ) -> VideoDetection:
     """Test every candidate as the source of a leaked video made from ``plan``'s variants.
@@ -277,8 +283,10 @@ def detect_video(
     ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
     be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
     ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
-    At most ``frames_per_segment`` leak frames are read per segment of a variant-marked video
-    (all of them for a clip marked per recipient, whose evidence grows with every frame).
+    ``timeline`` and ``place`` (offset, similarity from :func:`locate`) skip finding them again
+    when the caller has. At most ``frames_per_segment`` leak frames are read per segment of a
+    variant-marked video (all of them for a clip marked per recipient, whose evidence grows
+    with every frame).
     """
     names = list(dict.fromkeys(candidates))
     if not names:
@@ -290,13 +298,13 @@ def detect_video(
     store = np.load(Path(folder) / "thumbs.npz")
     orig_times, orig_thumbs = store["times"], store["thumbs"]
     leak = timeline or leak_timeline(leak_path)
-    offset, similarity = locate(leak, orig_times, orig_thumbs, plan.fps)
+    offset, similarity = place or locate(leak, orig_times, orig_thumbs, plan.fps)
     pairs = _pairs(leak, offset, orig_times, orig_thumbs, plan.fps)
     grid = working_shape((plan.height, plan.width))
     native = math.sqrt(plan.height * plan.width / (grid[0] * grid[1]))
     geometry = _geometry(leak_path, original, pairs, orig_times, grid, native)
     seg_len = plan.settings.segment
-    count = sum(b.size for b in analyse(np.zeros(grid, np.float32)))
+    count = grid_gains(grid).size
     decoys = _decoys(key, plan.media_id, count)
     sums: dict[int, np.ndarray] = {}  # segment -> [value, decoys...]
     patterns: dict[int, np.ndarray] = {}

@@ -40,7 +40,7 @@ from ..codes import Layout, codeword, layout
 from ..errors import MediaError
 from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
-from ..transform import analyse, band_gains, synthesise, working_shape
+from ..transform import grid_gains, synthesise_flat, working_shape
 from .io import VideoInfo, frames, inspect_video
 
 __all__ = [
@@ -162,19 +162,18 @@ def envelope(t: float, *, fps: float, segment: float = SEGMENT_SECONDS) -> float
     return float(np.clip((d / frame + 1) / RAMP_FRAMES, 1 / RAMP_FRAMES, 1.0))
 
 
+def _unit_pattern(values: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    pattern = synthesise_flat(values, grid)
+    return pattern / np.float32(np.sqrt(np.mean(pattern * pattern)))
+
+
 def segment_pattern(key: Key, media_id: str, grid: tuple[int, int], segment: int) -> np.ndarray:
     """The unit-RMS float32 pattern of ``segment`` on a working grid of ``grid`` (h, w)."""
-    bands = analyse(np.zeros(grid, np.float32))
-    count = sum(b.size for b in bands)
+    gains = grid_gains(grid)
+    count = gains.size
     ctx = f"leaktrace/video/v{FORMAT}/pattern\x00{media_id}\x00{grid[0]}x{grid[1]}\x00{segment}"
     chips = np.unpackbits(keyed_bytes(key, ctx, (count + 7) // 8))[:count]
-    values = (chips.astype(np.float32) * 2 - 1) * band_gains(bands)
-    filled, start = [], 0
-    for b in bands:
-        filled.append(values[start : start + b.size].reshape(b.shape))
-        start += b.size
-    pattern = synthesise(filled, grid)
-    return pattern / np.float32(np.sqrt(np.mean(pattern * pattern)))
+    return _unit_pattern((chips.astype(np.float32) * 2 - 1) * gains, grid)
 
 
 def recipient_pattern(
@@ -183,15 +182,9 @@ def recipient_pattern(
     """The unit-RMS pattern of ``handle``'s whole codeword (as a photo's) in ``segment``: the
     layout that spreads it is keyed per segment, so averaging frames of several segments
     cancels it instead of revealing it."""
-    bands = analyse(np.zeros(grid, np.float32))
-    lay = segment_layout(key, media_id, grid, segment, sum(b.size for b in bands))
-    values = lay.spread(codeword(key, media_id, handle)) * band_gains(bands)
-    filled, start = [], 0
-    for b in bands:
-        filled.append(values[start : start + b.size].reshape(b.shape))
-        start += b.size
-    pattern = synthesise(filled, grid)
-    return pattern / np.float32(np.sqrt(np.mean(pattern * pattern)))
+    gains = grid_gains(grid)
+    lay = segment_layout(key, media_id, grid, segment, gains.size)
+    return _unit_pattern(lay.spread(codeword(key, media_id, handle)) * gains, grid)
 
 
 def segment_layout(
