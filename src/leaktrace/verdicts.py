@@ -9,14 +9,35 @@ from .detect import Detection
 from .register import Geometry
 from .registry import Media
 
-__all__ = ["matched", "no_match", "p_text", "registration"]
+__all__ = ["NULL_MODEL", "leakers", "matched", "no_match", "p_text", "registration"]
+
+#: How the false-accusation probability is computed, as the verdict's settings say it.
+NULL_MODEL = (
+    "Chernoff bound with the exact moment generating function of an innocent's score under "
+    "the copy's code, Bonferroni over candidates and originals tried"
+)
+
+
+def _p(log10_p: float) -> str:
+    return f"{10.0**log10_p:.2g}" if log10_p > -300 else f"1e{log10_p:.0f}"
 
 
 def p_text(found: Detection) -> str:
     """The false-accusation probability as printed (a power of ten when it underflows)."""
-    if found.p_value > 0:
-        return f"{found.p_value:.2g}"
-    return f"1e{found.log10_p_value:.0f}"
+    return _p(found.log10_p_value)
+
+
+def leakers(found: Detection, where: str) -> str:
+    """The verdict line naming every accused recipient (``where``: what the leak shows)."""
+    if len(found.accused) == 1:
+        return (
+            f"leaked by {found.recipient} ({where}, false-accusation probability {p_text(found)})"
+        )
+    each = ", ".join(f"{h} (p={_p(lp)})" for h, lp in found.accused)
+    return (
+        f"leaked by {len(found.accused)} recipients together ({where}; false-accusation "
+        f"probability of each): {each}"
+    )
 
 
 def no_match(name: str, reason: str) -> dict[str, Any]:
@@ -28,6 +49,7 @@ def no_match(name: str, reason: str) -> dict[str, Any]:
         "log10_p_value": 0.0,
         "mode": None,
         "media": None,
+        "accused": [],
         "candidates": [],
         "message": f"no confident match: {name} {reason}",
     }
@@ -52,6 +74,11 @@ def matched(
             "similarity": round(similarity, 4),
             "originals_tried": tried,
         },
+        # Every recipient whose own probability passes the threshold, most suspect first.
+        "accused": [
+            {"handle": h, "p_value": 10.0**lp, "log10_p_value": lp, "score": found.scores[h]}
+            for h, lp in found.accused
+        ],
         "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
     }
 

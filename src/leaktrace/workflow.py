@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import __version__, attacks
-from .codes import CODE_LENGTH, FORMAT_VERSION
+from .codes import CODE_LENGTH, FORMAT_VERSION, PHOTO_CODE
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import EmbedPlan, apply, prepare
 from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
@@ -51,7 +51,7 @@ from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
-from .verdicts import matched, no_match, p_text, registration
+from .verdicts import NULL_MODEL, leakers, matched, no_match, p_text, registration
 
 if TYPE_CHECKING:
     from .video import VideoDetection
@@ -609,7 +609,8 @@ def settings() -> dict[str, Any]:
         "wavelet": WAVELET,
         "marked_levels": list(MARKED_LEVELS),
         "working_side": WORK_SIDE,
-        "null_model": "Hoeffding bound exp(-z^2/2), Bonferroni over candidates and originals tried",
+        "code": PHOTO_CODE,
+        "null_model": NULL_MODEL,
     }
 
 
@@ -650,7 +651,7 @@ def trace_file(
     best: tuple[Detection, Media, np.ndarray] | None = None
     sent = False
     for media in tried:
-        candidates = ws.media_recipients(media)
+        candidates = ws.media_candidates(media)
         if not candidates:
             continue
         sent = True
@@ -681,17 +682,14 @@ def trace_file(
     found, media, original = best
     sim = float(sims[registered.index(media)])
     if found.verdict == "match":
-        message = (
-            f"leaked by {found.recipient} (media: {media.name}, "
-            f"false-accusation probability {p_text(found)})"
-        )
+        message = leakers(found, f"media: {media.name}")
     else:
         message = f"no confident match (best: {found.best}, p={p_text(found)})"
     result = {
         **matched(found, media, similarity=sim, tried=len(tried)),
         "evidence_coverage": None if found.coverage is None else round(found.coverage, 4),
         "registration": registration(found.geometry),
-        "match_score": math.sqrt(2 * math.log(len(found.scores) * len(tried) / threshold)),
+        "match_score": found.needed,
         "message": message,
         **base,
     }
