@@ -377,6 +377,18 @@ def html_report(
             "False-accusation probability",
             f"{_p_text(result)}; threshold {result['threshold']:g}",
         ),
+    ]
+    accused = result.get("accused") or []
+    if len(accused) > 1:  # the leak combines several recipients' copies
+        each = "".join(f"<li>{e(a['handle'])}: {_p_text(a)}</li>" for a in accused)
+        rows.append(
+            (
+                "Accused (each with their own probability)",
+                f"The evidence points to {len(accused)} recipients: their copies were combined."
+                f"<ul>{each}</ul>",
+            )
+        )
+    rows += [
         ("Detection mode", e(str(result.get("mode")))),
         ("Software", f"leaktrace {e(result['version'])}"),
         ("Time (UTC)", e(result["time"])),
@@ -401,14 +413,15 @@ def html_report(
             f"The frame spans {geometry.coverage:.0%} of the picture; {counted}"
             "</figcaption></figure>"
         )
+    explain = (
+        "Each recipient's false-accusation probability is the chance that any innocent "
+        "recipient — whose secret codeword is independent of this file — would score as high: "
+        "a Chernoff bound with the exact distribution of an innocent's symbols under the code "
+        "their copy was made with, multiplied by the number of candidates and of originals "
+        "tried. It holds whatever the picture and whatever was done to it, including when "
+        "several recipients combined their copies; everyone under the threshold is named."
+    )
     if video or "duration" in leak_info:
-        explain = (
-            "The false-accusation probability is the chance that any innocent recipient — "
-            "whose secret codeword is independent of this file — would score as high as the "
-            "best candidate: a Chernoff bound with the exact distribution of an innocent's "
-            "fair ±1 symbols, multiplied by the number of candidates and videos tried. It "
-            "holds whatever the video and whatever was done to it."
-        )
         pictures = (
             _video_section(result, leak, original)
             if media and video
@@ -418,13 +431,6 @@ def html_report(
             )
         )
     else:
-        explain = (
-            "The false-accusation probability is the chance that any innocent recipient — "
-            "whose secret codeword is independent of this file — would score as high as the "
-            "best candidate, bounded by Hoeffding's inequality and multiplied by the number "
-            "of candidates and originals tried. It holds whatever the picture and whatever "
-            "was done to it."
-        )
         pictures = (
             f'<h2>Leak and original</h2><div class="pair"><figure>{_thumbnail(leak)}'
             "<figcaption>Leaked file</figcaption></figure>"
