@@ -4,7 +4,7 @@ who is named, informed and blind, among 1,000 candidates at threshold 1e-9?
     python benchmarks/collusion_photos.py [--trials 200] [--photos 24] [--code random-v1]
         [--workers 2]
 
-Per c = 2, 3, 4, 6, ``--trials`` trials cycle through the photos and the strategies:
+Per c = 2, 3, 4, 6, ``--trials`` trials cycle through the strategies, each photo in turn:
 per-pixel average, median, minimum, maximum (alternating), interleaves of 64-px and 8-px
 tiles, and a per-pixel random pick among the copies. The colluders are c of the candidates;
 everyone else is innocent. A trial *catches* when at least one colluder is named, names *all*
@@ -81,7 +81,7 @@ def main() -> None:
     require_corpus()
     photos = [str(p) for p in KODAK[: args.photos]]
     jobs = [
-        (c, t, photos[t % len(photos)], args.candidates, args.code)
+        (c, t, photos[t // len(STRATEGIES) % len(photos)], args.candidates, args.code)
         for c in CS
         for t in range(args.trials)
     ]

@@ -5,8 +5,10 @@ Every recipient of a media item gets a codeword of ±1 symbols (:data:`CODE_LENG
 picture, one per segment for a video's variants) derived from (key, media id, recipient)
 under a named :class:`Code`:
 
-- ``random-v1`` (copies of format ≤ 2): every symbol a fair coin.
-- ``tardos-v1`` (format 3): a Tardos fingerprinting code. Each position ``j`` has a keyed bias
+- ``random-v1``: every symbol a fair coin. Every copy of format ≤ 2, and a picture's codeword
+  (photos, videos marked per recipient) today.
+- ``tardos-v1``: a video's segment symbols from format 3 (and a picture's on request: ``embed(...,
+  code="tardos-v1")``). A Tardos fingerprinting code. Each position ``j`` has a keyed bias
   ``p_j`` drawn from the arcsine law cut at :data:`CUTOFF`, the same for every recipient of the
   media item, and each recipient's symbol is +1 with probability ``p_j``. Colluders who combine
   copies can only choose among the symbols they hold; where they all hold the same one, it
@@ -19,6 +21,15 @@ Whatever the colluders did, an innocent's symbols are independent of the leak gi
 so the score of an innocent is a sum of independent bounded terms with a known distribution,
 and :meth:`Code.tail_log10` bounds its tail with Chernoff's inequality and the terms' exact
 moment generating functions: a probability that holds for every collusion strategy.
+
+Why pictures keep fair coins: a picture spreads every code position over the whole frame, so
+colluders who average, take medians, interleave tiles or pick pixels from their copies mix
+every position alike, and fair coins (the best bias for two colluders, and for any average)
+keep every colluder's score highest. Biased symbols carry less: the Tardos code costs a single
+leaker about a quarter of its score (the exponent of the probability about a third), which
+loses the faintest leaks. A video's variants instead hand colluders one discrete symbol per
+segment, which they can compare and choose: the setting Tardos codes are made for, where fair
+coins fall to a minority vote of three colluders.
 
 The layout assigns every marked coefficient to one code position (each position gets an equal
 share, scattered over the whole frame so a crop keeps part of every position) and a ±1 chip.
@@ -143,11 +154,7 @@ class Code:
 
     def totals(self, soft: np.ndarray, symbols: np.ndarray) -> np.ndarray:
         """The symmetric score ``Σ_j soft_j·(c_j − μ_j)/σ_j`` of each row of ``symbols``
-        (a codeword, or the codewords' matrix restricted to the positions of ``soft``).
-
-        Over ``positions`` of the code only, pass ``symbols`` and ``soft`` already restricted
-        and use :meth:`restricted` for the matching code.
-        """
+        (a codeword, or a matrix of them), over this code's positions."""
         mean, spread = self._moments()
         y = np.asarray(soft, np.float64) / spread
         return np.asarray(symbols, np.float64) @ y - float(mean @ y)

@@ -1,12 +1,13 @@
 """Detection: soft values from a leak, candidate scores, and the false-accusation probability.
 
-The null model needs nothing about the picture. An innocent candidate's codeword is a keyed
-random ±1 vector independent of the leak, so its normalised score
-``z = <c, y> / ||y||`` obeys Hoeffding's bound ``P(z ≥ t) ≤ exp(-t²/2)`` whatever the soft
-values ``y`` are (host content, compression and attacks included). Multiplying by the number
-of candidates (Bonferroni) gives the probability that *any* innocent candidate scores as high
-as the best one: that is the ``p_value`` reported, and a match is declared only when it is at
-most ``threshold`` (default 1e-9).
+The null model needs nothing about the picture. An innocent candidate's codeword is keyed and
+independent of the leak, so its score on the soft values ``y`` (normalised: ``z = S / ||y||``)
+is a sum of independent terms of known law whatever ``y`` is (host content, compression,
+attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bounds its tail
+(Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
+(Bonferroni) gives each candidate's probability that *any* innocent scores as high as it:
+every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
+most suspect one's is the ``p_value`` reported.
 
 Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
 grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
@@ -45,16 +46,15 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "Candidates",
     "Detection",
+    "Judgement",
+    "Scorer",
     "detect",
     "extract",
     "informed_values",
-    "Judgement",
-    "Scorer",
     "score",
 ]
 
 DEFAULT_THRESHOLD = 1e-9
-_LOG10_E = math.log10(math.e)
 #: Floor on a band's local energy in blind whitening (squared coefficient units, about the
 #: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
 _FLOOR = 16.0
