@@ -2,6 +2,7 @@
 stated false-accusation probability hold?
 
     python benchmarks/collusion_codes.py lengths [--trials 200] [--code tardos-v1]
+        [--colluders 2 3 4]
     python benchmarks/collusion_codes.py decoys [--decoys 1000000]
 
 ``lengths``: for every collusion strategy and c = 2…8 colluders, trials draw a fresh key and
@@ -84,7 +85,7 @@ def _trial(c: int, rule: str, noise: float, name: str, rng: np.random.Generator)
 def lengths(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     rows = []
-    for c in range(2, 9):
+    for c in args.colluders:
         need = dict.fromkeys(NS, 0)
         worst = {}
         for rule in RULES:
@@ -205,6 +206,7 @@ def main() -> None:
     a.add_argument("--trials", type=int, default=200)
     a.add_argument("--code", default="tardos-v1", choices=CODES)
     a.add_argument("--noise", type=float, default=0.05, help="symbol error rate of the noisy rows")
+    a.add_argument("--colluders", type=int, nargs="+", default=list(range(2, 9)))
     b = sub.add_parser("decoys")
     b.add_argument("--decoys", type=int, default=1_000_000)
     for p in (a, b):

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 import leaktrace as lt
 from leaktrace.codes import (
+    BIASES,
     CODE_LENGTH,
     CODES,
-    BIASES,
     FORMAT_VERSION,
     VARIANT_CODE,
     code,

@@ -282,7 +282,6 @@ def test_candidates_are_grouped_by_the_code_of_their_copies_format(ws, tmp_path)
     from sqlalchemy import update
 
     from leaktrace.registry.models import Copy
-
     from leaktrace.workflow import make_copies
 
     for h in ("ann", "bob"):

@@ -3,6 +3,7 @@ import pytest
 
 import leaktrace as lt
 from leaktrace import attacks, sync
+from leaktrace.detect import Scorer
 
 from .conftest import mark_photos
 
@@ -77,8 +78,9 @@ def test_every_blind_reading_is_paid_for(marked, candidates):
     key = lt.Key(bytes(range(32)))
     leak = attacks.GEOMETRIC["crop50"](copy)
     found = lt.detect(leak, key, "kodim15", candidates, shape=original.shape)
-    z = found.scores[found.best]
-    readings = found.p_value / (len(candidates) * np.exp(-z * z / 2))
+    # The same soft values judged as one reading: the difference is what the readings cost.
+    once = Scorer(key, "kodim15", candidates).judge(found.soft)
+    readings = 10 ** (found.log10_p_value - once.log10_p[found.best])
     assert readings > 10  # the whole-picture reading, plus every crop placement tried
 
 

@@ -16,10 +16,11 @@ under a named :class:`Code`:
   survives, and a rarer symbol they share points at them. Measured on the code alone
   (``benchmarks/collusion_codes.py``), this law names a colluder sooner than Tardos'
   continuous arcsine law for two to four colluders under every strategy tried, and costs a
-  single leaker less of its score (``2√(p(1−p)) = 0.82`` against 0.75). A candidate is scored with the
-  symmetric (Škorić) score ``Σ_j y_j·(c_j − μ_j)/σ_j`` over soft values ``y`` (``μ_j = 2p_j − 1``
-  and ``σ_j = 2√(p_j(1 − p_j))`` the symbol's mean and spread), which is the plain correlation
-  ``<c, y>`` for fair coins.
+  single leaker less of its score (``2√(p(1−p)) = 0.82`` against 0.75).
+
+A candidate is scored with the symmetric (Škorić) score ``Σ_j y_j·(c_j − μ_j)/σ_j`` over soft
+values ``y`` (``μ_j = 2p_j − 1`` and ``σ_j = 2√(p_j(1 − p_j))`` the symbol's mean and spread),
+which is the plain correlation ``<c, y>`` for fair coins.
 
 Whatever the colluders did, an innocent's symbols are independent of the leak given the biases,
 so the score of an innocent is a sum of independent bounded terms with a known distribution,
