@@ -76,7 +76,7 @@ def message(found: Detection, named: dict[str, str] | None, where: str) -> str:
         return f"leaked by {who(named)} ({where}, false-accusation probability {p_text(found)})"
     return (
         f"no confident match ({where}): nobody is named, no recipient's score reaches the "
-        f"match threshold (best p={p_text(found)})"
+        f"match threshold (the highest has p={p_text(found)})"
     )
 
 
