@@ -468,6 +468,7 @@ def html_report(
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>leaktrace evidence — {e(leak_info["name"])}</title>
 <style>
 body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1b1f27;
