@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -98,7 +98,7 @@ def _when(moment: datetime) -> datetime:
 
 def _listing(
     rows: list[dict[str, Any]],
-    columns: dict[str, Callable[[dict[str, Any]], str]],
+    columns: Mapping[str, Callable[[dict[str, Any]], str]],
     *,
     as_json: bool,
     empty: str,

@@ -40,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import Select, create_engine, delete, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -547,50 +547,22 @@ class Workspace:
         """Every copy made (oldest first), of one or several media items, of one job, or sent
         to one recipient (``to``: a handle, matched as :meth:`recipients` does)."""
         recipient = None if to is None else self.recipients([to])[0]
+        q = _done_copies().order_by(Copy.id)
+        if isinstance(media, Media):
+            q = q.where(Copy.media_id == media.id)
+        elif media is not None:
+            q = q.where(Copy.media_id.in_([m.id for m in media]))
+        if job_id is not None:
+            q = q.where(Copy.job_id == job_id)
+        if recipient is not None:
+            q = q.where(Copy.recipient_id == recipient.id)
         with self._session() as s:
-            q = (
-                select(
-                    Media.sha256,
-                    Recipient.handle,
-                    Copy.path,
-                    Copy.sha256,
-                    Copy.created,
-                    Media.name,
-                    Media.id,
-                )
-                .join(Media, Copy.media_id == Media.id)
-                .join(Recipient, Copy.recipient_id == Recipient.id)
-                .where(Copy.state == "done")
-                .order_by(Copy.id)
-            )
-            if isinstance(media, Media):
-                q = q.where(Copy.media_id == media.id)
-            elif media is not None:
-                q = q.where(Copy.media_id.in_([m.id for m in media]))
-            if job_id is not None:
-                q = q.where(Copy.job_id == job_id)
-            if recipient is not None:
-                q = q.where(Copy.recipient_id == recipient.id)
             return [CopyRecord(*row) for row in s.execute(q)]
 
     def copy_by_sha256(self, sha256: str) -> CopyRecord | None:
         """The copy whose file has this hash, if one was made."""
         with self._session() as s:
-            q = (
-                select(
-                    Media.sha256,
-                    Recipient.handle,
-                    Copy.path,
-                    Copy.sha256,
-                    Copy.created,
-                    Media.name,
-                    Media.id,
-                )
-                .join(Media, Copy.media_id == Media.id)
-                .join(Recipient, Copy.recipient_id == Recipient.id)
-                .where(Copy.sha256 == sha256, Copy.state == "done")
-            )
-            row = s.execute(q.limit(1)).first()
+            row = s.execute(_done_copies().where(Copy.sha256 == sha256).limit(1)).first()
         return None if row is None else CopyRecord(*row)
 
     def begin_batch(
@@ -812,6 +784,24 @@ class Workspace:
                 raise ConflictError(f"several tokens are named {which!r}; revoke one by its id")
             found[0].revoked = _now()
             return found[0]
+
+
+def _done_copies() -> Select[str, str, str, str, datetime, str, int]:
+    """The copies whose files are in place, as :class:`CopyRecord` fields."""
+    return (
+        select(
+            Media.sha256,
+            Recipient.handle,
+            Copy.path,
+            Copy.sha256,
+            Copy.created,
+            Media.name,
+            Media.id,
+        )
+        .join(Media, Copy.media_id == Media.id)
+        .join(Recipient, Copy.recipient_id == Recipient.id)
+        .where(Copy.state == "done")
+    )
 
 
 TOKEN_PREFIX = "lt_"
