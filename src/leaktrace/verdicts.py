@@ -86,7 +86,13 @@ def original(name: str, media: Media, how: str) -> dict[str, Any]:
     return {
         **no_match(name, ""),
         "verdict": "original",
-        "media": {"id": media.id, "name": media.name, "sha256": media.sha256, "identical": how},
+        "media": {
+            "id": media.id,
+            "name": media.name,
+            "sha256": media.sha256,
+            "kind": media.kind,
+            "identical": how,
+        },
         "message": f"this is your unmarked original {media.name} (registered "
         f"{media.created:%Y-%m-%d}; {how}): it carries no mark and names nobody",
     }
