@@ -1,7 +1,8 @@
 """The ``leaktrace`` command: parse, call the workflow, print. Exit codes live here only.
 
 Exit status: 0 success (for ``trace``: a confident match), 1 ``trace`` found no confident
-match, 2 an error (message on stderr, never a traceback), 130 interrupted.
+match (or the file is a registered original), 2 an error (message on stderr, never a
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -647,7 +647,8 @@ def trace_file(
         "version": __version__,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    own = _own_original(ws, leak, leak_sha, [registered[i] for i in similar])
+    decoded: dict[int, np.ndarray] = {}  # originals read so far, by media id
+    own = _own_original(ws, leak, leak_sha, [registered[i] for i in similar], decoded)
     if own is not None:
         media, how, pixels = own
         result = {**original(leak_name, media, how), **base}
@@ -660,7 +661,10 @@ def trace_file(
         if not candidates:
             continue
         sent = True
-        pixels = read_image(ws.original_path(media))
+        if media.id in decoded:
+            pixels = decoded.pop(media.id)
+        else:
+            pixels = read_image(ws.original_path(media))
         found = detect(
             leak,
             ws.key,
@@ -700,16 +704,21 @@ def trace_file(
 
 
 def _own_original(
-    ws: Workspace, leak: np.ndarray, sha256: str, similar: Sequence[Media]
+    ws: Workspace,
+    leak: np.ndarray,
+    sha256: str,
+    similar: Sequence[Media],
+    decoded: dict[int, np.ndarray],
 ) -> tuple[Media, str, np.ndarray] | None:
     """The registered original ``leak`` is (the same file, or the same pixels: among the
-    originals it looks like, those of its size), with what is identical and its pixels."""
+    originals it looks like, those of its size), with what is identical and its pixels; the
+    originals it reads are left in ``decoded`` for the trace."""
     same = ws.media_by_sha256(sha256)
     if same is not None:
         return same, "the same bytes", leak
     for media in similar:
         if media.kind == "image" and (media.height, media.width) == leak.shape[:2]:
-            pixels = read_image(ws.original_path(media))
+            pixels = decoded[media.id] = read_image(ws.original_path(media))
             if pixels.shape == leak.shape and np.array_equal(pixels, leak):
                 return media, "the same pixels", pixels
     return None
