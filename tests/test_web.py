@@ -334,7 +334,7 @@ def test_unicode_names_warnings_and_refused_uploads(
     # A picture that cannot carry a mark: the service's one-line reason, in place.
     _upload(page, "mur blanc.png", _png(np.full((480, 640, 3), 200, np.uint8)))
     expect(page.locator("#media-error")).to_contain_text(
-        "mur blanc.png: too flat or too small to carry a mark"
+        "mur blanc.png: too flat or too small to carry a mark", timeout=30_000
     )
     assert page.locator("#media-error").inner_text().count("\n") == 0
 
@@ -342,7 +342,9 @@ def test_unicode_names_warnings_and_refused_uploads(
     # re-share scores z = 9.2 with the service's key: a match needs 7.4, 11.1 is not warned).
     small = np.asarray(Image.open(KODAK / "kodim07.png").convert("RGB").resize((184, 122)))
     _upload(page, UNICODE_NAME, _png(small))
-    expect(page.locator("#media-status")).to_contain_text(f"Registered {UNICODE_NAME}")
+    expect(page.locator("#media-status")).to_contain_text(
+        f"Registered {UNICODE_NAME}", timeout=30_000
+    )
     expect(page.locator("#media-error")).to_be_hidden()
     warning = page.locator("#media-warnings li")
     expect(warning).to_contain_text(f"{UNICODE_NAME}: its mark is weak")
