@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from leaktrace.codes import codeword
+from leaktrace.codes import VARIANT_CODE, code
 from leaktrace.keys import Key
 from leaktrace.video.io import frames, inspect_video
 from leaktrace.video.remux import remux
@@ -99,7 +99,10 @@ def main() -> None:
             n = min(args.copies, 10)
             for i in range(n):
                 symbols = [
-                    int(v > 0) for v in codeword(KEY, "bench", f"r{i}", length=plan.segments)
+                    int(v > 0)
+                    for v in code(KEY, "bench", VARIANT_CODE, length=plan.segments).codeword(
+                        f"r{i}"
+                    )
                 ]
                 remux(plan, work / f"v{r}", args.video, symbols, work / f"copy{i}.mp4")
             copy = (time.perf_counter() - t) / n

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from leaktrace.codes import codeword, codewords
-from leaktrace.detect import rademacher_log10
+from leaktrace.codes import VARIANT_CODE, code
+from leaktrace.detect import Scorer
 from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
 from leaktrace.video.io import inspect_video
@@ -59,7 +59,8 @@ ATTACKS: dict[str, Callable[[Path, Path], Path]] = {
 
 
 def _symbols(plan: Plan, handle: str) -> list[int]:
-    return [int(v > 0) for v in codeword(KEY, plan.media_id, handle, length=plan.segments)]
+    c = code(KEY, plan.media_id, VARIANT_CODE, length=plan.segments).codeword(handle)
+    return [int(v > 0) for v in c]
 
 
 def main() -> None:
@@ -136,15 +137,13 @@ def main() -> None:
     worst_p, zs, named = 0.0, [], 0
     per = max(1, args.trials // len(readings))
     for t_i, (q, segs) in enumerate(readings):
-        norm = float(np.linalg.norm(q))
         for j in range(per):
             fresh = [f"innocent-{t_i}-{j}-{n}" for n in range(args.candidates)]
-            matrix = codewords(KEY, plan.media_id, fresh, length=plan.segments)[:, segs]
-            z = matrix @ q / norm
-            zs.append(z)
-            log10_p = rademacher_log10(q, float(z.max()) * norm, args.candidates)
-            worst_p = min(worst_p, log10_p)
-            named += log10_p <= -9
+            scorer = Scorer(KEY, plan.media_id, fresh, length=plan.segments, default=VARIANT_CODE)
+            found = scorer.judge(q, positions=segs)
+            zs.append(np.array(list(found.scores.values())))
+            worst_p = min(worst_p, next(iter(found.log10_p.values())))
+            named += len(found.accused)
     allz = np.concatenate(zs)
     print(
         f"\nFalse accusations: {len(readings) * per} trials × {args.candidates} innocent "

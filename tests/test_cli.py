@@ -352,3 +352,20 @@ def test_cropped_and_screenshotted_leaks_are_traced(shoot, tmp_path, attack):
     assert data["recipient"] == "patron21" and data["media"]["name"] == "kodim07.png"
     assert data["registration"] is not None and 0 < data["evidence_coverage"] <= 1
     assert "<h2>Registration</h2>" in report.read_text()  # the leak warped onto the original
+
+
+def test_colluders_averaging_their_copies_are_all_named(shoot, tmp_path):
+    home, _, out = shoot
+    guilty = ["patron03", "patron21", "patron40"]
+    copies = [lt.read_image(out / h / "kodim07.png") for h in guilty]
+    leak = tmp_path / "pooled.jpg"
+    lt.write_image(leak, np.mean(copies, axis=0).round().astype(np.uint8), quality=80)
+    result = run(home, "trace", leak, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {a["handle"] for a in data["accused"]} == set(guilty)
+    assert all(a["p_value"] <= 1e-9 for a in data["accused"])
+    assert data["recipient"] == data["accused"][0]["handle"]
+    plain = run(home, "trace", leak)
+    assert plain.output.startswith("leaked by 3 recipients together (media: kodim07.png")
+    assert all(h in plain.output for h in guilty)

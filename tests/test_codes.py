@@ -1,9 +1,24 @@
+import hashlib
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import leaktrace as lt
-from leaktrace.codes import CODE_LENGTH, codeword, codewords, layout
+from leaktrace.codes import (
+    CODE_LENGTH,
+    CODES,
+    BIASES,
+    FORMAT_VERSION,
+    VARIANT_CODE,
+    code,
+    code_name,
+    codeword,
+    codewords,
+    layout,
+)
+from leaktrace.detect import Scorer
 
 KEY = lt.Key(bytes(range(32)))
 
@@ -47,3 +62,72 @@ def test_collect_inverts_spread():
     cw = codeword(KEY, "m", "alice")
     soft = lay.collect(lay.spread(cw))
     assert (np.sign(soft) == cw).all()
+
+
+# -- codes: fair coins (format <= 2) and Tardos (format 3) ---------------------------------
+
+
+def test_old_copies_keep_their_codewords():
+    """random-v1 is the codeword stream of every copy made before format 3, bit for bit (the
+    digest was taken with the engine of format 2)."""
+    words = code(KEY, "m", "random-v1", length=256).codewords(["alice", "bob"])
+    assert hashlib.sha256(words.tobytes()).hexdigest()[:16] == "670fbd861cbbe2a6"
+    assert code_name(1) == code_name(2) == "random-v1"
+    assert code_name(2, variants=True) == "random-v1"
+    assert code_name(FORMAT_VERSION, variants=True) == VARIANT_CODE == "tardos-v1"
+
+
+def test_tardos_symbols_follow_their_keyed_biases():
+    c = code(KEY, "m", "tardos-v1", length=512)
+    assert set(np.unique(c.bias)) == set(BIASES)
+    assert (c.bias == code(KEY, "m", "tardos-v1", length=512).bias).all()
+    assert not np.allclose(c.bias, code(KEY, "m2", "tardos-v1", length=512).bias)
+    # Biases are a prefix of a longer code's: a video's symbols do not depend on its length.
+    assert (c.bias[:100] == code(KEY, "m", "tardos-v1", length=100).bias).all()
+    assert 0.4 < np.mean(c.bias > 0.5) < 0.6  # even odds
+    words = c.codewords([f"r{i}" for i in range(400)])
+    assert set(np.unique(words)) == {-1.0, 1.0}
+    share = (words > 0).mean(0)  # per position, the share of +1 over 400 recipients
+    assert np.corrcoef(share, c.bias)[0, 1] > 0.9
+    assert abs(share[c.bias > 0.5].mean() - BIASES[1]) < 0.01
+    assert (c.codeword("r7") == words[7]).all()  # deterministic
+
+
+@pytest.mark.parametrize("name", CODES)
+def test_the_bound_holds_for_innocents(name):
+    """The empirical tail of innocent scores never exceeds the stated bound, for soft values
+    as a colluded leak gives them."""
+    rng = np.random.default_rng(3)
+    c = code(KEY, "m", name, length=300)
+    colluders = c.codewords(["a", "b", "c"])
+    soft = np.where(colluders.sum(0) < 0, 1.0, -1.0) * rng.uniform(0.2, 1, 300)  # minority
+    innocents = np.where(rng.random((40_000, 300)) < c.bias, 1.0, -1.0)
+    scores = c.totals(soft, innocents)
+    sd = float(np.linalg.norm(soft))
+    assert abs(scores.mean()) < 0.05 * sd and abs(scores.std() / sd - 1) < 0.05  # z is a z
+    for z in (1.0, 2.0, 3.0):
+        bound = 10 ** float(c.tail_log10(soft, z * sd)[0])
+        observed = float((scores >= z * sd).mean())
+        assert observed <= bound + 3 * np.sqrt(bound / scores.size), (z, observed, bound)
+    need = c.needed(soft, -4.0)
+    assert need is not None
+    assert c.tail_log10(soft, need * sd)[0] <= -4.0 < c.tail_log10(soft, 0.99 * need * sd)[0]
+
+
+def test_every_colluder_is_named_and_no_innocent():
+    """List accusation on the code alone: three colluders average their soft values."""
+    names = [f"r{i:03d}" for i in range(300)]
+    c = code(KEY, "m", "tardos-v1", length=1024)
+    soft = c.codewords(names[:3]).mean(0)
+    found = Scorer(KEY, "m", {"tardos-v1": names}, length=1024).judge(soft)
+    assert set(found.accused) == set(names[:3])
+    assert all(found.log10_p[h] > -9 for h in names[3:])
+    assert list(found.scores)[:3] == list(found.accused)
+    # Scored with the wrong code they are not even suspected.
+    wrong = Scorer(KEY, "m", {"random-v1": names}, length=1024).judge(soft)
+    assert wrong.accused == ()
+
+
+def test_unknown_code_is_refused():
+    with pytest.raises(lt.DetectionInputError, match="unknown code 'gold'.*random-v1"):
+        code(KEY, "m", "gold")

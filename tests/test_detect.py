@@ -104,3 +104,21 @@ def test_bad_leak_arrays(key):
         lt.detect(np.zeros((10, 10, 3), np.uint8), key, "m", ["a"])
     with pytest.raises(lt.ImageArrayError):
         lt.detect(np.zeros((100, 100), np.float64), key, "m", ["a"])
+
+
+def test_every_colluder_of_an_average_is_named_each_with_its_probability(kodak, candidates):
+    """Three recipients average their copies and re-save as JPEG 75: all three are named,
+    nobody else, each with its own corrected probability."""
+    key = lt.Key(bytes(range(32)))
+    original = kodak(7)
+    guilty = candidates[5], candidates[500], candidates[999]
+    copies = [lt.embed(original, key, "kodim7", h) for h in guilty]
+    leak = attacks.jpeg(np.mean(copies, axis=0).round().astype(np.uint8), 75)
+    found = lt.detect(leak, key, "kodim7", candidates, original=original)
+    assert {h for h, _ in found.accused} == set(guilty)
+    assert found.recipient == found.accused[0][0] and found.verdict == "match"
+    assert all(lp <= -9 for _, lp in found.accused)
+    assert found.log10_p_value == found.accused[0][1]
+    # Copies grouped by code: scored under a code they were not made with, nobody is named.
+    other = lt.detect(leak, key, "kodim7", {"tardos-v1": candidates}, original=original)
+    assert other.accused == () and other.verdict == "no_match"

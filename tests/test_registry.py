@@ -10,6 +10,8 @@ from leaktrace.registry import Workspace
 from leaktrace.registry.people import slug
 from leaktrace.registry.workspace import _HANDLE, HEAD_REVISION
 
+from .images import photo as photo_pixels
+
 
 @pytest.fixture
 def ws(tmp_path):
@@ -288,3 +290,28 @@ def test_a_live_batch_is_not_settled_by_others(ws, tmp_path):
     ws.finish_copies([(ids[0], "f" * 64)])
     assert ws.end_batch(batch) == 0
     assert [(r.handle, r.sha256) for r in ws.copies()] == [("a", "f" * 64)]
+
+
+def test_candidates_are_grouped_by_the_code_of_their_copies_format(ws, tmp_path):
+    """A copy keeps the code of the format it was made with: a video's segment symbols of
+    format 2 are fair coins, of format 3 Tardos; a picture's codeword is a fair coin in both."""
+    from sqlalchemy import update
+
+    from leaktrace.registry.models import Copy
+
+    from leaktrace.workflow import make_copies
+
+    for h in ("ann", "bob"):
+        ws.add_recipient(h)
+    photo = tmp_path / "p.png"
+    lt.write_image(photo, photo_pixels())
+    assert len(list(make_copies(ws, [photo], None, tmp_path / "out", workers=1))) == 2
+    (media,) = ws.media()
+    assert ws.media_candidates(media, variants=True) == {"tardos-v1": ["ann", "bob"]}
+    with ws._session() as s:  # ann's copy was made before format 3
+        (ann,) = ws.recipients(["ann"])
+        s.execute(update(Copy).where(Copy.recipient_id == ann.id).values(format_version=2))
+        s.commit()
+    assert ws.media_candidates(media, variants=True) == {"random-v1": ["ann"], "tardos-v1": ["bob"]}
+    assert ws.media_candidates(media) == {"random-v1": ["ann", "bob"]}
+    assert ws.media_recipients(media) == ["ann", "bob"]

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from leaktrace.codes import codeword
+from leaktrace.codes import VARIANT_CODE, code
 from leaktrace.errors import MediaError
 from leaktrace.keys import Key
 from leaktrace.registry import Workspace
@@ -46,8 +46,9 @@ def variants(tmp_path_factory: pytest.TempPathFactory):
     return plan, folder
 
 
-def _symbols(plan, handle: str) -> list[int]:
-    return [int(v > 0) for v in codeword(KEY, plan.media_id, handle, length=plan.segments)]
+def _symbols(plan, handle: str, name: str = VARIANT_CODE) -> list[int]:
+    c = code(KEY, plan.media_id, name, length=plan.segments).codeword(handle)
+    return [int(v > 0) for v in c]
 
 
 def test_variant_copies_are_remuxed_packets_with_the_audio_and_metadata_kept(variants, tmp_path):
@@ -75,10 +76,11 @@ def test_variant_copies_are_remuxed_packets_with_the_audio_and_metadata_kept(var
 def test_variant_segments_name_their_recipient_with_the_exact_probability(variants, tmp_path):
     plan, folder = variants
     leak = tmp_path / "leak.mp4"
-    remux(plan, folder, CLIP, _symbols(plan, "r7"), leak)
     names = [f"r{i}" for i in range(200)]
-    found = detect_video(leak, KEY, plan, folder, CLIP, names)
-    assert found.best == "r7"
+    # Copies of format 2: fair-coin symbols.
+    remux(plan, folder, CLIP, _symbols(plan, "r7", "random-v1"), leak)
+    found = detect_video(leak, KEY, plan, folder, CLIP, {"random-v1": names})
+    assert found.best == "r7" and found.code == "random-v1"
     assert found.symbols is not None and np.all(np.abs(found.symbols) == 1)  # every segment sure
     # n certain symbols: an innocent matches them all with probability 2^-n, times candidates.
     expected = math.log10(200) - plan.segments * math.log10(2)
@@ -86,6 +88,11 @@ def test_variant_segments_name_their_recipient_with_the_exact_probability(varian
     assert (
         found.verdict == "no_match"
     )  # 16 segments cannot reach 1e-9: short clips go per recipient
+    # Today's copies: Tardos symbols, scored with their code.
+    remux(plan, folder, CLIP, _symbols(plan, "r7"), leak)
+    found = detect_video(leak, KEY, plan, folder, CLIP, names)
+    assert found.best == "r7" and found.code == VARIANT_CODE
+    assert found.log10_p_value < math.log10(200) - 1 and found.verdict == "no_match"
 
 
 @pytest.fixture(scope="module")

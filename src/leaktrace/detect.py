@@ -1,12 +1,13 @@
 """Detection: soft values from a leak, candidate scores, and the false-accusation probability.
 
-The null model needs nothing about the picture. An innocent candidate's codeword is a keyed
-random ±1 vector independent of the leak, so its normalised score
-``z = <c, y> / ||y||`` obeys Hoeffding's bound ``P(z ≥ t) ≤ exp(-t²/2)`` whatever the soft
-values ``y`` are (host content, compression and attacks included). Multiplying by the number
-of candidates (Bonferroni) gives the probability that *any* innocent candidate scores as high
-as the best one: that is the ``p_value`` reported, and a match is declared only when it is at
-most ``threshold`` (default 1e-9).
+The null model needs nothing about the picture. An innocent candidate's codeword is keyed and
+independent of the leak, so its score on the soft values ``y`` (normalised: ``z = S / ||y||``)
+is a sum of independent terms of known law whatever ``y`` is (host content, compression,
+attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bounds its tail
+(Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
+(Bonferroni) gives each candidate's probability that *any* innocent scores as high as it:
+every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
+most suspect one's is the ``p_value`` reported.
 
 Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
 grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
@@ -16,15 +17,15 @@ multiplies the p-value by the number of readings it tried, like by the number of
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Self
 
 import cv2
 import numpy as np
 
 from . import sync
-from .codes import CODE_LENGTH, Layout, codewords, layout
+from .codes import CODE_LENGTH, PHOTO_CODE, Layout, code, layout
 from .errors import DetectionInputError, ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
@@ -43,29 +44,45 @@ from .transform import (
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "Candidates",
     "Detection",
+    "Judgement",
+    "Scorer",
     "detect",
     "extract",
-    "false_accusation_log10",
     "informed_values",
-    "rademacher_log10",
     "score",
 ]
 
 DEFAULT_THRESHOLD = 1e-9
-_LOG10_E = math.log10(math.e)
 #: Floor on a band's local energy in blind whitening (squared coefficient units, about the
 #: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
 _FLOOR = 16.0
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """Every candidate's score z (best first) and corrected log10 false-accusation probability,
+    and who is accused: every candidate whose own probability is at most the threshold."""
+
+    scores: dict[str, float]
+    log10_p: dict[str, float]
+    accused: tuple[str, ...]
+    codes: dict[str, str]
+    needed: float | None
+
+
+@dataclass(frozen=True)
 class Detection:
     """The answer to "who leaked this?".
 
-    ``scores`` maps every candidate to its normalised score z, best first. ``p_value`` is the
-    probability that an innocent candidate would score as high as the best one, corrected
-    for the number of candidates; ``log10_p_value`` keeps it when it underflows a float.
+    ``scores`` maps every candidate to its normalised score z, most suspect first.
+    ``p_value`` is the probability that an innocent candidate would score as high as the most
+    suspect one, corrected for the number of candidates; ``log10_p_value`` keeps it when it
+    underflows a float. ``accused`` names every candidate whose own probability passes the
+    threshold, most suspect first, each with its log10 probability; ``recipient`` is the first.
+    ``code`` names the code the most suspect candidate's copy was made with, ``needed`` the
+    score z a candidate under it needs to be accused (None: no score could be).
     ``geometry`` tells where an informed leak was found on the original (None when it was
     only resized, or in blind mode); ``coverage`` is the share of the original whose pixels
     the leak really shows and that counted as evidence (informed mode); ``soft`` holds the
@@ -82,47 +99,32 @@ class Detection:
     geometry: Geometry | None = field(default=None, repr=False)
     coverage: float | None = None
     soft: np.ndarray | None = field(default=None, repr=False)
+    accused: tuple[tuple[str, float], ...] = ()
+    code: str = ""
+    needed: float | None = None
+
+    @classmethod
+    def of(cls, found: Judgement, *, threshold: float, **about: Any) -> Self:
+        """The detection whose candidates were judged ``found`` (``about``: the other fields)."""
+        best = next(iter(found.log10_p))
+        log10_p = found.log10_p[best]
+        return cls(
+            verdict="match" if found.accused else "no_match",
+            recipient=found.accused[0] if found.accused else None,
+            p_value=10.0**log10_p,
+            log10_p_value=log10_p,
+            threshold=threshold,
+            scores=found.scores,
+            accused=tuple((h, found.log10_p[h]) for h in found.accused),
+            code=found.codes[best],
+            needed=found.needed,
+            **about,
+        )
 
     @property
     def best(self) -> str:
         """The highest-scoring candidate, whether or not it is a confident match."""
         return next(iter(self.scores))
-
-
-def false_accusation_log10(z: float, candidates: int) -> float:
-    """log10 of ``min(1, candidates * exp(-z²/2))``: the corrected Hoeffding tail at ``z``."""
-    if z <= 0:
-        return 0.0
-    return min(0.0, math.log10(candidates) - z * z / 2 * _LOG10_E)
-
-
-#: λ values tried by :func:`rademacher_log10`; any λ gives a valid bound, the grid's best is
-#: within a few percent of the optimum in the exponent.
-_LAMBDAS = np.geomspace(1e-3, 1e3, 241)
-
-
-def rademacher_log10(soft: np.ndarray, total: float, candidates: int) -> float:
-    """log10 of the corrected false-accusation probability of a score ``total = <c, soft>``.
-
-    For an innocent candidate the symbols ``c`` are independent fair ±1, whatever ``soft`` is,
-    so Chernoff's bound with their exact moment generating function holds:
-    ``P(<c, soft> ≥ total) ≤ min_λ exp(-λ·total) · Π cosh(λ·soft_i)``. It is never above
-    Hoeffding's ``exp(-z²/2)`` and, for ``n`` symbols all certain (``soft = ±1``), equals the
-    exact ``2⁻ⁿ`` where Hoeffding gives ``e^(-n/2)`` — which matters when a leak carries few
-    symbols (a video's segments). Multiplied by ``candidates`` (Bonferroni), capped at 1.
-    """
-    q = np.abs(np.asarray(soft, np.float64))
-    if total <= 0 or not q.any():
-        return 0.0
-    scale = float(q.max())
-    q, t = q / scale, total / scale
-    lam = _LAMBDAS[:, None]
-    # log cosh(x) = |x| + log1p(exp(-2|x|)) - log 2, stable for large x.
-    x = lam * q[None, :]
-    log_mgf = (x + np.log1p(np.exp(-2 * x)) - math.log(2)).sum(axis=1)
-    bound = float(np.min(log_mgf - _LAMBDAS * t))
-    bound = min(bound, -t * t / float(np.sum(q * q)) / 2)  # Hoeffding, also a bound
-    return min(0.0, math.log10(candidates) + bound * _LOG10_E)
 
 
 def _tone_matched_residual(
@@ -433,20 +435,119 @@ def extract(
     return _soft_values(leak, key, media_id, original)[0]
 
 
-def score(soft: np.ndarray, key: Key, media_id: str, candidates: Sequence[str]) -> np.ndarray:
-    """Normalised score z of each candidate: ``<codeword, soft> / ||soft||``."""
-    norm = float(np.linalg.norm(soft))
-    if norm == 0:
-        return np.zeros(len(candidates))
-    matrix = codewords(key, media_id, candidates, length=soft.size)
-    return (matrix @ soft.astype(np.float32)).astype(np.float64) / norm
+#: Who may have leaked: handles (all holding codewords of the media's current code), or, per
+#: code name, the handles holding a copy made under it (copies of older formats keep theirs).
+Candidates = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def _groups(candidates: Candidates, default: str) -> dict[str, list[str]]:
+    if isinstance(candidates, Mapping):
+        groups = {name: list(dict.fromkeys(h)) for name, h in candidates.items()}
+    else:
+        groups = {default: list(dict.fromkeys(candidates))}
+    groups = {name: h for name, h in groups.items() if h}
+    if not groups:
+        raise DetectionInputError("no candidates to test")
+    return groups
+
+
+class Scorer:
+    """The candidates' codewords of one media item, ready to be scored on any soft values.
+
+    ``length`` is the codes' length (one symbol per segment for a video's variants);
+    ``default`` the code of a plain sequence of candidates (the current format's).
+    """
+
+    def __init__(
+        self,
+        key: Key,
+        media_id: str,
+        candidates: Candidates,
+        *,
+        length: int = CODE_LENGTH,
+        default: str = "",
+    ) -> None:
+        groups = _groups(candidates, default or PHOTO_CODE)
+        self._groups = []
+        for name, handles in groups.items():
+            full = code(key, media_id, name, length=length)
+            self._groups.append((full, handles, full.codewords(handles)))
+        self.pairs = sum(len(h) for h in groups.values())
+
+    def top(self, soft: np.ndarray) -> float:
+        """The best candidate's score z on ``soft`` (to choose among readings of a leak)."""
+        norm = float(np.linalg.norm(soft))
+        if norm == 0:
+            return 0.0
+        return max(float(full.totals(soft, m).max()) for full, _, m in self._groups) / norm
+
+    def judge(
+        self,
+        soft: np.ndarray,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        tests: int = 1,
+        positions: np.ndarray | None = None,
+    ) -> Judgement:
+        """Score every candidate on ``soft`` and state each one's false-accusation probability.
+
+        ``soft`` holds one value per code position of ``positions`` (all of them when None).
+        A candidate's probability is the bound of :meth:`~leaktrace.codes.Code.tail_log10` at
+        its score, multiplied by the number of (candidate, code) pairs and by ``tests``
+        (originals, readings or geometries tried): the chance that any innocent would score as
+        high. Every candidate at or under ``threshold`` is accused, so colluders can all be
+        named, and an innocent is named with probability at most ``threshold`` whatever the
+        colluders did.
+        """
+        soft = np.asarray(soft, np.float64)
+        correction = math.log10(self.pairs * tests)
+        norm = float(np.linalg.norm(soft))
+        z: dict[str, float] = {}
+        log10_p: dict[str, float] = {}
+        codes: dict[str, str] = {}
+        for full, handles, matrix in self._groups:
+            part = full if positions is None else full.restricted(positions)
+            totals = part.totals(soft, matrix if positions is None else matrix[:, positions])
+            tails = np.minimum(part.tail_log10(soft, totals) + correction, 0.0)
+            for h, t, lp in zip(handles, totals, tails, strict=True):
+                if h not in log10_p or lp < log10_p[h]:  # a handle with copies under two codes
+                    z[h], log10_p[h] = float(t) / norm if norm > 0 else 0.0, float(lp)
+                    codes[h] = full.name
+        order = sorted(z, key=lambda h: (log10_p[h], -z[h]))
+        cut = math.log10(threshold)
+        # The score a candidate under the most suspect one's code needs to be accused.
+        first = next(g for g in self._groups if g[0].name == codes[order[0]])[0]
+        part = first if positions is None else first.restricted(positions)
+        return Judgement(
+            scores={h: z[h] for h in order},
+            log10_p={h: log10_p[h] for h in order},
+            accused=tuple(h for h in order if log10_p[h] <= cut),
+            codes=codes,
+            needed=part.needed(soft, cut - correction),
+        )
+
+
+def score(
+    soft: np.ndarray,
+    key: Key,
+    media_id: str,
+    candidates: Sequence[str],
+    *,
+    name: str = "",
+) -> np.ndarray:
+    """Normalised score z of each candidate (in the given order) under the code ``name``
+    (the current one by default): the symmetric score over ``||soft||``, which for fair-coin
+    codewords is the correlation ``<codeword, soft> / ||soft||``."""
+    found = Scorer(key, media_id, {name or PHOTO_CODE: candidates}, length=soft.size)
+    scores = found.judge(soft).scores
+    return np.array([scores[c] for c in candidates])
 
 
 def detect(
     leak: np.ndarray,
     key: Key,
     media_id: str,
-    candidates: Sequence[str],
+    candidates: Candidates,
     *,
     original: np.ndarray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -461,8 +562,10 @@ def detect(
         The leaked picture, any size (in informed mode it is registered onto the original).
     key, media_id
         As given to :func:`leaktrace.embed`.
-    candidates : sequence of str
-        Recipients who may have leaked it (duplicates are tested once).
+    candidates : sequence of str, or mapping of code name to sequence of str
+        Recipients who may have leaked it (duplicates are tested once), all holding codewords
+        of the current code (:data:`~leaktrace.codes.PHOTO_CODE`), or grouped by the code their
+        copy was made with.
     original : ndarray, optional
         The unmarked original; without it detection is blind and weaker.
     threshold : float
@@ -484,51 +587,38 @@ def detect(
     >>> lt.detect(copy, key, media_id="m", candidates=["ann", "bob"], original=img).recipient
     'bob'
     """
-    names = list(dict.fromkeys(candidates))
-    if not names:
-        raise DetectionInputError("no candidates to test")
     if not 0 < threshold < 1:
         raise DetectionInputError("threshold must be between 0 and 1")
     if hypotheses < 1:
         raise DetectionInputError("hypotheses must be at least 1")
+    scorer = Scorer(key, media_id, candidates)
     check_image(leak)
     if original is not None:
         check_image(original)
         if shape is not None:
             raise DetectionInputError("shape is for blind detection; the original has its own")
         soft, geometry, coverage = _soft_values(leak, key, media_id, original)
-        z = score(soft, key, media_id, names)
         tests = 1
     else:
         if shape is not None and (len(shape) < 2 or min(shape[:2]) < 1):
             raise DetectionInputError(f"shape must be an original's (height, width), not {shape}")
         # Every reading of the leak (whole, turned back, each crop placement) is one test,
-        # paid for in the p-value; the best one is reported.
+        # paid for in the p-value; the one where some candidate scores best is reported.
         readings = _blind_hypotheses(leak, key, media_id, shape)
-        matrix = codewords(key, media_id, names)
-        z, soft, geometry, coverage = np.zeros(len(names)), np.zeros(CODE_LENGTH), None, None
+        top, soft, geometry, coverage = -np.inf, np.zeros(CODE_LENGTH), None, None
         layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
         for reading in readings:
             if reading.shape not in layouts:
                 layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
             s_ = _collect(reading, layouts[reading.shape])
-            norm = float(np.linalg.norm(s_))
-            zz = (matrix @ s_.astype(np.float32)).astype(np.float64) / norm if norm else z * 0
-            if reading is readings[0] or zz.max() > z.max():
-                z, soft, geometry = zz, s_, reading.geometry
+            if (z := scorer.top(s_)) > top:
+                top, soft, geometry = z, s_, reading.geometry
         tests = len(readings)
-    order = np.argsort(-z, kind="stable")
-    best = int(order[0])
-    log10_p = false_accusation_log10(float(z[best]), len(names) * hypotheses * tests)
-    matched = log10_p <= math.log10(threshold)
-    return Detection(
-        verdict="match" if matched else "no_match",
-        recipient=names[best] if matched else None,
-        p_value=10.0**log10_p,
-        log10_p_value=log10_p,
+    found = scorer.judge(soft, threshold=threshold, tests=hypotheses * tests)
+    return Detection.of(
+        found,
         threshold=threshold,
         mode="blind" if original is None else "informed",
-        scores={names[i]: float(z[i]) for i in order},
         geometry=geometry,
         coverage=coverage,
         soft=soft,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .codes import Layout, codeword, layout
+from . import codes
+from .codes import PHOTO_CODE, Code, Layout, layout
 from .errors import ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
@@ -41,6 +42,7 @@ class EmbedPlan:
 
     key: Key
     media_id: str
+    code: Code
     shape: tuple[int, ...]
     dtype: np.dtype
     mask: np.ndarray
@@ -53,10 +55,13 @@ class EmbedPlan:
         return f"EmbedPlan(media_id={self.media_id!r}, shape={self.shape}, rms={self.rms:.3f})"
 
 
-def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0) -> EmbedPlan:
+def prepare(
+    image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0, code: str = PHOTO_CODE
+) -> EmbedPlan:
     """Do the per-media work of embedding once, for any number of recipients.
 
     ``strength`` scales the change linearly: 1 aims at :data:`DEFAULT_PSNR`, 0 changes nothing.
+    ``code`` names the code the recipients' codewords come from (:data:`~leaktrace.codes.CODES`).
     """
     check_image(image)
     if not np.isfinite(strength) or strength < 0:
@@ -74,6 +79,7 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
     return EmbedPlan(
         key=key,
         media_id=media_id,
+        code=codes.code(key, media_id, code),
         shape=image.shape,
         dtype=image.dtype,
         mask=mask,
@@ -86,7 +92,7 @@ def prepare(image: np.ndarray, key: Key, media_id: str, *, strength: float = 1.0
 
 def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     """The float32 change to add to every colour channel, at full resolution."""
-    values = plan.layout.spread(codeword(plan.key, plan.media_id, recipient)) * plan.gains
+    values = plan.layout.spread(plan.code.codeword(recipient)) * plan.gains
     change = synthesise_flat(values, plan.mask.shape) * plan.mask
     energy = float(np.sqrt(np.mean(change * change)))
     change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
@@ -124,7 +130,13 @@ def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
 
 
 def embed(
-    image: np.ndarray, key: Key, media_id: str, recipient: str, *, strength: float = 1.0
+    image: np.ndarray,
+    key: Key,
+    media_id: str,
+    recipient: str,
+    *,
+    strength: float = 1.0,
+    code: str = PHOTO_CODE,
 ) -> np.ndarray:
     """Return a copy of ``image`` carrying ``recipient``'s invisible mark.
 
@@ -140,6 +152,8 @@ def embed(
         Identifies who receives this copy.
     strength : float
         1 aims at :data:`DEFAULT_PSNR` dB; 0 returns the input unchanged.
+    code : str
+        The code of the recipients' codewords (detection must be told the same one).
 
     Examples
     --------
@@ -149,4 +163,4 @@ def embed(
     >>> copy.shape == img.shape and copy.dtype == img.dtype
     True
     """
-    return apply(prepare(image, key, media_id, strength=strength), image, recipient)
+    return apply(prepare(image, key, media_id, strength=strength, code=code), image, recipient)

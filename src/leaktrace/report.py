@@ -380,7 +380,8 @@ def html_report(
         )
         rows.append(("Matched time range", where))
     named = result.get("person") if matched else None
-    if named:
+    accused = (result.get("accused") or []) if matched else []
+    if named and len(accused) <= 1:
         rows.append(("Accused recipient", e(who(named))))
     own = result["verdict"] == "original"  # nothing was tested
     rows.append(("Verdict", f"<strong>{e(result['message'])}</strong>"))
@@ -391,6 +392,15 @@ def html_report(
                 f"{_p_text(result)}; threshold {result['threshold']:g}",
             )
         )
+    if len(accused) > 1:  # the leak combines several recipients' copies
+        each = "".join(f"<li>{e(who(a))}: {_p_text(a)}</li>" for a in accused)
+        rows.append(
+            (
+                "Accused (each with their own probability)",
+                f"The evidence points to {len(accused)} recipients: their copies were combined."
+                f"<ul>{each}</ul>",
+            )
+        )
     if result.get("mode"):
         rows.append(("Detection mode", e(_DETECTION.get(result["mode"], result["mode"]))))
     rows += [
@@ -398,7 +408,10 @@ def html_report(
         ("Time (UTC)", e(result["time"])),
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    if matched:
+    if len(accused) > 1:
+        title = f"Leaked by {len(accused)} recipients together"
+        detail = e("; ".join(who(a) for a in accused))
+    elif matched:
         title = f"Leaked by {result.get('recipient')}"
         detail = (
             e(", ".join(filter(None, [named.get("name"), named.get("email")]))) if named else ""
@@ -429,14 +442,15 @@ def html_report(
             f"The frame spans {geometry.coverage:.0%} of the picture; {counted}"
             "</figcaption></figure>"
         )
+    explain = (
+        "Each recipient's false-accusation probability is the chance that any innocent "
+        "recipient — whose secret codeword is independent of this file — would score as high: "
+        "a Chernoff bound with the exact distribution of an innocent's symbols under the code "
+        "their copy was made with, multiplied by the number of candidates and of originals "
+        "tried. It holds whatever the picture and whatever was done to it, including when "
+        "several recipients combined their copies; everyone under the threshold is named."
+    )
     if video or "duration" in leak_info:
-        explain = (
-            "The false-accusation probability is the chance that any innocent recipient — "
-            "whose secret codeword is independent of this file — would score as high as the "
-            "best candidate: a Chernoff bound with the exact distribution of an innocent's "
-            "fair ±1 symbols, multiplied by the number of candidates and videos tried. It "
-            "holds whatever the video and whatever was done to it."
-        )
         pictures = (
             _video_section(result, leak, original)
             if media and video
@@ -446,13 +460,6 @@ def html_report(
             )
         )
     else:
-        explain = (
-            "The false-accusation probability is the chance that any innocent recipient — "
-            "whose secret codeword is independent of this file — would score as high as the "
-            "best candidate, bounded by Hoeffding's inequality and multiplied by the number "
-            "of candidates and originals tried. It holds whatever the picture and whatever "
-            "was done to it."
-        )
         pictures = (
             f'<h2>Leak and original</h2><div class="pair"><figure>{_thumbnail(leak)}'
             "<figcaption>Leaked file</figcaption></figure>"

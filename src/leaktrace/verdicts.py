@@ -1,14 +1,16 @@
 """The JSON of a trace's verdict, the parts photos and videos share (``trace_file`` adds what
 is particular to each).
 
-A verdict names a person only when it is a match: ``person`` (handle, name, email, as the
-recipients table holds them) and the message line say who. A no-match names nobody: neither
+A verdict names people only when it is a match: ``person`` (handle, name, email, as the
+recipients table holds them; the most suspect's), each ``accused`` entry and the message line
+say who. A no-match names nobody: neither
 its message nor its candidates (their scores are kept, without handles). A leak that is a
 registered original itself is answered as such (``verdict: "original"``), not traced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .detect import Detection
@@ -17,22 +19,84 @@ from .register import Geometry
 from .registry import Media, Workspace
 
 __all__ = [
+    "NULL_MODEL",
+    "leakers",
     "matched",
     "message",
     "no_match",
     "original",
     "p_text",
-    "person",
+    "people",
     "registration",
     "who",
 ]
 
+#: How the false-accusation probability is computed, as the verdict's settings say it.
+NULL_MODEL = (
+    "Chernoff bound with the exact moment generating function of an innocent's score under "
+    "the copy's code, Bonferroni over candidates and originals tried"
+)
+
+Person = dict[str, str]
+
+
+def _p(log10_p: float) -> str:
+    return f"{10.0**log10_p:.2g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+
 
 def p_text(found: Detection) -> str:
     """The false-accusation probability as printed (a power of ten when it underflows)."""
-    if found.p_value > 0:
-        return f"{found.p_value:.2g}"
-    return f"1e{found.log10_p_value:.0f}"
+    return _p(found.log10_p_value)
+
+
+def people(ws: Workspace, handles: Iterable[str]) -> dict[str, Person]:
+    """The people behind ``handles``: handle, name and email from the recipients table."""
+    found: dict[str, Person] = {}
+    for h in handles:
+        try:
+            (r,) = ws.recipients([h])
+        except UnknownRecipientError:  # removed since (only possible without copies on record)
+            found[h] = {"handle": h, "name": "", "email": ""}
+            continue
+        found[h] = {"handle": r.handle, "name": r.name, "email": r.email}
+    return found
+
+
+def who(named: Person) -> str:
+    """A person in one line: ``bob — Bob Brown <bob@example.com>`` (what the record holds)."""
+    about = " ".join(
+        part for part in (named.get("name"), named.get("email") and f"<{named['email']}>") if part
+    )
+    return f"{named['handle']} — {about}" if about else named["handle"]
+
+
+def leakers(found: Detection, named: dict[str, Person], where: str) -> str:
+    """The verdict line naming every accused recipient (``where``: what the leak shows)."""
+
+    def person(h: str) -> str:
+        return who(named.get(h) or {"handle": h})
+
+    if len(found.accused) == 1:
+        return (
+            f"leaked by {person(found.accused[0][0])} ({where}, false-accusation probability "
+            f"{p_text(found)})"
+        )
+    each = "; ".join(f"{person(h)} (p={_p(lp)})" for h, lp in found.accused)
+    return (
+        f"leaked by {len(found.accused)} recipients together ({where}; false-accusation "
+        f"probability of each): {each}"
+    )
+
+
+def message(found: Detection, named: dict[str, Person], where: str) -> str:
+    """The verdict's line: who leaked, or that nobody is named (``where``: what the leak
+    shows, ``media: x.jpg``)."""
+    if found.verdict == "match" and found.accused:
+        return leakers(found, named, where)
+    return (
+        f"no confident match ({where}): nobody is named, no recipient's score reaches the "
+        f"match threshold (the highest has p={p_text(found)})"
+    )
 
 
 def no_match(name: str, reason: str) -> dict[str, Any]:
@@ -45,39 +109,10 @@ def no_match(name: str, reason: str) -> dict[str, Any]:
         "log10_p_value": 0.0,
         "mode": None,
         "media": None,
+        "accused": [],
         "candidates": [],
         "message": f"no confident match: {name} {reason}",
     }
-
-
-def person(ws: Workspace, handle: str | None) -> dict[str, str] | None:
-    """The person behind ``handle``: handle, name and email from the recipients table (None
-    for no handle)."""
-    if handle is None:
-        return None
-    try:
-        (r,) = ws.recipients([handle])
-    except UnknownRecipientError:  # removed since (only possible without copies on record)
-        return {"handle": handle, "name": "", "email": ""}
-    return {"handle": r.handle, "name": r.name, "email": r.email}
-
-
-def who(named: dict[str, str]) -> str:
-    """A person in one line: ``bob — Bob Brown <bob@example.com>`` (what the record holds)."""
-    about = " ".join(
-        part for part in (named.get("name"), named.get("email") and f"<{named['email']}>") if part
-    )
-    return f"{named['handle']} — {about}" if about else named["handle"]
-
-
-def message(found: Detection, named: dict[str, str] | None, where: str) -> str:
-    """The verdict's line; ``where`` says in what the leak was found (``media: x.jpg``)."""
-    if found.verdict == "match" and named is not None:
-        return f"leaked by {who(named)} ({where}, false-accusation probability {p_text(found)})"
-    return (
-        f"no confident match ({where}): nobody is named, no recipient's score reaches the "
-        f"match threshold (the highest has p={p_text(found)})"
-    )
 
 
 def original(name: str, media: Media, how: str) -> dict[str, Any]:
@@ -104,16 +139,17 @@ def matched(
     *,
     similarity: float,
     tried: int,
-    named: dict[str, str] | None = None,
+    named: dict[str, Person] | None = None,
     **about: Any,
 ) -> dict[str, Any]:
     """The verdict of a detection run on ``media`` (``about``: more fields of its ``media``
-    block), every candidate's score included; ``named``: the person a match names."""
+    block), every candidate's score included; ``named``: the accused people, by handle."""
     accused = found.verdict == "match"
+    named = named or {}
     return {
         "verdict": found.verdict,
         "recipient": found.recipient,
-        "person": named if accused else None,
+        "person": named.get(found.recipient) if accused and found.recipient else None,
         "p_value": found.p_value,
         "log10_p_value": found.log10_p_value,
         "mode": found.mode,
@@ -125,6 +161,16 @@ def matched(
             "similarity": round(similarity, 4),
             "originals_tried": tried,
         },
+        # Every recipient whose own probability passes the threshold, most suspect first.
+        "accused": [
+            {
+                **(named.get(h) or {"handle": h}),
+                "p_value": 10.0**lp,
+                "log10_p_value": lp,
+                "score": found.scores[h],
+            }
+            for h, lp in found.accused
+        ],
         # A no-match keeps the scores (how far below the threshold) but not whose they are.
         "candidates": [
             {"handle": h, "score": round(z, 4)} if accused else {"score": round(z, 4)}

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .codes import codeword
+from .codes import VARIANT_CODE, code
 from .detect import DEFAULT_THRESHOLD
 from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
 from .registry import Media, Workspace, part_path
-from .verdicts import matched, message, no_match, original, person, registration
+from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 from .video import (
     Plan,
     Settings,
@@ -48,16 +48,15 @@ from .video.detect import MATCH_SIMILARITY
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
 
-__all__ = ["CODE", "add_video", "copy_symbols", "register_video", "trace_video", "write_copy"]
+__all__ = ["add_video", "copy_symbols", "register_video", "trace_video", "write_copy"]
 
-#: The code a video's copies carry (kept in its plan): one keyed fair ±1 symbol per segment.
-CODE = "random-v1"
 _SHORTLIST = 3
 
 
-def copy_symbols(ws: Workspace, plan: Plan, handle: str) -> list[int]:
-    """The variant each segment of ``handle``'s copy comes from."""
-    c = codeword(ws.key, plan.media_id, handle, length=plan.segments)
+def copy_symbols(ws: Workspace, plan: Plan, handle: str, *, name: str = VARIANT_CODE) -> list[int]:
+    """The variant each segment of ``handle``'s copy comes from (its symbols in the code
+    ``name``: today's copies take the current format's)."""
+    c = code(ws.key, plan.media_id, name, length=plan.segments).codeword(handle)
     return [int(v > 0) for v in c]
 
 
@@ -141,7 +140,7 @@ def register_video(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    record = {"format": plan.format, "code": CODE, "variants": plan.to_json()}
+    record = {"format": plan.format, "variants": plan.to_json()}
     return _register(ws, source, sha256, name, info, record)
 
 
@@ -223,11 +222,11 @@ def trace_video(
     best: tuple[VideoDetection, Media] | None = None
     sent = False
     for place, m in placed:
-        candidates = ws.media_recipients(m)
+        plan = plan_of(m)
+        candidates = ws.media_candidates(m, variants=plan.settings.mode == "variants")
         if not candidates:
             continue
         sent = True
-        plan = plan_of(m)
         try:
             found = detect_video(
                 path,
@@ -253,7 +252,7 @@ def trace_video(
         )
         return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
     found, media = best
-    named = person(ws, found.recipient)
+    named = people(ws, [h for h, _ in found.accused])
     segs = found.segments if found.segments is not None else np.zeros(0, int)
     q = found.symbols if found.symbols is not None else np.zeros(0)
     plan = plan_of(media)
@@ -277,9 +276,9 @@ def trace_video(
             if found.recipient is None or len(q) == 0
             else [
                 round(float(a), 3)
-                for a in codeword(ws.key, plan.media_id, found.recipient, length=plan.segments)[
-                    segs
-                ]
+                for a in code(ws.key, plan.media_id, found.code, length=plan.segments).codeword(
+                    found.recipient
+                )[segs]
                 * q
             ],
         },
@@ -287,19 +286,16 @@ def trace_video(
         "message": message(
             found, named, f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
         ),
-        "settings": video_settings(plan),
+        "settings": video_settings(plan, found.code),
         **base,
     }
     return result, found, media
 
 
-def video_settings(plan: Plan | None) -> dict[str, Any]:
-    """The parameters a video verdict depends on (for reports and records)."""
-    out: dict[str, Any] = {
-        "code": CODE,
-        "null_model": "Chernoff bound with the exact Rademacher MGF (prod cosh), Bonferroni "
-        "over candidates and videos tried",
-    }
+def video_settings(plan: Plan | None, code_name: str = VARIANT_CODE) -> dict[str, Any]:
+    """The parameters a video verdict depends on (for reports and records); ``code_name``: the
+    code of the most suspect candidate's copy."""
+    out: dict[str, Any] = {"code": code_name, "null_model": NULL_MODEL}
     if plan is not None:
         out.update(
             {

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import __version__, attacks
-from .codes import CODE_LENGTH, FORMAT_VERSION
+from .codes import CODE_LENGTH, FORMAT_VERSION, PHOTO_CODE
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import EmbedPlan, apply, prepare
 from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
@@ -51,7 +51,7 @@ from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
-from .verdicts import matched, message, no_match, original, person, registration
+from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 
 if TYPE_CHECKING:
     from .video import VideoDetection
@@ -609,7 +609,8 @@ def settings() -> dict[str, Any]:
         "wavelet": WAVELET,
         "marked_levels": list(MARKED_LEVELS),
         "working_side": WORK_SIDE,
-        "null_model": "Hoeffding bound exp(-z^2/2), Bonferroni over candidates and originals tried",
+        "code": PHOTO_CODE,
+        "null_model": NULL_MODEL,
     }
 
 
@@ -657,7 +658,7 @@ def trace_file(
     best: tuple[Detection, Media, np.ndarray] | None = None
     sent = False
     for media in tried:
-        candidates = ws.media_recipients(media)
+        candidates = ws.media_candidates(media)
         if not candidates:
             continue
         sent = True
@@ -690,12 +691,12 @@ def trace_file(
         return TraceOutcome(result, leak, None, trace_id)
     found, media, pixels = best
     sim = float(sims[registered.index(media)])
-    named = person(ws, found.recipient)
+    named = people(ws, [h for h, _ in found.accused])
     result = {
         **matched(found, media, similarity=sim, tried=len(tried), named=named),
         "evidence_coverage": None if found.coverage is None else round(found.coverage, 4),
         "registration": registration(found.geometry),
-        "match_score": math.sqrt(2 * math.log(len(found.scores) * len(tried) / threshold)),
+        "match_score": found.needed,
         "message": message(found, named, f"media: {media.name}"),
         **base,
     }

@@ -44,6 +44,7 @@ from sqlalchemy import Select, create_engine, delete, event, func, select, text,
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..codes import code_name
 from ..errors import (
     ConflictError,
     KeyFileError,
@@ -526,15 +527,25 @@ class Workspace:
 
     def media_recipients(self, media: Media) -> list[str]:
         """Handles of everyone who received a copy of ``media``."""
+        return sorted({h for handles in self.media_candidates(media).values() for h in handles})
+
+    def media_candidates(self, media: Media, *, variants: bool = False) -> dict[str, list[str]]:
+        """Everyone who received a copy of ``media``, by the code their copy was made with
+        (its format version's; ``variants``: the code of a video's segment symbols)."""
         with self._session() as s:
             q = (
-                select(Recipient.handle)
+                select(Recipient.handle, Copy.format_version)
                 .join(Copy, Copy.recipient_id == Recipient.id)
                 .where(Copy.media_id == media.id, Copy.state == "done")
                 .distinct()
                 .order_by(Recipient.handle)
             )
-            return list(s.scalars(q))
+            out: dict[str, list[str]] = {}
+            for handle, version in s.execute(q):
+                group = out.setdefault(code_name(version, variants=variants), [])
+                if handle not in group:
+                    group.append(handle)
+            return out
 
     # -- copies ------------------------------------------------------------------------------
     def copies(

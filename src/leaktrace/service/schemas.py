@@ -195,6 +195,15 @@ class Candidate(BaseModel):
     score: float
 
 
+class Accused(BaseModel):
+    handle: str
+    name: str = ""
+    email: str = ""
+    p_value: float = Field(description="This recipient's own false-accusation probability.")
+    log10_p_value: float
+    score: float
+
+
 class TraceOut(BaseModel):
     """What ``leaktrace trace --json`` prints, plus where the trace and its report are kept."""
 
@@ -209,8 +218,15 @@ class TraceOut(BaseModel):
     log10_p_value: float | None = None
     mode: str | None = None
     media: dict[str, Any] | None = None
+    accused: list[Accused] = Field(
+        default_factory=list,
+        description="Everyone whose own false-accusation probability passes the threshold, "
+        "most suspect first: several when the leak combines several recipients' copies.",
+    )
     candidates: list[Candidate] = Field(default_factory=list)
-    match_score: float | None = Field(None, description="The score z a match needs.")
+    match_score: float | None = Field(
+        None, description="The score z a match needs on this leak (null: none could match)."
+    )
     message: str = ""
     leak: dict[str, Any] | None = None
     threshold: float | None = None

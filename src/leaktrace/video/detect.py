@@ -16,26 +16,26 @@ segment it shows, and score every candidate with the image engine's statistics.
    to that segment's soft value. The same correlation with keyed decoy patterns nobody
    carries measures the noise, and each segment's value is scaled by it and clipped to ±1
    (:data:`CLIP` standard deviations count as certain).
-4. **Scores.** A candidate's codeword has one ±1 symbol per segment; ``z = <c, q> / ||q||``
-   over the segments present. Whatever ``q`` is, an innocent's symbols are fair coins
-   independent of it, so Chernoff's bound with their exact moment generating function
-   (:func:`leaktrace.detect.rademacher_log10`; below the photos' Hoeffding bound, and the
-   exact 2⁻ⁿ for n certain segments) gives the p-value, corrected for the number of
-   candidates (and of videos tried).
+4. **Scores.** A candidate's codeword has one ±1 symbol per segment, from the Tardos code
+   (:mod:`leaktrace.codes`; fair coins for copies of format ≤ 2), scored over the segments
+   present as a photo's over its code positions (:class:`leaktrace.detect.Scorer`). Whatever
+   ``q`` is, an innocent's symbols are independent of it, so Chernoff's bound with their exact
+   moment generating function gives each candidate's probability (for fair coins and n
+   certain segments, the exact 2⁻ⁿ), corrected for the number of candidates (and of videos
+   tried); every candidate under the threshold is named, so colluders can all be.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..codes import CODE_LENGTH, Layout, codewords
-from ..detect import DEFAULT_THRESHOLD, Detection, informed_values, rademacher_log10
+from ..codes import CODE_LENGTH, PHOTO_CODE, VARIANT_CODE, Layout
+from ..detect import DEFAULT_THRESHOLD, Candidates, Detection, Scorer, informed_values
 from ..errors import DetectionInputError, MediaError
 from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
@@ -270,7 +270,7 @@ def detect_video(
     plan: Plan,
     folder: str | os.PathLike[str],
     original: str | os.PathLike[str],
-    candidates: Sequence[str],
+    candidates: Candidates,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     hypotheses: int = 1,
@@ -288,11 +288,13 @@ def detect_video(
     variant-marked video (all of them for a clip marked per recipient, whose evidence grows
     with every frame).
     """
-    names = list(dict.fromkeys(candidates))
-    if not names:
-        raise DetectionInputError("no candidates to test")
     if not 0 < threshold < 1:
         raise DetectionInputError("threshold must be between 0 and 1")
+    per_recipient = plan.settings.mode == "recipient"
+    if per_recipient:  # every frame carries a picture's whole codeword
+        scorer = Scorer(key, plan.media_id, candidates, default=PHOTO_CODE)
+    else:  # one symbol per segment
+        scorer = Scorer(key, plan.media_id, candidates, length=plan.segments, default=VARIANT_CODE)
     leak_path, original = Path(leak_path), Path(original)
     inspect_video(leak_path)
     store = np.load(Path(folder) / "thumbs.npz")
@@ -308,7 +310,6 @@ def detect_video(
     decoys = _decoys(key, plan.media_id, count)
     sums: dict[int, np.ndarray] = {}  # segment -> [value, decoys...]
     patterns: dict[int, np.ndarray] = {}
-    per_recipient = plan.settings.mode == "recipient"
     layouts: dict[int, Layout] = {}
     whole = np.zeros(CODE_LENGTH)  # per-recipient mode: the photo codeword's soft values
     if plan.settings.mode == "variants":  # a segment's one symbol is sure from a few frames
@@ -355,8 +356,7 @@ def detect_video(
     segs = np.array(sorted(sums))
     if per_recipient:
         # Every frame carries the whole codeword: soft values per code position, as a photo's.
-        q = whole
-        matrix = codewords(key, plan.media_id, names)
+        q, positions = whole, None
     else:
         table = np.stack([sums[s] for s in segs])
         y, spread = table[:, 0], table[:, 1:]
@@ -366,22 +366,13 @@ def detect_video(
         ones = np.ones_like(power)
         pooled = np.convolve(power, kernel, "same") / np.convolve(ones, kernel, "same")
         q = np.clip(y / np.sqrt(np.maximum(pooled, 1e-12)) / CLIP, -1.0, 1.0)
-        matrix = codewords(key, plan.media_id, names, length=plan.segments)[:, segs]
-    norm = float(np.linalg.norm(q))
-    z = (matrix @ q) / norm if norm > 0 else np.zeros(len(names))
-    order = np.argsort(-z, kind="stable")
-    best = int(order[0])
-    log10_p = rademacher_log10(q, float(z[best]) * norm, len(names) * hypotheses)
-    matched = log10_p <= math.log10(threshold)
+        positions = segs
+    found = scorer.judge(q, threshold=threshold, tests=hypotheses, positions=positions)
     first, last = int(segs[0]), int(segs[-1])
-    return VideoDetection(
-        verdict="match" if matched else "no_match",
-        recipient=names[best] if matched else None,
-        p_value=10.0**log10_p,
-        log10_p_value=log10_p,
+    return VideoDetection.of(
+        found,
         threshold=threshold,
         mode="informed",
-        scores={names[i]: float(z[i]) for i in order},
         geometry=geometry,
         coverage=None,
         soft=q,
