@@ -166,9 +166,17 @@ def test_social_media_leak_is_traced_with_exit_0(shoot, tmp_path):
     assert data["p_value"] <= 1e-9 and data["media"]["name"] == "walrus.jpg"
     assert len(data["candidates"]) == 50 and data["candidates"][0]["handle"] == "patron13"
     page = report.read_text()
-    assert file_sha256(leak) in page and "<svg" in page and "patron13" in page
+    assert file_sha256(leak) in page and 'class="scores' in page and "patron13" in page
     plain = run(home, "trace", leak)
-    assert plain.exit_code == 0 and plain.output.startswith("leaked by patron13 (media: walrus.jpg")
+    # The verdict names the person, as the recipients table holds them.
+    assert data["person"] == {
+        "handle": "patron13",
+        "name": "Patron patron13",
+        "email": "patron13@example.com",
+    }
+    assert plain.exit_code == 0 and plain.output.startswith(
+        "leaked by patron13 — Patron patron13 <patron13@example.com> (media: walrus.jpg"
+    )
 
 
 def test_every_copy_of_a_photo_names_its_recipient(shoot):
@@ -187,7 +195,7 @@ def test_undistributed_photo_and_bad_files(shoot, tmp_path):
     never = run(home, "trace", KODAK / "kodim20.png")
     assert never.exit_code == 1 and "matches no registered media" in never.output
     unmarked = run(home, "trace", KODAK / "kodim07.png")  # registered, but not a copy
-    assert unmarked.exit_code == 1 and "no confident match" in unmarked.output
+    assert unmarked.exit_code == 1 and "your unmarked original kodim07.png" in unmarked.output
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not a picture")
     for path in (junk, tmp_path / "missing.jpg"):
@@ -196,6 +204,128 @@ def test_undistributed_photo_and_bad_files(shoot, tmp_path):
         assert "Traceback" not in result.output
     traces = Workspace.open(home).traces()
     assert {t.name for t in traces} >= {"kodim20.png", "kodim07.png"}
+
+
+def test_a_no_match_names_nobody_and_an_original_is_recognised(shoot, tmp_path):
+    home, _, _ = shoot
+    # The registered original itself, as a file and as the same pixels in another file.
+    pixels = tmp_path / "same-pixels.png"
+    lt.write_image(pixels, lt.read_image(KODAK / "kodim15.png"))
+    for path, how in ((KODAK / "kodim15.png", "the same bytes"), (pixels, "the same pixels")):
+        result = run(home, "trace", path, "--json")
+        data = json.loads(result.output)
+        assert result.exit_code == 1 and data["verdict"] == "original"
+        assert data["media"]["name"] == "kodim15.png" and data["media"]["identical"] == how
+        assert data["candidates"] == [] and data["person"] is None
+        assert data["message"].startswith("this is your unmarked original kodim15.png")
+    # The original re-encoded (not a copy): tested against every recipient, nobody named,
+    # neither in the line, nor in the JSON, nor in the evidence report.
+    reencoded = tmp_path / "reencoded.jpg"
+    lt.write_image(reencoded, lt.read_image(KODAK / "kodim15.png"), quality=90)
+    report = tmp_path / "report.html"
+    result = run(home, "trace", reencoded, "--json", "--report", report)
+    data = json.loads(result.output)
+    assert result.exit_code == 1 and data["verdict"] == "no_match"
+    assert data["recipient"] is None and data["person"] is None
+    assert len(data["candidates"]) == 50 and all(c.keys() == {"score"} for c in data["candidates"])
+    line = run(home, "trace", reencoded).output
+    assert line.startswith("no confident match (media: kodim15.png): nobody is named")
+    for text in (result.output, line, report.read_text()):
+        assert "patron" not in text.lower()
+
+
+def test_the_registrys_history(shoot, tmp_path):
+    home, _, out = shoot
+    run(home, "trace", social(out / "patron07" / "kodim07.png", tmp_path / "leak.jpg"))
+    media = json.loads(run(home, "media", "list", "--json").output)
+    assert [m["name"] for m in media] == ["kodim07.png", "kodim15.png", "walrus.jpg"]
+    assert all(m["recipients"] == 50 and len(m["sha256"]) == 64 for m in media)
+    sent = json.loads(run(home, "copies", "list", "--to", "PATRON07", "--json").output)
+    assert sorted(c["media"] for c in sent) == ["kodim07.png", "kodim15.png", "walrus.jpg"]
+    assert {c["handle"] for c in sent} == {"patron07"}
+    assert all(c["path"].startswith(str(out / "patron07")) for c in sent)
+    assert len(json.loads(run(home, "copies", "list", "--json").output)) == 150
+    table = run(home, "copies", "list", "--to", "patron07").output
+    assert table.count("patron07") >= 3 and "kodim07.png" in table
+    unknown = run(home, "copies", "list", "--to", "nobody")
+    assert unknown.exit_code == 2 and unknown.output == "error: unknown recipient 'nobody'\n"
+    traces = json.loads(run(home, "traces", "list", "--json").output)
+    last = traces[-1]
+    assert (last["leak"], last["verdict"], last["recipient"]) == ("leak.jpg", "match", "patron07")
+    assert last["person"]["email"] == "patron07@example.com"
+    wide = {"COLUMNS": "200"}
+    listed = runner.invoke(app, ["--home", str(home), "traces", "list"], env=wide).output
+    assert "patron07 — Patron patron07 <patron07@example.com>" in listed and "leak.jpg" in listed
+
+
+def test_import_skips_who_is_registered_and_reads_a_patreon_export(tmp_path):
+    home = tmp_path / "ws"
+    assert run(home, "init").exit_code == 0
+    export = tmp_path / "members.csv"
+    export.write_text(
+        "Name,Email,Tier,Pledge Amount,Patron Status\n"
+        "Chloé Martin,chloe@example.com,Gold,10,Active patron\n"
+        "Ann Lee,ann@example.com,Silver,5,Active patron\n"
+        "Ann Lee,ann.lee@example.org,Silver,5,Former patron\n"
+        ",anon+42@example.com,Gold,3,Active patron\n",
+        encoding="utf-8",
+    )
+    result = run(home, "recipients", "import", export)
+    assert result.exit_code == 0 and result.output == "imported 4 recipients\n"
+    people = json.loads(run(home, "recipients", "list", "--json").output)
+    assert people == [
+        {"handle": "ann-lee", "name": "Ann Lee", "email": "ann@example.com"},
+        {"handle": "ann-lee-2", "name": "Ann Lee", "email": "ann.lee@example.org"},
+        {"handle": "anon-42", "name": "", "email": "anon+42@example.com"},
+        {"handle": "chloe-martin", "name": "Chloé Martin", "email": "chloe@example.com"},
+    ]
+    # The list grows: importing it again is refused on the first row already there, unless
+    # told to skip those; a newcomer whose name is taken gets the next free handle.
+    with export.open("a", encoding="utf-8") as fh:
+        fh.write("Ann Lee,third.ann@example.net,Gold,10,Active patron\n")
+    again = run(home, "recipients", "import", export)
+    assert (
+        again.exit_code == 2 and "line 2: chloe@example.com is already registered" in again.output
+    )
+    grown = run(home, "recipients", "import", export, "--skip-existing")
+    assert grown.output == "imported 1 recipients, skipped 4 already registered\n"
+    assert "ann-lee-3" in run(home, "recipients", "list").output
+    # Its own format too: handles as given.
+    own = tmp_path / "own.csv"
+    own.write_text("handle,name,email\nann-lee,,\nzed,Zed,\n")
+    assert run(home, "recipients", "import", own, "--skip-existing").output == (
+        "imported 1 recipients, skipped 1 already registered\n"
+    )
+    # Not UTF-8 (Excel's "CSV" in Western Europe): one line saying how to save it.
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes("Name,Email\nZoë,zoe@example.com\n".encode("latin-1"))
+    bad = run(home, "recipients", "import", latin)
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1
+    assert "is not UTF-8 text" in bad.output and "CSV UTF-8" in bad.output
+
+
+def test_every_options_help_is_shown_whole():
+    """Rich reads "[...]" in a help text as markup and drops it ("Processes ."): every
+    option's help must reach --help as written."""
+    import click
+    import typer.main
+
+    def commands(group, path):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from commands(cmd, [*path, name])
+            else:
+                yield [*path, name], cmd
+
+    root = typer.main.get_command(app)
+    for path, cmd in commands(root, []):
+        shown = " ".join(
+            runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output.split()
+        )
+        for param in cmd.params:
+            helped = getattr(param, "help", None)
+            if helped:
+                assert " ".join(helped.split()) in shown, (path, helped)
 
 
 def test_embed_refuses_unknown_recipients_and_bad_sources(shoot, tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 import leaktrace as lt
 from leaktrace.registry import Workspace
-from leaktrace.registry.workspace import HEAD_REVISION
+from leaktrace.registry.people import slug
+from leaktrace.registry.workspace import _HANDLE, HEAD_REVISION
 
 from .images import photo as photo_pixels
 
@@ -41,6 +42,21 @@ def test_open_missing_workspace(tmp_path):
         Workspace.open(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize(
+    ("name", "email", "handle"),
+    [
+        ("Chloé Martin", "", "chloe-martin"),
+        ("  Ann   O'Neil ", "ann@x.org", "ann-o-neil"),
+        ("東京 🎉", "kenji.sato+vip@x.jp", "kenji.sato-vip"),
+        ("", "", "patron"),
+        ("x" * 80, "", "x" * 40),
+    ],
+)
+def test_a_handle_is_made_from_the_name_else_the_email(name, email, handle):
+    assert slug(name, email) == handle
+    assert _HANDLE.fullmatch(handle)
+
+
 def test_recipients_add_list_and_duplicates(ws):
     ws.add_recipient("alice", name="Alice A.", email="alice@example.com")
     ws.add_recipient("bob")
@@ -57,14 +73,14 @@ def test_recipients_add_list_and_duplicates(ws):
 def test_import_is_all_or_nothing_and_names_the_line(ws, tmp_path):
     good = tmp_path / "good.csv"
     good.write_text("handle,name,email\nann,Ann,ann@x.org\nben,Ben,ben@x.org\n")
-    assert len(ws.import_recipients(good)) == 2
+    assert len(ws.import_recipients(good).added) == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("handle,name,email\ncid,Cid,cid@x.org\ndee,Dee,not-an-email\n")
     with pytest.raises(lt.RecipientError, match="line 3"):
         ws.import_recipients(bad)
     dup = tmp_path / "dup.csv"
     dup.write_text("handle,name,email\neve,Eve,\nann,Ann again,\n")
-    with pytest.raises(lt.RecipientError, match="'ann' already exists"):
+    with pytest.raises(lt.RecipientError, match="line 3: ann is already registered"):
         ws.import_recipients(dup)
     assert [r.handle for r in ws.recipients()] == ["ann", "ben"]  # nothing half-imported
     noheader = tmp_path / "noheader.csv"

@@ -137,3 +137,62 @@ def test_a_video_that_matches_nothing_and_a_tiny_p_value():
     assert "Leaked file, first frame" in page and "Evidence over time" not in page
     tiny = html_report(_photo_result(p_value=0.0, log10_p_value=-400.0), FRAME, FRAME)
     assert "10<sup>-400.0</sup>" in tiny
+
+
+def _rows(page):
+    """The score chart's rows: (label, score) each, top to bottom."""
+    return re.findall(
+        r'<span class="name" title="[^"]*">([^<]*)</span>.*?<span class="value">([-\d.]+)</span>',
+        page,
+    )
+
+
+def test_a_match_names_the_person_and_the_chart_labels_each_bar():
+    person = {"handle": "bob", "name": "Bob Brown", "email": "bob@example.com"}
+    many = [{"handle": "bob", "score": 12.0}] + [
+        {"handle": f"r{i:03d}", "score": round(1.5 - i / 50, 2)} for i in range(99)
+    ]
+    page = html_report(_photo_result(person=person, candidates=many), FRAME, FRAME)
+    assert '<p class="verdict-title">Leaked by bob</p>' in page
+    assert "Bob Brown, bob@example.com; false-accusation probability" in page
+    assert "<th>Accused recipient</th><td>bob — Bob Brown &lt;bob@example.com&gt;</td>" in page
+    assert "<th>Detection mode</th><td>informed: the leak registered onto its original" in page
+    rows = _rows(page)
+    assert len(rows) == 30 and rows[0] == ("bob", "12.00") and rows[1] == ("r000", "1.50")
+    assert "…and 70 more, scoring -0.46 to 0.92." in page
+    assert "match threshold z = 7.40" in page and '<div class="row top match">' in page
+
+
+def test_a_no_match_names_nobody_and_shows_no_empty_mode():
+    anonymous = [{"score": 2.1}, {"score": 0.4}, {"score": -0.3}]
+    result = _photo_result(
+        verdict="no_match",
+        recipient=None,
+        person=None,
+        p_value=1.0,
+        log10_p_value=0.0,
+        candidates=anonymous,
+        message="no confident match (media: kodim05.png): nobody is named",
+    )
+    page = html_report(result, FRAME, FRAME)
+    assert '<p class="verdict-title">No confident match</p>' in page
+    assert [label for label, _ in _rows(page)] == ["#1", "#2", "#3"]
+    assert "Accused recipient" not in page and "bob" not in page
+    nothing = html_report({**result, "mode": None, "candidates": []}, FRAME, None)
+    assert "Detection mode" not in nothing and "None" not in nothing
+
+
+def test_an_unmarked_original_is_said_so_and_nothing_is_scored():
+    result = _photo_result(
+        verdict="original",
+        recipient=None,
+        mode=None,
+        candidates=[],
+        match_score=None,
+        message="this is your unmarked original kodim05.png (registered 2026-01-01; the same "
+        "bytes): it carries no mark and names nobody",
+    )
+    page = html_report(result, FRAME, FRAME)
+    assert '<p class="verdict-title">Your unmarked original</p>' in page
+    assert "This is your unmarked original kodim05.png" in page
+    assert "Candidate scores" not in page and "False-accusation probability" not in page

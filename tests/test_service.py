@@ -45,6 +45,7 @@ GUARDED = [
     ("get", "/api/media/1/copies"),
     ("post", "/api/media/1/copies"),
     ("get", "/api/media/1/copies/ann/download"),
+    ("get", "/api/copies"),
     ("get", "/api/jobs"),
     ("get", "/api/jobs/x"),
     ("post", "/api/jobs/x/cancel"),
@@ -108,6 +109,7 @@ def test_health_needs_no_token_and_docs_list_the_routes(served):
         "/api/media/{media_id}",
         "/api/media/{media_id}/copies",
         "/api/media/{media_id}/copies/{handle}/download",
+        "/api/copies",
         "/api/jobs",
         "/api/jobs/{job_id}",
         "/api/jobs/{job_id}/cancel",
@@ -354,9 +356,11 @@ def test_trace_names_the_recipient_and_serves_its_report(served):
     assert report.status_code == 200
     assert report.headers["content-type"].startswith("text/html")
     assert "found-online.jpg" in report.text
+    assert result["person"] == {"handle": "bob", "name": "", "email": ""}
     assert client.get(f"/api/traces/{result['trace_id']}").json()["recipient"] == "bob"
     listed = client.get("/api/traces").json()
     assert listed[0]["id"] == result["trace_id"]
+    assert (listed[0]["person"]["handle"], listed[0]["media_id"]) == ("bob", served[2]["id"])
     assert client.get("/api/traces/999").status_code == 404
     assert client.get("/api/traces/999/report").status_code == 404
 
@@ -371,6 +375,58 @@ def test_trace_of_unrelated_or_bad_files(served):
     assert upload(client, "/api/trace", "x.jpg", jpeg(OTHER)[:2000]).status_code == 422
     bad = client.post("/api/trace", files={"file": ("a.jpg", jpeg(OTHER))}, data={"threshold": "2"})
     assert bad.status_code == 422
+
+
+def test_no_match_names_nobody_and_the_original_is_recognised(served):
+    client, *_ = served
+    # The original itself: no test, nobody named.
+    r = upload(client, "/api/trace", "mine.png", PHOTO.read_bytes()).json()
+    assert (r["verdict"], r["media"]["name"], r["candidates"]) == ("original", "kodim05.png", [])
+    assert r["message"].startswith("this is your unmarked original kodim05.png")
+    # The original re-encoded: every recipient tested, their scores shown, nobody named.
+    r = upload(client, "/api/trace", "mine.jpg", jpeg(PHOTO, 92)).json()
+    assert (r["verdict"], r["recipient"], r["person"]) == ("no_match", None, None)
+    assert len(r["candidates"]) == 3 and all("handle" not in c for c in r["candidates"])
+    report = client.get(r["report_url"]).text
+    assert not any(h in r["message"] or f">{h}<" in report for h in PEOPLE)
+    listed = client.get("/api/traces").json()[:2]
+    assert [t["verdict"] for t in listed] == ["no_match", "original"]
+    assert [t["person"] for t in listed] == [None, None]
+
+
+def test_copies_of_one_recipient_across_originals(served):
+    client, _, media, _ = served
+    everyone = client.get("/api/copies").json()
+    assert {c["handle"] for c in everyone} == set(PEOPLE)
+    bobs = client.get("/api/copies", params={"to": "BOB"}).json()
+    assert bobs and all(c["handle"] == "bob" for c in bobs)
+    assert {(c["media_id"], c["media_name"]) for c in bobs} == {(media["id"], "kodim05.png")}
+    assert bobs[-1]["file"] == "bob/kodim05.png" and bobs[-1]["download_url"]
+    assert client.get(bobs[-1]["download_url"]).status_code == 200
+    unknown = client.get("/api/copies", params={"to": "nobody"})
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "unknown recipient 'nobody'"}
+
+
+def test_import_skips_who_is_registered_and_says_how_to_fix_an_encoding(served):
+    client, *_ = served
+    csv = b"handle,name,email\nann,,\nzed,Zed,z@x.org\n"
+    refused = upload(client, "/api/recipients/import", "grown.csv", csv)
+    assert (
+        refused.status_code == 409
+        and "line 2: ann is already registered" in (refused.json()["detail"])
+    )
+    r = client.post(
+        "/api/recipients/import",
+        files={"file": ("grown.csv", csv)},
+        data={"skip_existing": "true"},
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["imported"], r.json()["skipped"]) == (1, ["ann"])
+    assert r.json()["recipients"][0]["handle"] == "zed"
+    latin = "Name,Email\nZoë Blanc,zoe@x.org\n".encode("latin-1")
+    bad = upload(client, "/api/recipients/import", "members.csv", latin)
+    assert bad.status_code == 422 and "not UTF-8" in bad.json()["detail"]
+    assert client.delete("/api/recipients/zed").status_code == 204
 
 
 def test_eight_concurrent_traces_all_answer_correctly(served):

@@ -130,7 +130,9 @@ def test_a_reencoded_trimmed_downscaled_leak_is_traced(workspace, tmp_path):
 
 def test_the_unmarked_original_and_an_outsider_copy_are_not_accused(workspace, tmp_path):
     ws, _ = workspace
-    assert trace_file(ws, CLIP).result["verdict"] == "no_match"
+    mine = trace_file(ws, CLIP).result  # the registered original's own bytes: not tested
+    assert (mine["verdict"], mine["media"]["kind"], mine["candidates"]) == ("original", "video", [])
+    assert mine["message"].startswith(f"this is your unmarked original {CLIP.name}")
     # A copy made for someone who is not a candidate (never recorded) names nobody.
     from leaktrace.video.variants import encode_copy
     from leaktrace.videos import plan_of
@@ -140,6 +142,8 @@ def test_the_unmarked_original_and_an_outsider_copy_are_not_accused(workspace, t
     encode_copy(plan_of(media), CLIP, ws.key, "mallory", own)
     result = trace_file(ws, own).result
     assert result["verdict"] == "no_match" and result["recipient"] is None
+    assert result["person"] is None and all("handle" not in c for c in result["candidates"])
+    assert "nobody is named" in result["message"] and "alice" not in result["message"]
 
 
 def test_copies_are_deterministic_and_a_rerun_makes_nothing_twice(workspace, tmp_path):

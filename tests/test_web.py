@@ -233,10 +233,16 @@ def test_recipients_copies_and_traces(
     verdict = page.locator("#verdict")
     expect(verdict).to_have_attribute("data-verdict", "match", timeout=30_000)
     expect(page.locator("#verdict-title")).to_have_text("Leaked by bob")
+    expect(page.locator("#verdict-person")).to_have_text("Bob Brown · bob@example.com")
     expect(page.locator("#verdict-detail")).to_contain_text(
         re.compile(r"False-accusation probability \d(\.\d)?e-\d+")
     )
     expect(page.locator("#chart svg g[data-handle]")).to_have_count(3)
+    # The history has it, naming the person.
+    latest = page.locator("#history-body tr").first
+    expect(latest).to_have_attribute("data-verdict", "match")
+    expect(latest).to_contain_text("Leaked by bob — Bob Brown <bob@example.com>")
+    expect(latest).to_contain_text("leaked.jpg")
     expect(page.locator("#chart [data-testid=threshold-line]")).to_have_count(1)
     with page.expect_download() as report_info:
         page.click("#report-download")
@@ -249,6 +255,31 @@ def test_recipients_copies_and_traces(
     expect(verdict).to_have_attribute("data-verdict", "no_match", timeout=30_000)
     expect(page.locator("#verdict-title")).to_have_text("No confident match")
     expect(page.locator("#trace-error")).to_be_hidden()
+
+    # The original re-encoded: everyone who got a copy is tested, nobody is named — not in
+    # the verdict, the facts, the chart (ranks) or the scores.
+    reencoded = io.BytesIO()
+    Image.open(ORIGINAL).convert("RGB").save(reencoded, "JPEG", quality=92)
+    _drop(page, reencoded.getvalue(), "mine.jpg")
+    expect(page.locator("#verdict-detail")).to_contain_text("of 3 recipients tested")
+    expect(verdict).to_have_attribute("data-verdict", "no_match")
+    expect(page.locator("#verdict-person")).to_be_hidden()
+    expect(page.locator("#chart svg g[data-handle]")).to_have_count(0)
+    expect(page.locator("#chart svg .label")).to_have_text(["#1", "#2", "#3"])
+    shown = page.locator("#trace-result").inner_text() + page.locator("#scores-body").inner_text()
+    assert not any(h in shown for h, _, _ in PEOPLE), shown
+    # The original itself: said so, nothing tested.
+    page.set_input_files("#trace-file", str(ORIGINAL))
+    expect(verdict).to_have_attribute("data-verdict", "original", timeout=30_000)
+    expect(page.locator("#verdict-title")).to_have_text("Your unmarked original")
+    expect(page.locator("#history-body tr").first).to_contain_text("Your unmarked original")
+
+    # Bob's copies, from the count in the recipients' table.
+    page.click("[data-testid=copies-bob]")
+    expect(page.locator("#recipient-copies-title")).to_have_text(
+        "Copies sent to bob (Bob Brown) · 1"
+    )
+    expect(page.locator("#recipient-copies-list li")).to_contain_text([ORIGINAL.name])
 
     # Not an image: the API's message in place.
     page.set_input_files(
@@ -303,7 +334,7 @@ def test_unicode_names_warnings_and_refused_uploads(
     # A picture that cannot carry a mark: the service's one-line reason, in place.
     _upload(page, "mur blanc.png", _png(np.full((480, 640, 3), 200, np.uint8)))
     expect(page.locator("#media-error")).to_contain_text(
-        "mur blanc.png: too flat or too small to carry a mark"
+        "mur blanc.png: too flat or too small to carry a mark", timeout=30_000
     )
     assert page.locator("#media-error").inner_text().count("\n") == 0
 
@@ -311,7 +342,9 @@ def test_unicode_names_warnings_and_refused_uploads(
     # re-share scores z = 9.2 with the service's key: a match needs 7.4, 11.1 is not warned).
     small = np.asarray(Image.open(KODAK / "kodim07.png").convert("RGB").resize((184, 122)))
     _upload(page, UNICODE_NAME, _png(small))
-    expect(page.locator("#media-status")).to_contain_text(f"Registered {UNICODE_NAME}")
+    expect(page.locator("#media-status")).to_contain_text(
+        f"Registered {UNICODE_NAME}", timeout=30_000
+    )
     expect(page.locator("#media-error")).to_be_hidden()
     warning = page.locator("#media-warnings li")
     expect(warning).to_contain_text(f"{UNICODE_NAME}: its mark is weak")
@@ -528,3 +561,82 @@ def test_a_long_videos_evidence_strip(sync_api: Any, page: Any, service: dict[st
     _drop_video(page, b"\0" * 64, "cut.mp4")
     expect(page.locator("[data-testid=segment-strip] rect.cell-disagree")).to_have_count(1)
     expect(page.locator("[data-testid=segment-strip] rect.cell-agree")).to_have_count(5)
+
+
+def test_at_phone_width_charts_fit_and_labels_stay_clear(
+    sync_api: Any, browser: Any, service: dict[str, str], tmp_path: Path
+) -> None:
+    """At 390 px nothing scrolls sideways: the score chart is drawn at the width it has, every
+    name left of its bar; the evidence report (its HTML) fits too; a done message fades."""
+    from leaktrace.report import html_report
+
+    expect = sync_api.expect
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.clock.install()
+    page.goto(service["url"] + "/")
+    _sign_in(page, service["token"])
+    expect(page.locator("#app")).to_be_visible()
+    handles = [f"patron-with-a-long-handle-{i:02d}" for i in range(12)]
+    candidates = [{"handle": h, "score": round(9.5 - 1.1 * i, 2)} for i, h in enumerate(handles)]
+    result = {
+        "verdict": "match",
+        "recipient": handles[0],
+        "person": {"handle": handles[0], "name": "Pat Long", "email": "pat@example.com"},
+        "p_value": 3e-12,
+        "log10_p_value": -11.5,
+        "mode": "informed",
+        "media": {"id": 1, "name": "shoot.jpg", "sha256": "0" * 64},
+        "candidates": candidates,
+        "match_score": 7.4,
+        "message": "leaked by …",
+        "leak": {"name": "found.jpg", "sha256": "1" * 64, "width": 640, "height": 480},
+        "threshold": 1e-9,
+        "settings": {"code_length": 1024},
+        "version": "0",
+        "time": "2026-01-01T00:00:00+00:00",
+        "trace_id": 7,
+        "report_url": "/api/traces/7/report",
+    }
+    page.route("**/api/trace", lambda route: route.fulfill(json=result))
+    _drop(page, b"\xff\xd8 not looked at", "found.jpg")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "match")
+    expect(page.locator("#verdict-person")).to_have_text("Pat Long · pat@example.com")
+    bars = page.locator("#chart svg g[data-handle]")
+    expect(bars).to_have_count(12)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("#chart").bounding_box()
+    chart = page.locator("#chart svg").bounding_box()
+    assert (
+        chart["x"] >= box["x"] - 0.5
+        and chart["x"] + chart["width"] <= box["x"] + box["width"] + 0.5
+    )
+    for i in range(12):
+        label = bars.nth(i).locator("text").first.bounding_box()
+        bar = bars.nth(i).locator("rect").bounding_box()
+        assert label["x"] >= box["x"] - 0.5 and label["x"] + label["width"] <= bar["x"] + 0.5
+        assert label["height"] >= 11  # drawn at its size, not shrunk to fit
+    page.screenshot(path=str(tmp_path / "page-390.png"), full_page=True)
+
+    # A status that says something was done fades once it is old news.
+    page.fill("#recipient-handle", "phone-zed")
+    page.click("#recipient-add")
+    expect(page.locator("#recipient-form-status")).to_have_text("Added phone-zed.")
+    page.clock.fast_forward(9_000)
+    expect(page.locator("#recipient-form-status")).to_have_text("")
+    page.click("[data-testid=remove-phone-zed]")
+
+    # The evidence report of the same result, at the same width.
+    report = tmp_path / "report.html"
+    report.write_text(html_report(result, np.zeros((48, 64), np.uint8), None), encoding="utf-8")
+    page.goto(report.as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    rows = page.locator(".scores .row:not(.head)")
+    expect(rows).to_have_count(12)
+    for i in range(12):
+        name = rows.nth(i).locator(".name").bounding_box()
+        track = rows.nth(i).locator(".track").bounding_box()
+        assert name["x"] >= 0 and name["x"] + name["width"] <= track["x"] + 0.5
+    page.screenshot(path=str(tmp_path / "report-390.png"), full_page=True)
+    context.close()

@@ -7,6 +7,7 @@
   const POLL_MS = 400;
   const POLL_RETRIES = 5; // network hiccups tolerated while a job runs
   const BAR_CHART_MAX = 30; // above this many candidates, a ranked dot plot
+  const STATUS_MS = 8000; // how long a "done" status message stays
   const NETWORK_MESSAGE =
     "Cannot reach the leaktrace service. Check that the server (leaktrace serve) is still " +
     "running and that you are online, then try again.";
@@ -165,15 +166,26 @@
     list.hidden = !list.children.length;
   }
 
+  const fading = new Map(); // status id -> the timer that clears its "done" message
+
+  /**
+   * A status line beside a control. A "done" message (kind "ok") fades after STATUS_MS, so
+   * that what the page says is about what just happened, not about something long past.
+   */
   function setStatus(id, message, { busy = false, kind = "" } = {}) {
     const node = $(id);
+    clearTimeout(fading.get(id));
+    fading.delete(id);
     node.replaceChildren();
     node.className = node.className.replace(/\bstatus-(ok|busy)\b/g, "").trim();
     if (!message) return;
     if (busy) node.append(el("span", { class: "spinner", "aria-hidden": "true" }));
     node.append(document.createTextNode(message));
     if (busy) node.classList.add("status-busy");
-    if (kind === "ok") node.classList.add("status-ok");
+    if (kind === "ok") {
+      node.classList.add("status-ok");
+      fading.set(id, setTimeout(() => setStatus(id, ""), STATUS_MS));
+    }
   }
 
   function busyButton(button, busy, label) {
@@ -305,7 +317,7 @@
   async function enter() {
     showApp();
     showError("global-error", "");
-    await Promise.all([loadRecipients(), loadMedia(), resumeJob()]);
+    await Promise.all([loadRecipients(), loadMedia(), resumeJob(), loadHistory()]);
   }
 
   /** A batch still queued or running (the page was reloaded, or another tab started it). */
@@ -374,7 +386,20 @@
           el("td", {}, el("code", { text: r.handle })),
           el("td", { text: r.name || "" }),
           el("td", { text: r.email || "" }),
-          el("td", { class: "num", text: String(r.copies) }),
+          el(
+            "td",
+            { class: "num" },
+            r.copies > 0
+              ? el("button", {
+                  type: "button",
+                  class: "link-button",
+                  "data-testid": `copies-${r.handle}`,
+                  "aria-label": `Copies sent to ${r.handle}`,
+                  text: String(r.copies),
+                  onclick: () => showRecipientCopies(r),
+                })
+              : "0",
+          ),
           el("td", { class: "row-actions" }, remove),
         );
       }),
@@ -385,6 +410,47 @@
     $("recipients-table").hidden = n === 0;
     $("recipients-empty").hidden = n !== 0;
     $("recipients-count").textContent = n ? plural(n, "recipient") : "";
+  }
+
+  /** Every copy sent to one recipient, across originals: when, of what, which file. */
+  async function showRecipientCopies(r) {
+    showError("recipients-error", "");
+    let copies;
+    try {
+      copies = await api(`/api/copies?to=${encodeURIComponent(r.handle)}`);
+    } catch (err) {
+      loadFailed(err, "recipients-error");
+      return;
+    }
+    $("recipient-copies-title").textContent =
+      `Copies sent to ${r.handle}` + (r.name ? ` (${r.name})` : "") + ` · ${copies.length}`;
+    $("recipient-copies-list").replaceChildren(
+      ...[...copies].reverse().map((c) =>
+        el(
+          "li",
+          { "data-media": c.media_id },
+          el("strong", { text: c.media_name || "" }),
+          el("span", { class: "muted", text: `sent ${formatDate(c.created)}` }),
+          el("code", { text: c.file }),
+          c.download_url
+            ? el("button", {
+                type: "button",
+                class: "btn btn-small",
+                text: "Download",
+                onclick: (e) =>
+                  downloadCopy(c, e.currentTarget, {
+                    status: "recipients-status",
+                    error: "recipients-error",
+                  }),
+              })
+            : null,
+        ),
+      ),
+    );
+    const panel = $("recipient-copies");
+    panel.hidden = false;
+    panel.dataset.handle = r.handle;
+    panel.scrollIntoView({ block: "nearest" });
   }
 
   function applyRecipientFilter() {
@@ -442,14 +508,19 @@
     }
     const form = new FormData();
     form.append("file", file, file.name);
+    form.append("skip_existing", $("import-skip").checked ? "true" : "false");
     const button = $("import-submit");
     busyButton(button, true, "Importing…");
     try {
       const answer = await api("/api/recipients/import", { method: "POST", form });
-      $("import-form").reset();
-      setStatus("import-status", `Imported ${plural(answer.imported, "recipient")}.`, {
-        kind: "ok",
-      });
+      $("import-file").value = "";
+      const skipped = (answer.skipped || []).length;
+      setStatus(
+        "import-status",
+        `Imported ${plural(answer.imported, "recipient")}` +
+          (skipped ? `; ${skipped} already registered, skipped.` : "."),
+        { kind: "ok" },
+      );
       await loadRecipients();
     } catch (err) {
       if (err.status !== 401) showError("import-error", err.message);
@@ -869,15 +940,15 @@
     box.hidden = items.length === 0;
   }
 
-  async function downloadCopy(copy, button) {
+  async function downloadCopy(copy, button, where = { status: "download-status", error: "copies-error" }) {
     busyButton(button, true, "Preparing…");
-    showError("copies-error", "");
+    showError(where.error, "");
     try {
       const { blob, filename } = await fetchBlob(copy.download_url);
       saveBlob(blob, filename || copy.file.split("/").pop());
-      setStatus("download-status", `Download of ${copy.handle}'s copy started.`, { kind: "ok" });
+      setStatus(where.status, `Download of ${copy.handle}'s copy started.`, { kind: "ok" });
     } catch (err) {
-      if (err.status !== 401) showError("copies-error", err.message);
+      if (err.status !== 401) showError(where.error, err.message);
     } finally {
       busyButton(button, false);
     }
@@ -949,6 +1020,7 @@
       state.trace = result;
       setStatus("trace-status", "");
       renderTrace(result);
+      loadHistory();
     } catch (err) {
       clearInterval(ticking);
       setStatus("trace-status", "");
@@ -963,17 +1035,26 @@
 
   function renderTrace(result) {
     const matched = result.verdict === "match";
+    const own = result.verdict === "original"; // the registered original itself: no test
     const p = formatP(result.p_value, result.log10_p_value);
     const verdict = $("verdict");
     verdict.className = `verdict ${matched ? "verdict-match" : "verdict-nomatch"}`;
     verdict.dataset.verdict = result.verdict;
     const range = matchedRange(result);
+    const person = matched ? result.person || { handle: result.recipient } : null;
+    const about = person ? [person.name, person.email].filter(Boolean).join(" · ") : "";
+    $("verdict-person").textContent = about;
+    $("verdict-person").hidden = !about;
     if (matched) {
       $("verdict-title").textContent = `Leaked by ${result.recipient}`;
       $("verdict-detail").textContent =
         `False-accusation probability ${p}: the chance that someone who did not receive ` +
         "this copy would score this high." +
         (range ? ` The leak shows ${range}.` : "");
+    } else if (own) {
+      $("verdict-title").textContent = "Your unmarked original";
+      $("verdict-detail").textContent =
+        `${result.message.charAt(0).toUpperCase()}${result.message.slice(1)}.`;
     } else {
       $("verdict-title").textContent = "No confident match";
       $("verdict-detail").textContent = noMatchText(result, p);
@@ -989,7 +1070,7 @@
     if (range) facts.splice(2, 0, ["Matched part", range]);
     if (candidates.length) {
       const top = candidates[0];
-      facts.push(["Best score", `${top.handle}: z = ${top.score.toFixed(2)}`]);
+      facts.push(["Best score", `${top.handle ? `${top.handle}: ` : ""}z = ${top.score.toFixed(2)}`]);
     }
     if (typeof result.match_score === "number") {
       facts.push(["Match threshold", `z ≥ ${result.match_score.toFixed(2)} (p ≤ ${formatP(result.threshold)})`]);
@@ -1009,6 +1090,7 @@
     $("trace-facts").replaceChildren(
       ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]),
     );
+    $("trace-result").hidden = false; // shown before the charts, which fit its width
     drawStrip(video ? result : null);
 
     drawChart(candidates, result.match_score, matched);
@@ -1018,16 +1100,22 @@
           "tr",
           {},
           el("td", { class: "num", text: String(i + 1) }),
-          el("td", {}, el("code", { text: c.handle })),
+          el("td", {}, c.handle ? el("code", { text: c.handle }) : el("span", { class: "muted", text: "not named" })),
           el("td", { class: "num", text: c.score.toFixed(2) }),
         ),
       ),
     );
     $("scores-details").hidden = candidates.length === 0;
+    $("chart").closest("figure").hidden = own;
     const hasReport = Boolean(result.report_url);
     $("report-open").hidden = !hasReport;
     $("report-download").hidden = !hasReport;
-    $("trace-result").hidden = false;
+  }
+
+  /** A person as the registry holds them: "bob — Bob Brown <bob@example.com>". */
+  function whoText(person) {
+    const about = [person.name, person.email && `<${person.email}>`].filter(Boolean).join(" ");
+    return about ? `${person.handle} — ${about}` : person.handle;
   }
 
   /** "0:12.0–1:12.0 of clip.mp4": the part of the original video a leak shows. */
@@ -1063,8 +1151,8 @@
         ? ` below the match threshold z = ${result.match_score.toFixed(2)}`
         : " below the match threshold";
     return (
-      `Nobody is named: the best score, ${best.handle} at z = ${best.score.toFixed(2)}, ` +
-      `stays${bar} (p = ${p}).`
+      `Nobody is named: of ${plural(candidates.length, "recipient")} tested, the highest ` +
+      `score, z = ${best.score.toFixed(2)}, stays${bar} (p = ${p}).`
     );
   }
 
@@ -1101,13 +1189,15 @@
     const hasThreshold = typeof threshold === "number" && Number.isFinite(threshold);
     const top = candidates[0];
     const label =
-      `Scores of ${plural(candidates.length, "candidate")}; best ${top.handle} at ` +
-      `z = ${top.score.toFixed(2)}` +
+      `Scores of ${plural(candidates.length, "candidate")}; best ${top.handle || "(not named)"} ` +
+      `at z = ${top.score.toFixed(2)}` +
       (hasThreshold ? `; match threshold z = ${threshold.toFixed(2)}` : "");
+    // Drawn at the width it is shown at (text stays at its size; no sideways scrolling).
+    const width = Math.max(280, Math.round(box.clientWidth) || 760);
     const chart =
       candidates.length <= BAR_CHART_MAX
-        ? barChart(candidates, hasThreshold ? threshold : null, matched)
-        : dotPlot(candidates, hasThreshold ? threshold : null, matched);
+        ? barChart(candidates, hasThreshold ? threshold : null, matched, width)
+        : dotPlot(candidates, hasThreshold ? threshold : null, matched, width);
     chart.setAttribute("role", "img");
     chart.setAttribute("aria-label", label);
     const rule = hasThreshold
@@ -1131,11 +1221,10 @@
     return [lo, hi];
   }
 
-  function barChart(candidates, threshold, matched) {
+  function barChart(candidates, threshold, matched, width) {
     const row = 26;
-    const width = 760;
-    const left = 150;
-    const right = 60;
+    const left = Math.min(150, Math.round(width * 0.28));
+    const right = 48;
     const topPad = 26;
     const bottomPad = 30;
     const height = topPad + candidates.length * row + bottomPad;
@@ -1171,13 +1260,14 @@
       const cls = isTop ? (matched ? "bar bar-top-match" : "bar bar-top") : "bar";
       const x0 = x(Math.min(0, c.score));
       const w = Math.max(Math.abs(x(c.score) - x(0)), 1);
-      const g = svg("g", { "data-handle": c.handle });
+      const name = c.handle || `#${i + 1}`; // a no-match names nobody: ranks only
+      const g = svg("g", c.handle ? { "data-handle": c.handle } : {});
       g.append(
-        svg("title", {}, `${c.handle}: z = ${c.score.toFixed(2)}`),
+        svg("title", {}, `${name}: z = ${c.score.toFixed(2)}`),
         svg(
           "text",
           { x: left - 10, y: y + row / 2 + 4, class: isTop ? "label label-top" : "label", "text-anchor": "end" },
-          truncate(c.handle, 20),
+          truncate(name, Math.max(6, Math.floor((left - 14) / 8))),
         ),
         svg("rect", { x: x0, y: y + 4, width: w, height: row - 8, rx: 2, class: cls }),
         svg(
@@ -1205,7 +1295,7 @@
             x: x(threshold),
             y: topPad - 12,
             class: "threshold-label",
-            "text-anchor": x(threshold) > width - 200 ? "end" : "middle",
+            "text-anchor": x(threshold) > width - 90 ? "end" : x(threshold) < 90 ? "start" : "middle",
           },
           `match threshold z = ${threshold.toFixed(2)}`,
         ),
@@ -1217,9 +1307,8 @@
     return root;
   }
 
-  function dotPlot(candidates, threshold, matched) {
-    const width = 760;
-    const height = 340;
+  function dotPlot(candidates, threshold, matched, width) {
+    const height = width < 500 ? 280 : 340;
     const left = 48;
     const right = 24;
     const topPad = 24;
@@ -1269,7 +1358,7 @@
     for (let i = n - 1; i >= 1; i--) {
       const c = candidates[i];
       const dot = svg("circle", { cx: x(i).toFixed(1), cy: y(c.score).toFixed(1), r, class: "dot" });
-      dot.append(svg("title", {}, `${i + 1}. ${c.handle}: z = ${c.score.toFixed(2)}`));
+      dot.append(svg("title", {}, `${i + 1}. ${c.handle || "(not named)"}: z = ${c.score.toFixed(2)}`));
       crowd.append(dot);
     }
     root.append(crowd);
@@ -1287,9 +1376,10 @@
       const ly = Math.max(labelY[i], topPad + 4);
       const tx = cx + 26 + 8 * i;
       const isTop = i === 0;
-      const g = svg("g", { "data-handle": c.handle });
+      const name = c.handle || `#${i + 1}`;
+      const g = svg("g", c.handle ? { "data-handle": c.handle } : {});
       g.append(
-        svg("title", {}, `${i + 1}. ${c.handle}: z = ${c.score.toFixed(2)}`),
+        svg("title", {}, `${i + 1}. ${name}: z = ${c.score.toFixed(2)}`),
         svg("polyline", { points: `${cx + 3},${cy} ${tx - 4},${ly - 4}`, class: "leader" }),
         svg("circle", {
           cx,
@@ -1300,7 +1390,7 @@
         svg(
           "text",
           { x: tx, y: ly, class: isTop ? "label label-top halo" : "label halo" },
-          `${truncate(c.handle, 24)}  z = ${c.score.toFixed(2)}`,
+          `${truncate(name, width < 500 ? 12 : 24)}  z = ${c.score.toFixed(2)}`,
         ),
       );
       root.append(g);
@@ -1333,7 +1423,7 @@
     const soft = (v.soft_symbols || []).length === segs.length ? v.soft_symbols : null;
     const values = agree || soft;
     const length = Math.max((v.segments_total || 0) * seg, v.end || 0, seg);
-    const width = 760;
+    const width = Math.max(280, Math.round(box.clientWidth) || 760);
     const left = 8;
     const right = 8;
     const top = 6;
@@ -1408,31 +1498,87 @@
 
   // -- evidence report -------------------------------------------------------------------
 
-  async function openReport() {
+  function openReport() {
     const result = state.trace;
     if (!result || !result.report_url) return;
+    openReportAt(result.report_url, reportName(result), { status: "report-status", error: "trace-error" });
+  }
+
+  /** A trace's evidence report in a new tab (downloaded if the browser blocks the tab). */
+  async function openReportAt(reportUrl, name, where) {
     // Open the tab now, inside the click, so popup blockers let it through; fill it later.
     const tab = window.open("", "_blank");
     if (tab) tab.document.title = "Evidence report (loading)";
-    setStatus("report-status", "Fetching the evidence report…", { busy: true });
+    showError(where.error, "");
+    setStatus(where.status, "Fetching the evidence report…", { busy: true });
     try {
-      const { blob } = await fetchBlob(result.report_url);
+      const { blob } = await fetchBlob(reportUrl);
       const url = URL.createObjectURL(new Blob([blob], { type: "text/html" }));
       if (tab && !tab.closed) {
         tab.location.href = url;
-        setStatus("report-status", "Opened in a new tab.", { kind: "ok" });
+        setStatus(where.status, "Opened in a new tab.", { kind: "ok" });
       } else {
-        saveBlob(blob, reportName(result));
-        setStatus("report-status", "The browser blocked the new tab; downloaded instead.", {
+        saveBlob(blob, name);
+        setStatus(where.status, "The browser blocked the new tab; downloaded instead.", {
           kind: "ok",
         });
       }
       setTimeout(() => URL.revokeObjectURL(url), 120_000);
     } catch (err) {
       if (tab) tab.close();
-      setStatus("report-status", "");
-      if (err.status !== 401) showError("trace-error", err.message);
+      setStatus(where.status, "");
+      if (err.status !== 401) showError(where.error, err.message);
     }
+  }
+
+  // -- history ---------------------------------------------------------------------------
+
+  async function loadHistory() {
+    let traces;
+    try {
+      traces = await api("/api/traces");
+      showError("history-error", "");
+    } catch (err) {
+      loadFailed(err, "history-error");
+      return;
+    }
+    $("history-body").replaceChildren(
+      ...traces.map((t) => {
+        const said =
+          t.verdict === "match"
+            ? `Leaked by ${whoText(t.person || { handle: t.recipient })}`
+            : t.verdict === "original"
+              ? "Your unmarked original"
+              : "No confident match";
+        const open = el("button", {
+          type: "button",
+          class: "btn btn-small",
+          text: "Report",
+          "data-testid": `report-${t.id}`,
+          "aria-label": `Evidence report of trace ${t.id}`,
+          onclick: () =>
+            openReportAt(`/api/traces/${t.id}/report`, `evidence-${t.id}-${stem(t.name)}.html`, {
+              status: "history-status",
+              error: "history-error",
+            }),
+        });
+        return el(
+          "tr",
+          { "data-trace": t.id, "data-verdict": t.verdict },
+          el("td", { class: "nowrap", text: formatDate(t.created) }),
+          el("td", {}, el("code", { text: t.name })),
+          el("td", { class: t.verdict === "match" ? "said said-match" : "said", text: said }),
+          el("td", {
+            class: "num nowrap",
+            text: t.verdict === "original" || t.p_value === null ? "—" : t.p_value > 0 ? formatP(t.p_value) : "< 1e-300",
+          }),
+          el("td", { class: "row-actions" }, open),
+        );
+      }),
+    );
+    $("history-table").hidden = !traces.length;
+    $("history-empty").hidden = traces.length > 0;
+    $("history-count").textContent = traces.length ? plural(traces.length, "trace") : "";
   }
 
   async function downloadReport() {
@@ -1522,6 +1668,17 @@
     $("job-cancel").addEventListener("click", cancelJob);
     $("report-open").addEventListener("click", openReport);
     $("report-download").addEventListener("click", downloadReport);
+    $("recipient-copies-close").addEventListener("click", () => {
+      $("recipient-copies").hidden = true;
+    });
+    // The charts are drawn at the width they are shown at: again when it changes.
+    let resizing = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => {
+        if (state.trace && !$("trace-result").hidden) renderTrace(state.trace);
+      }, 150);
+    });
     setupDropZone();
     showVersion();
     if (state.token) {

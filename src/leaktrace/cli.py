@@ -1,7 +1,8 @@
 """The ``leaktrace`` command: parse, call the workflow, print. Exit codes live here only.
 
 Exit status: 0 success (for ``trace``: a confident match), 1 ``trace`` found no confident
-match, 2 an error (message on stderr, never a traceback), 130 interrupted.
+match (or the file is a registered original), 2 an error (message on stderr, never a
+traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,6 +27,7 @@ from . import __version__
 from .errors import LeaktraceError
 from .registry import Workspace, default_home
 from .report import html_report, json_report
+from .verdicts import who
 from .workflow import (
     MAX_STRENGTH,
     MIN_STRENGTH,
@@ -61,6 +66,12 @@ recipients_app = typer.Typer(help="Manage the people who receive copies.", no_ar
 app.add_typer(recipients_app, name="recipients")
 token_app = typer.Typer(help="Manage the HTTP service's API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+media_app = typer.Typer(help="The registered originals.", no_args_is_help=True)
+app.add_typer(media_app, name="media")
+copies_app = typer.Typer(help="The copies sent: who got which, when.", no_args_is_help=True)
+app.add_typer(copies_app, name="copies")
+traces_app = typer.Typer(help="The traces run and their verdicts.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
 
 # No markup: file names and handles are printed as they are, brackets included.
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -81,6 +92,34 @@ def _open(ctx: typer.Context) -> Workspace:
     return Workspace.open(_home(ctx))
 
 
+def _when(moment: datetime) -> datetime:
+    """A registry time with its zone (SQLite hands them back without it; they are UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _listing(
+    rows: list[dict[str, Any]],
+    columns: Mapping[str, Callable[[dict[str, Any]], str]],
+    *,
+    as_json: bool,
+    empty: str,
+) -> None:
+    """Print registry rows: a table with these columns, or the rows as JSON."""
+    if as_json:
+        out.print_json(json.dumps(rows, default=lambda t: _when(t).isoformat()))
+        return
+    table = Table(box=None)
+    for name in columns:
+        table.add_column(name, no_wrap=name in _WHEN)
+    for row in rows:
+        table.add_row(*(cell(row) for cell in columns.values()))
+    out.print(table if rows else empty)
+
+
+_JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_WHEN = {"registered", "made", "time"}  # columns never wrapped
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"leaktrace {__version__}")
@@ -92,7 +131,7 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Workspace folder [default: $LEAKTRACE_HOME or ./leaktrace]"),
+        typer.Option("--home", help="Workspace folder (default: $LEAKTRACE_HOME or ./leaktrace)."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
@@ -125,10 +164,24 @@ def recipients_add(
 
 
 @recipients_app.command("import")
-def recipients_import(ctx: typer.Context, csv_file: Path) -> None:
-    """Import recipients from a CSV with a header row: handle,name,email (all or none)."""
-    added = _open(ctx).import_recipients(csv_file)
-    out.print(f"imported {len(added)} recipients")
+def recipients_import(
+    ctx: typer.Context,
+    csv_file: Path,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip the rows already registered.")
+    ] = False,
+) -> None:
+    """Import recipients from a CSV with a header row (all new rows, or none).
+
+    Columns handle,name,email; or an export with Name and Email columns (a Patreon members
+    CSV), each handle then made from the name (Chloé Martin: chloe-martin; -2, -3... when
+    taken), else from the email. Other columns are read past.
+    """
+    done = _open(ctx).import_recipients(csv_file, skip_existing=skip_existing)
+    out.print(
+        f"imported {len(done.added)} recipients"
+        + (f", skipped {len(done.skipped)} already registered" if done.skipped else "")
+    )
 
 
 @recipients_app.command("remove")
@@ -139,21 +192,102 @@ def recipients_remove(ctx: typer.Context, handle: str) -> None:
 
 
 @recipients_app.command("list")
-def recipients_list(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def recipients_list(ctx: typer.Context, as_json: _JSON = False) -> None:
     """List every recipient."""
-    people = _open(ctx).recipients()
-    if as_json:
-        out.print_json(
-            json.dumps([{"handle": r.handle, "name": r.name, "email": r.email} for r in people])
-        )
-        return
-    table = Table("handle", "name", "email", box=None)
-    for r in people:
-        table.add_row(r.handle, r.name, r.email)
-    out.print(table if people else "no recipients yet")
+    people = [
+        {"handle": r.handle, "name": r.name, "email": r.email} for r in _open(ctx).recipients()
+    ]
+    columns = {k: itemgetter(k) for k in ("handle", "name", "email")}
+    _listing(people, columns, as_json=as_json, empty="no recipients yet")
+
+
+@media_app.command("list")
+def media_list(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """List the registered originals, oldest first, with how many recipients have a copy."""
+    ws = _open(ctx)
+    sent: dict[int, set[str]] = {}
+    for c in ws.copies():
+        sent.setdefault(c.media_id, set()).add(c.handle)
+    rows = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "kind": m.kind,
+            "width": m.width,
+            "height": m.height,
+            "size": m.size,
+            "sha256": m.sha256,
+            "recipients": len(sent.get(m.id, ())),
+            "registered": m.created,
+        }
+        for m in ws.media()
+    ]
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "id": lambda r: str(r["id"]),
+        "registered": lambda r: f"{r['registered']:%Y-%m-%d %H:%M}",
+        "name": itemgetter("name"),
+        "kind": itemgetter("kind"),
+        "size": lambda r: f"{r['width']}×{r['height']}",
+        "recipients": lambda r: str(r["recipients"]),
+        "sha256": lambda r: r["sha256"][:12],
+    }
+    _listing(rows, columns, as_json=as_json, empty="no originals registered yet")
+
+
+@copies_app.command("list")
+def copies_list(
+    ctx: typer.Context,
+    to: Annotated[str | None, typer.Option("--to", help="Only those sent to this handle.")] = None,
+    as_json: _JSON = False,
+) -> None:
+    """List every copy made, oldest first: when, to whom, of which original, where."""
+    rows = [
+        {
+            "made": c.created,
+            "handle": c.handle,
+            "media_id": c.media_id,
+            "media": c.media_name,
+            "path": c.path,
+            "sha256": c.sha256,
+        }
+        for c in _open(ctx).copies(to=to)
+    ]
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "made": lambda r: f"{r['made']:%Y-%m-%d %H:%M}",
+        "to": itemgetter("handle"),
+        "original": itemgetter("media"),
+        "file": itemgetter("path"),
+        "sha256": lambda r: r["sha256"][:12],
+    }
+    _listing(rows, columns, as_json=as_json, empty="no copies made yet")
+
+
+@traces_app.command("list")
+def traces_list(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """List every trace, oldest first: the leak, the verdict, who it names."""
+    rows = [
+        {
+            "id": t.id,
+            "time": t.created,
+            "leak": t.name,
+            "sha256": t.sha256,
+            "verdict": t.verdict,
+            "recipient": t.recipient,
+            "person": t.result.get("person"),
+            "p_value": t.p_value,
+            "media_id": t.media_id,
+        }
+        for t in _open(ctx).traces()
+    ]
+    columns: dict[str, Callable[[dict[str, Any]], str]] = {
+        "id": lambda r: str(r["id"]),
+        "time": lambda r: f"{r['time']:%Y-%m-%d %H:%M}",
+        "leak": itemgetter("leak"),
+        "verdict": lambda r: r["verdict"].replace("_", " "),
+        "names": lambda r: who(r["person"]) if r["person"] else r["recipient"] or "nobody",
+        "p": lambda r: "" if r["p_value"] is None else f"{r['p_value']:.2g}",
+    }
+    _listing(rows, columns, as_json=as_json, empty="no traces yet")
 
 
 @app.command()
@@ -166,7 +300,7 @@ def embed(
     ] = None,
     everyone: Annotated[bool, typer.Option("--all", help="Every registered recipient.")] = False,
     workers: Annotated[
-        int | None, typer.Option(help="Processes [default: all cores].", min=1)
+        int | None, typer.Option(help="Processes to use (default: all cores).", min=1)
     ] = None,
     strength: Annotated[
         float,
@@ -346,7 +480,7 @@ def serve(
         ),
     ] = 2048,
     workers: Annotated[
-        int | None, typer.Option(help="Processes per batch [default: all cores].", min=1)
+        int | None, typer.Option(help="Processes per batch (default: all cores).", min=1)
     ] = None,
     keep_reports: Annotated[
         int,

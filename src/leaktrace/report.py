@@ -21,6 +21,7 @@ from PIL import Image
 
 from .register import Geometry
 from .transform import working_shape
+from .verdicts import who
 
 __all__ = ["clock", "html_report", "json_report", "registration_overlay"]
 
@@ -41,60 +42,63 @@ def _thumbnail(pixels: np.ndarray | None, side: int = 560) -> str:
     return f'<img alt="" src="data:image/jpeg;base64,{data}">'
 
 
-def _chart(candidates: list[dict[str, Any]], threshold_z: float | None) -> str:
-    """SVG: one bar per candidate (best first, at most 60 shown) and the threshold line."""
+#: Candidates drawn one bar each in a report's chart (the best first); the rest are summed up.
+CHART_ROWS = 30
+
+
+def _chart(candidates: list[dict[str, Any]], threshold_z: float | None, matched: bool) -> str:
+    """The web page's horizontal score chart in HTML and CSS (readable at any width, no
+    script): one row per candidate, best first — its name, its bar from zero, its score —
+    the match threshold dashed across, the zone beyond it tinted. In a no-match the rows are
+    ranked, not named."""
     if not candidates:
         return "<p>No candidates were tested.</p>"
-    shown = candidates[:60]
-    scores = [c["score"] for c in candidates]
-    top = max(max(scores), threshold_z or 0, 1.0) * 1.1
-    low = min(min(scores), 0.0) * 1.1
-    width, height, pad = 900, 320, 40
-    bar = (width - 2 * pad) / len(shown)
+    scores = [float(c["score"]) for c in candidates]
+    lo = min(0.0, *scores)
+    hi = max(1.0, *scores, threshold_z or 0.0)
+    pad = (hi - lo) * 0.06
+    lo, hi = (lo - pad if lo < 0 else lo), hi + pad
 
-    def y(v: float) -> float:
-        return pad + (top - v) / (top - low) * (height - 2 * pad)
+    def at(v: float) -> str:  # a score's place across the track, in percent
+        return f"{(v - lo) / (hi - lo) * 100:.2f}%"
 
-    parts = [
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="candidate scores">',
-        f'<line x1="{pad}" x2="{width - pad}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#888"/>',
-    ]
-    for i, c in enumerate(shown):
-        v = c["score"]
-        colour = "#c0392b" if threshold_z is not None and v >= threshold_z else "#5b7fa6"
-        x = pad + i * bar
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{min(y(v), y(0)):.1f}" width="{max(bar - 2, 1):.1f}" '
-            f'height="{abs(y(0) - y(v)):.1f}" fill="{colour}"><title>'
-            f"{html.escape(c['handle'])}: z = {v:.2f}</title></rect>"
-        )
-        if i == 0 or len(shown) <= 24:  # name the bars when they fit
-            mid = x + bar / 2
-            # The value beyond the bar's end, the name on the other side of the zero line.
-            value_y, name_y = (y(v) - 4, y(0) + 14) if v >= 0 else (y(v) + 14, y(0) - 4)
-            parts.append(
-                f'<text x="{mid:.1f}" y="{value_y:.1f}" font-size="11" '
-                f'text-anchor="middle">{v:.1f}</text>'
-            )
-            parts.append(
-                f'<text x="{mid:.1f}" y="{name_y:.1f}" font-size="11" '
-                f'text-anchor="middle">{html.escape(c["handle"][:14])}</text>'
-            )
+    zone = f"--zone:{at(threshold_z) if threshold_z is not None else '100%'};--zero:{at(0.0)}"
+    rows = []
     if threshold_z is not None:
-        parts.append(
-            f'<line x1="{pad}" x2="{width - pad}" y1="{y(threshold_z):.1f}" '
-            f'y2="{y(threshold_z):.1f}" stroke="#c0392b" stroke-dasharray="6 4"/>'
+        rows.append(
+            f'<div class="row head"><span></span><span class="track"><span class="thr-label'
+            f'{" end" if (threshold_z - lo) / (hi - lo) > 0.7 else ""}" style="left:'
+            f'{at(threshold_z)}">match threshold z = {threshold_z:.2f}</span></span><span>'
+            "</span></div>"
         )
-        parts.append(
-            f'<text x="{width - pad}" y="{y(threshold_z) - 6:.1f}" text-anchor="end" '
-            f'fill="#c0392b">match threshold z = {threshold_z:.2f}</text>'
+    for i, c in enumerate(candidates[:CHART_ROWS]):
+        v = float(c["score"])
+        name = c.get("handle")
+        label = html.escape(name) if name else f"#{i + 1}"
+        kind = ("top match" if matched else "top") if i == 0 else ""
+        left, right = at(min(0.0, v)), at(max(0.0, v))
+        rows.append(
+            f'<div class="row {kind}"><span class="name" title="{label}">{label}</span>'
+            f'<span class="track"><span class="bar" style="left:{left};'
+            f'width:calc({right} - {left})"></span></span>'
+            f'<span class="value">{v:.2f}</span></div>'
         )
-    parts.append(
-        f'<text x="{pad}" y="{height - 10}" fill="#555">{len(shown)} of '
-        f"{len(candidates)} candidates, best first (score z; innocent scores are "
-        "about standard normal)</text></svg>"
+    more = len(candidates) - CHART_ROWS
+    rest = (
+        f'<p class="chart-note">…and {more} more, scoring {min(scores[CHART_ROWS:]):.2f} to '
+        f"{max(scores[CHART_ROWS:]):.2f}.</p>"
+        if more > 0
+        else ""
     )
-    return "".join(parts)
+    who = "candidate" if len(candidates) == 1 else "candidates"
+    named = "" if candidates[0].get("handle") else " Nobody is named, so the bars are not either."
+    lined = " has-threshold" if threshold_z is not None else ""
+    return (
+        f'<figure class="scores{lined}" style="{zone}" role="img" aria-label="Score z of '
+        f'{len(candidates)} {who}">{"".join(rows)}</figure>{rest}<p class="chart-note">Score z '
+        f"of every candidate, best first. Innocent recipients score around 0; a name is given "
+        f"only beyond the dashed threshold.{named}</p>"
+    )
 
 
 #: How the settings of a verdict are named in a report (others: their key, in words).
@@ -112,6 +116,10 @@ _SETTING_LABELS = {
     "encoder": "Encoder",
     "strength": "Strength",
     "null_model": "Null model",
+}
+_DETECTION = {
+    "informed": "informed: the leak registered onto its original, the original subtracted",
+    "blind": "blind: without the original (weaker)",
 }
 _MODES = {
     "recipient": "per recipient: every frame carries the recipient's whole codeword "
@@ -371,16 +379,21 @@ def html_report(
             else ""
         )
         rows.append(("Matched time range", where))
-    rows += [
-        ("Verdict", f"<strong>{e(result['message'])}</strong>"),
-        (
-            "False-accusation probability",
-            f"{_p_text(result)}; threshold {result['threshold']:g}",
-        ),
-    ]
-    accused = result.get("accused") or []
+    named = result.get("person") if matched else None
+    accused = (result.get("accused") or []) if matched else []
+    if named and len(accused) <= 1:
+        rows.append(("Accused recipient", e(who(named))))
+    own = result["verdict"] == "original"  # nothing was tested
+    rows.append(("Verdict", f"<strong>{e(result['message'])}</strong>"))
+    if not own:
+        rows.append(
+            (
+                "False-accusation probability",
+                f"{_p_text(result)}; threshold {result['threshold']:g}",
+            )
+        )
     if len(accused) > 1:  # the leak combines several recipients' copies
-        each = "".join(f"<li>{e(a['handle'])}: {_p_text(a)}</li>" for a in accused)
+        each = "".join(f"<li>{e(who(a))}: {_p_text(a)}</li>" for a in accused)
         rows.append(
             (
                 "Accused (each with their own probability)",
@@ -388,13 +401,29 @@ def html_report(
                 f"<ul>{each}</ul>",
             )
         )
+    if result.get("mode"):
+        rows.append(("Detection mode", e(_DETECTION.get(result["mode"], result["mode"]))))
     rows += [
-        ("Detection mode", e(str(result.get("mode")))),
         ("Software", f"leaktrace {e(result['version'])}"),
         ("Time (UTC)", e(result["time"])),
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    tint, edge = ("#fdecea", "#c0392b") if matched else ("#eef2f6", "#99a")
+    if len(accused) > 1:
+        title = f"Leaked by {len(accused)} recipients together"
+        detail = e("; ".join(who(a) for a in accused))
+    elif matched:
+        title = f"Leaked by {result.get('recipient')}"
+        detail = (
+            e(", ".join(filter(None, [named.get("name"), named.get("email")]))) if named else ""
+        )
+        detail += ("; " if detail else "") + f"false-accusation probability {_p_text(result)}"
+    elif result["verdict"] == "original":
+        title, detail = (
+            "Your unmarked original",
+            e(result["message"][:1].upper() + result["message"][1:]),
+        )
+    else:
+        title, detail = "No confident match", "Nobody is named."
     registration = ""
     if geometry is not None and original is not None:
         evidence = result.get("evidence_coverage")
@@ -437,28 +466,65 @@ def html_report(
             f"<figure>{_thumbnail(original)}<figcaption>Registered original</figcaption>"
             "</figure></div>"
         )
+    scores = (
+        "<p>Nothing was tested: the file is the registered original itself.</p>"
+        if own
+        else f"<h2>Candidate scores</h2>"
+        f"{_chart(result.get('candidates', []), result.get('match_score'), matched)}"
+        f"<p>{explain}</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>leaktrace evidence — {e(leak_info["name"])}</title>
 <style>
-body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222;padding:0 1em}}
-h1{{font-size:1.5em}} .verdict{{padding:.8em 1em;border-radius:6px;font-size:1.15em;
-background:{tint};border:1px solid {edge}}}
+body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1b1f27;
+padding:0 1em}}
+h1{{font-size:1.5em}} h2{{font-size:1.2em;margin-top:1.6em}}
+.verdict{{border-radius:8px;padding:16px 20px;border:1px solid;border-left-width:6px}}
+.verdict p{{margin:0}} .verdict-title{{font-size:1.45em;font-weight:700;line-height:1.25}}
+.verdict-detail{{margin-top:6px!important;overflow-wrap:anywhere}}
+.verdict-match{{background:#e8eef9;border-color:#b5c6e6;border-left-color:#1d4fa8}}
+.verdict-match .verdict-title{{color:#163d84}}
+.verdict-nomatch{{background:#eef0f3;border-color:#d7dbe1;border-left-color:#7b8494}}
 table{{border-collapse:collapse;width:100%;margin:1em 0}} th,td{{text-align:left;
-vertical-align:top;padding:.35em .6em;border-bottom:1px solid #ddd}} th{{width:14em;color:#555}}
-table.settings{{font-size:.92em}} table.settings th{{font-weight:500}}
-code{{font-size:.85em;word-break:break-all}} .pair{{display:flex;gap:1em}}
-.pair figure{{flex:1;margin:0}} .pair img{{max-width:100%;border:1px solid #ccc}}
-.frames img{{width:100%}} .overlay{{margin:0}}
+vertical-align:top;padding:.35em .6em;border-bottom:1px solid #d7dbe1}}
+th{{width:14em;color:#555d6b;font-weight:500}} td{{overflow-wrap:anywhere}}
+table.settings{{font-size:.92em}}
+code{{font-size:.85em;word-break:break-all}} .pair{{display:flex;flex-wrap:wrap;gap:1em}}
+.pair figure{{flex:1 1 260px;margin:0}} .pair img{{max-width:100%;border:1px solid #ccc}}
+.frames img{{width:100%}} .overlay{{margin:0}} .overlay img{{max-width:100%}}
 svg{{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}}
 .missing{{padding:2em;color:#888;border:1px dashed #ccc}}
+.scores{{margin:1em 0 .4em;font-size:13px}}
+.scores .row{{display:grid;grid-template-columns:minmax(3em,11em) 1fr 3.2em;gap:8px;
+align-items:center;height:24px}}
+.scores .name{{text-align:right;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}}
+.scores .track{{position:relative;height:100%;background:linear-gradient(to right,
+transparent var(--zone),rgba(164,35,27,.06) var(--zone))}}
+.scores .track::before{{content:"";position:absolute;left:var(--zero);top:0;bottom:0;
+border-left:1px solid #9aa2ae}}
+.has-threshold .track::after{{content:"";position:absolute;left:var(--zone);top:0;bottom:0;
+border-left:1.5px dashed #a4231b}}
+.scores .bar{{position:absolute;top:5px;bottom:5px;background:#aeb7c4;border-radius:2px;
+min-width:1px}}
+.scores .top .bar{{background:#5d6675}} .scores .top.match .bar{{background:#1d4fa8}}
+.scores .top .name,.scores .top .value{{font-weight:700}}
+.scores .value{{color:#555d6b;font-variant-numeric:tabular-nums}}
+.scores .head{{height:20px}} .scores .head .track{{background:none}}
+.scores .head .track::before,.scores .head .track::after{{display:none}}
+.thr-label{{position:absolute;bottom:3px;transform:translateX(-50%);white-space:nowrap;
+color:#a4231b;font-size:11px;font-weight:600}} .thr-label.end{{transform:translateX(-100%)}}
+.chart-note{{color:#555d6b;font-size:.9em;margin:.3em 0}}
+@media (max-width:600px){{body{{margin:1em auto}} th{{width:auto}}
+.facts th,.facts td{{display:block;border:0;padding:.1em 0}} .facts td{{padding-bottom:.5em;
+border-bottom:1px solid #d7dbe1}} .scores .row{{grid-template-columns:minmax(3em,7em) 1fr 3em}}}}
 </style></head><body>
 <h1>leaktrace evidence report</h1>
-<p class="verdict">{e(result["message"])}</p>
-<table>{table}</table>
-<h2>Candidate scores</h2>
-{_chart(result.get("candidates", []), result.get("match_score"))}
-<p>{explain}</p>
+<div class="verdict {"verdict-match" if matched else "verdict-nomatch"}">
+<p class="verdict-title">{e(title)}</p><p class="verdict-detail">{detail}</p></div>
+<table class="facts">{table}</table>
+{scores}
 {pictures}
 {registration}
 <h2>Settings</h2>

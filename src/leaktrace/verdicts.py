@@ -1,21 +1,43 @@
 """The JSON of a trace's verdict, the parts photos and videos share (``trace_file`` adds what
-is particular to each)."""
+is particular to each).
+
+A verdict names people only when it is a match: ``person`` (handle, name, email, as the
+recipients table holds them; the most suspect's), each ``accused`` entry and the message line
+say who. A no-match names nobody: neither
+its message nor its candidates (their scores are kept, without handles). A leak that is a
+registered original itself is answered as such (``verdict: "original"``), not traced.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .detect import Detection
+from .errors import UnknownRecipientError
 from .register import Geometry
-from .registry import Media
+from .registry import Media, Workspace
 
-__all__ = ["NULL_MODEL", "leakers", "matched", "no_match", "p_text", "registration"]
+__all__ = [
+    "NULL_MODEL",
+    "leakers",
+    "matched",
+    "message",
+    "no_match",
+    "original",
+    "p_text",
+    "people",
+    "registration",
+    "who",
+]
 
 #: How the false-accusation probability is computed, as the verdict's settings say it.
 NULL_MODEL = (
     "Chernoff bound with the exact moment generating function of an innocent's score under "
     "the copy's code, Bonferroni over candidates and originals tried"
 )
+
+Person = dict[str, str]
 
 
 def _p(log10_p: float) -> str:
@@ -27,16 +49,53 @@ def p_text(found: Detection) -> str:
     return _p(found.log10_p_value)
 
 
-def leakers(found: Detection, where: str) -> str:
+def people(ws: Workspace, handles: Iterable[str]) -> dict[str, Person]:
+    """The people behind ``handles``: handle, name and email from the recipients table."""
+    found: dict[str, Person] = {}
+    for h in handles:
+        try:
+            (r,) = ws.recipients([h])
+        except UnknownRecipientError:  # removed since (only possible without copies on record)
+            found[h] = {"handle": h, "name": "", "email": ""}
+            continue
+        found[h] = {"handle": r.handle, "name": r.name, "email": r.email}
+    return found
+
+
+def who(named: Person) -> str:
+    """A person in one line: ``bob — Bob Brown <bob@example.com>`` (what the record holds)."""
+    about = " ".join(
+        part for part in (named.get("name"), named.get("email") and f"<{named['email']}>") if part
+    )
+    return f"{named['handle']} — {about}" if about else named["handle"]
+
+
+def leakers(found: Detection, named: dict[str, Person], where: str) -> str:
     """The verdict line naming every accused recipient (``where``: what the leak shows)."""
+
+    def person(h: str) -> str:
+        return who(named.get(h) or {"handle": h})
+
     if len(found.accused) == 1:
         return (
-            f"leaked by {found.recipient} ({where}, false-accusation probability {p_text(found)})"
+            f"leaked by {person(found.accused[0][0])} ({where}, false-accusation probability "
+            f"{p_text(found)})"
         )
-    each = ", ".join(f"{h} (p={_p(lp)})" for h, lp in found.accused)
+    each = "; ".join(f"{person(h)} (p={_p(lp)})" for h, lp in found.accused)
     return (
         f"leaked by {len(found.accused)} recipients together ({where}; false-accusation "
         f"probability of each): {each}"
+    )
+
+
+def message(found: Detection, named: dict[str, Person], where: str) -> str:
+    """The verdict's line: who leaked, or that nobody is named (``where``: what the leak
+    shows, ``media: x.jpg``)."""
+    if found.verdict == "match" and found.accused:
+        return leakers(found, named, where)
+    return (
+        f"no confident match ({where}): nobody is named, no recipient's score reaches the "
+        f"match threshold (the highest has p={p_text(found)})"
     )
 
 
@@ -45,6 +104,7 @@ def no_match(name: str, reason: str) -> dict[str, Any]:
     return {
         "verdict": "no_match",
         "recipient": None,
+        "person": None,
         "p_value": 1.0,
         "log10_p_value": 0.0,
         "mode": None,
@@ -55,14 +115,41 @@ def no_match(name: str, reason: str) -> dict[str, Any]:
     }
 
 
+def original(name: str, media: Media, how: str) -> dict[str, Any]:
+    """The answer for a leak that is the registered original ``media`` itself (``how``: what
+    is identical): it carries no mark, so it names nobody and nothing is tested."""
+    return {
+        **no_match(name, ""),
+        "verdict": "original",
+        "media": {
+            "id": media.id,
+            "name": media.name,
+            "sha256": media.sha256,
+            "kind": media.kind,
+            "identical": how,
+        },
+        "message": f"this is your unmarked original {media.name} (registered "
+        f"{media.created:%Y-%m-%d}; {how}): it carries no mark and names nobody",
+    }
+
+
 def matched(
-    found: Detection, media: Media, *, similarity: float, tried: int, **about: Any
+    found: Detection,
+    media: Media,
+    *,
+    similarity: float,
+    tried: int,
+    named: dict[str, Person] | None = None,
+    **about: Any,
 ) -> dict[str, Any]:
     """The verdict of a detection run on ``media`` (``about``: more fields of its ``media``
-    block), every candidate's score included."""
+    block), every candidate's score included; ``named``: the accused people, by handle."""
+    accused = found.verdict == "match"
+    named = named or {}
     return {
         "verdict": found.verdict,
         "recipient": found.recipient,
+        "person": named.get(found.recipient) if accused and found.recipient else None,
         "p_value": found.p_value,
         "log10_p_value": found.log10_p_value,
         "mode": found.mode,
@@ -76,10 +163,19 @@ def matched(
         },
         # Every recipient whose own probability passes the threshold, most suspect first.
         "accused": [
-            {"handle": h, "p_value": 10.0**lp, "log10_p_value": lp, "score": found.scores[h]}
+            {
+                **(named.get(h) or {"handle": h}),
+                "p_value": 10.0**lp,
+                "log10_p_value": lp,
+                "score": found.scores[h],
+            }
             for h, lp in found.accused
         ],
-        "candidates": [{"handle": h, "score": round(z, 4)} for h, z in found.scores.items()],
+        # A no-match keeps the scores (how far below the threshold) but not whose they are.
+        "candidates": [
+            {"handle": h, "score": round(z, 4)} if accused else {"score": round(z, 4)}
+            for h, z in found.scores.items()
+        ],
     }
 
 

@@ -31,7 +31,7 @@ from .detect import DEFAULT_THRESHOLD
 from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
 from .registry import Media, Workspace, part_path
-from .verdicts import NULL_MODEL, leakers, matched, no_match, p_text, registration
+from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 from .video import (
     Plan,
     Settings,
@@ -184,20 +184,9 @@ def trace_video(
     ws: Workspace, path: Path, name: str, sha256: str, *, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[dict[str, Any], VideoDetection | None, Media | None]:
     """Trace a leaked video against every registered video: the JSON-ready result, the
-    detection and the media it was found in (None, None when it matches none)."""
+    detection and the media it was found in (None, None when it matches none; None and the
+    original when the leak is a registered original itself)."""
     info = inspect_video(path)
-    timeline = leak_timeline(path)
-    videos = [m for m in ws.media() if m.kind == "video" and m.plan is not None]
-    placed = []
-    for m in videos:
-        store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")
-        plan = plan_of(m)
-        place = locate(timeline, store["times"], store["thumbs"], plan.fps)
-        if place[1] >= MATCH_SIMILARITY:
-            placed.append((place, m))
-    placed.sort(key=lambda p: -p[0][1])
-    placed = placed[:_SHORTLIST]
-    tried = [m for _, m in placed]
     base: dict[str, Any] = {
         "leak": {
             "name": name,
@@ -211,6 +200,25 @@ def trace_video(
         "version": __version__,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    own = ws.media_by_sha256(sha256)
+    if own is not None:
+        return (
+            {**original(name, own, "the same bytes"), "settings": video_settings(None), **base},
+            None,
+            own,
+        )
+    timeline = leak_timeline(path)
+    videos = [m for m in ws.media() if m.kind == "video" and m.plan is not None]
+    placed = []
+    for m in videos:
+        store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")
+        plan = plan_of(m)
+        place = locate(timeline, store["times"], store["thumbs"], plan.fps)
+        if place[1] >= MATCH_SIMILARITY:
+            placed.append((place, m))
+    placed.sort(key=lambda p: -p[0][1])
+    placed = placed[:_SHORTLIST]
+    tried = [m for _, m in placed]
     best: tuple[VideoDetection, Media] | None = None
     sent = False
     for place, m in placed:
@@ -244,17 +252,14 @@ def trace_video(
         )
         return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
     found, media = best
-    p = p_text(found)
-    where = f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
-    if found.verdict == "match":
-        message = leakers(found, where)
-    else:
-        message = f"no confident match (best: {found.best}, p={p}; {where})"
+    named = people(ws, [h for h, _ in found.accused])
     segs = found.segments if found.segments is not None else np.zeros(0, int)
     q = found.symbols if found.symbols is not None else np.zeros(0)
     plan = plan_of(media)
     result = {
-        **matched(found, media, similarity=found.similarity, tried=len(tried), kind="video"),
+        **matched(
+            found, media, similarity=found.similarity, tried=len(tried), named=named, kind="video"
+        ),
         "video": {
             "start": round(found.start, 3),
             "end": round(found.end, 3),
@@ -278,7 +283,9 @@ def trace_video(
             ],
         },
         "registration": registration(found.geometry),
-        "message": message,
+        "message": message(
+            found, named, f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
+        ),
         "settings": video_settings(plan, found.code),
         **base,
     }

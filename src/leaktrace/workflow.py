@@ -51,7 +51,7 @@ from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
-from .verdicts import NULL_MODEL, leakers, matched, no_match, p_text, registration
+from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 
 if TYPE_CHECKING:
     from .video import VideoDetection
@@ -648,6 +648,13 @@ def trace_file(
         "version": __version__,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    decoded: dict[int, np.ndarray] = {}  # originals read so far, by media id
+    own = _own_original(ws, leak, leak_sha, [registered[i] for i in similar], decoded)
+    if own is not None:
+        media, how, pixels = own
+        result = {**original(leak_name, media, how), **base}
+        trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
+        return TraceOutcome(result, leak, pixels, trace_id)
     best: tuple[Detection, Media, np.ndarray] | None = None
     sent = False
     for media in tried:
@@ -655,13 +662,16 @@ def trace_file(
         if not candidates:
             continue
         sent = True
-        original = read_image(ws.original_path(media))
+        if media.id in decoded:
+            pixels = decoded.pop(media.id)
+        else:
+            pixels = read_image(ws.original_path(media))
         found = detect(
             leak,
             ws.key,
             media.mark_id,
             candidates,
-            original=original,
+            original=pixels,
             threshold=threshold,
             hypotheses=len(tried),
         )
@@ -669,7 +679,7 @@ def trace_file(
         # be registered onto it (a crop, a screenshot); otherwise it is someone else's picture.
         related = media.id in similar_ids or found.geometry is not None
         if related and (best is None or found.log10_p_value < best[0].log10_p_value):
-            best = (found, media, original)
+            best = (found, media, pixels)
     if best is None:
         reason = (
             "its original was never sent to anyone"
@@ -679,22 +689,40 @@ def trace_file(
         result = {**no_match(leak_name, reason), **base}
         trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=None)
         return TraceOutcome(result, leak, None, trace_id)
-    found, media, original = best
+    found, media, pixels = best
     sim = float(sims[registered.index(media)])
-    if found.verdict == "match":
-        message = leakers(found, f"media: {media.name}")
-    else:
-        message = f"no confident match (best: {found.best}, p={p_text(found)})"
+    named = people(ws, [h for h, _ in found.accused])
     result = {
-        **matched(found, media, similarity=sim, tried=len(tried)),
+        **matched(found, media, similarity=sim, tried=len(tried), named=named),
         "evidence_coverage": None if found.coverage is None else round(found.coverage, 4),
         "registration": registration(found.geometry),
         "match_score": found.needed,
-        "message": message,
+        "message": message(found, named, f"media: {media.name}"),
         **base,
     }
     trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
-    return TraceOutcome(result, leak, original, trace_id, found.geometry)
+    return TraceOutcome(result, leak, pixels, trace_id, found.geometry)
+
+
+def _own_original(
+    ws: Workspace,
+    leak: np.ndarray,
+    sha256: str,
+    similar: Sequence[Media],
+    decoded: dict[int, np.ndarray],
+) -> tuple[Media, str, np.ndarray] | None:
+    """The registered original ``leak`` is (the same file, or the same pixels: among the
+    originals it looks like, those of its size), with what is identical and its pixels; the
+    originals it reads are left in ``decoded`` for the trace."""
+    same = ws.media_by_sha256(sha256)
+    if same is not None:
+        return same, "the same bytes", leak
+    for media in similar:
+        if media.kind == "image" and (media.height, media.width) == leak.shape[:2]:
+            pixels = decoded[media.id] = read_image(ws.original_path(media))
+            if pixels.shape == leak.shape and np.array_equal(pixels, leak):
+                return media, "the same pixels", pixels
+    return None
 
 
 def _trace_video_file(ws: Workspace, path: Path, name: str, threshold: float) -> TraceOutcome:

@@ -4,6 +4,7 @@ from .models import Copy, Job, Media, Recipient, Token, Trace
 from .workspace import (
     Batch,
     CopyRecord,
+    Imported,
     Workspace,
     default_home,
     file_sha256,
@@ -14,6 +15,7 @@ __all__ = [
     "Batch",
     "Copy",
     "CopyRecord",
+    "Imported",
     "Job",
     "Media",
     "Recipient",

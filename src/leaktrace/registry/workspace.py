@@ -24,7 +24,6 @@ every copy file under its final name has a record, and every done record names i
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
 import os
@@ -41,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import Select, create_engine, delete, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,10 +56,12 @@ from ..errors import (
 )
 from ..keys import Key
 from .models import Base, Copy, Job, Media, Meta, Recipient, Token, Trace
+from .people import read_people
 
 __all__ = [
     "Batch",
     "CopyRecord",
+    "Imported",
     "Workspace",
     "default_home",
     "file_sha256",
@@ -125,6 +126,15 @@ class CopyRecord:
     sha256: str
     created: datetime
     media_name: str = ""
+    media_id: int = 0
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: the recipients added, and the handles of those already there."""
+
+    added: list[Recipient]
+    skipped: list[str]
 
 
 @dataclass(frozen=True)
@@ -334,34 +344,53 @@ class Workspace:
             raise RecipientConflictError(f"a recipient already exists: {exc.orig}") from exc
         return new
 
-    def import_recipients(self, path: str | os.PathLike[str]) -> list[Recipient]:
-        """Import a CSV with a header row ``handle,name,email``; all rows or none."""
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                fields = [f.strip().lower() for f in reader.fieldnames or []]
-                if "handle" not in fields:
-                    raise RecipientError(f"{path}: the header row must name a 'handle' column")
-                reader.fieldnames = fields
-                rows = []
-                for row in reader:
-                    line = reader.line_num
-                    if None in row:
-                        raise RecipientError(f"{path}, line {line}: more fields than the header")
-                    handle = (row.get("handle") or "").strip()
-                    try:
-                        rows.append(
-                            self._checked(handle, row.get("name") or "", row.get("email") or "")
-                        )
-                    except RecipientError as exc:
-                        raise RecipientError(f"{path}, line {line}: {exc}") from exc
-        except OSError as exc:
-            raise RecipientError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise RecipientError(f"{path} is not a readable CSV file: {exc}") from exc
-        if not rows:
-            raise RecipientError(f"{path} has no recipient rows")
-        return self.add_recipients([(r.handle, r.name, r.email) for r in rows])
+    def import_recipients(
+        self, path: str | os.PathLike[str], *, skip_existing: bool = False
+    ) -> Imported:
+        """Import the people of a CSV file (:mod:`.people`: ``handle,name,email``, or an
+        export such as Patreon's, handles derived): all new rows, or none.
+
+        A row is already registered when its handle is (ignoring case) or, for a derived
+        handle, when its email is (or, without an email, the same name under that handle):
+        an error, or skipped with ``skip_existing``. A derived handle someone else holds gets
+        the next free ``-<n>``.
+        """
+        existing = self.recipients()
+        by_handle = {r.handle.lower(): r for r in existing}
+        by_email = {r.email.lower(): r for r in existing if r.email}
+        new: list[Recipient] = []
+        skipped: list[str] = []
+        for p in read_people(path):
+            if not p.derived:
+                same = by_handle.get(p.handle.lower())
+            elif p.email:
+                same = by_email.get(p.email.lower())
+            else:
+                same = by_handle.get(p.handle.lower())
+                same = same if same is not None and same.name == p.name else None
+            if same is not None:
+                if not skip_existing:
+                    raise RecipientConflictError(
+                        f"{path}, line {p.line}: {p.email if p.derived and p.email else p.handle}"
+                        f" is already registered (as {same.handle}); skip the rows already "
+                        "registered with --skip-existing"
+                    )
+                skipped.append(same.handle)
+                continue
+            handle, n = p.handle, 1
+            while p.derived and handle.lower() in by_handle:
+                n += 1
+                handle = f"{p.handle}-{n}"
+            try:
+                row = self._checked(handle, p.name, p.email)
+            except RecipientError as exc:
+                raise RecipientError(f"{path}, line {p.line}: {exc}") from exc
+            by_handle[handle.lower()] = row
+            if row.email:
+                by_email[row.email.lower()] = row
+            new.append(row)
+        added = self.add_recipients([(r.handle, r.name, r.email) for r in new]) if new else []
+        return Imported(added, skipped)
 
     def recipients(self, handles: Sequence[str] | None = None) -> list[Recipient]:
         """All recipients (by handle), or exactly those named — matched ignoring case; an
@@ -520,44 +549,31 @@ class Workspace:
 
     # -- copies ------------------------------------------------------------------------------
     def copies(
-        self, media: Media | Sequence[Media] | None = None, *, job_id: str | None = None
+        self,
+        media: Media | Sequence[Media] | None = None,
+        *,
+        job_id: str | None = None,
+        to: str | None = None,
     ) -> list[CopyRecord]:
-        """Every copy made (oldest first), of one or several media items or of one job."""
+        """Every copy made (oldest first), of one or several media items, of one job, or sent
+        to one recipient (``to``: a handle, matched as :meth:`recipients` does)."""
+        recipient = None if to is None else self.recipients([to])[0]
+        q = _done_copies().order_by(Copy.id)
+        if isinstance(media, Media):
+            q = q.where(Copy.media_id == media.id)
+        elif media is not None:
+            q = q.where(Copy.media_id.in_([m.id for m in media]))
+        if job_id is not None:
+            q = q.where(Copy.job_id == job_id)
+        if recipient is not None:
+            q = q.where(Copy.recipient_id == recipient.id)
         with self._session() as s:
-            q = (
-                select(
-                    Media.sha256,
-                    Recipient.handle,
-                    Copy.path,
-                    Copy.sha256,
-                    Copy.created,
-                    Media.name,
-                )
-                .join(Media, Copy.media_id == Media.id)
-                .join(Recipient, Copy.recipient_id == Recipient.id)
-                .where(Copy.state == "done")
-                .order_by(Copy.id)
-            )
-            if isinstance(media, Media):
-                q = q.where(Copy.media_id == media.id)
-            elif media is not None:
-                q = q.where(Copy.media_id.in_([m.id for m in media]))
-            if job_id is not None:
-                q = q.where(Copy.job_id == job_id)
             return [CopyRecord(*row) for row in s.execute(q)]
 
     def copy_by_sha256(self, sha256: str) -> CopyRecord | None:
         """The copy whose file has this hash, if one was made."""
         with self._session() as s:
-            q = (
-                select(
-                    Media.sha256, Recipient.handle, Copy.path, Copy.sha256, Copy.created, Media.name
-                )
-                .join(Media, Copy.media_id == Media.id)
-                .join(Recipient, Copy.recipient_id == Recipient.id)
-                .where(Copy.sha256 == sha256, Copy.state == "done")
-            )
-            row = s.execute(q.limit(1)).first()
+            row = s.execute(_done_copies().where(Copy.sha256 == sha256).limit(1)).first()
         return None if row is None else CopyRecord(*row)
 
     def begin_batch(
@@ -779,6 +795,24 @@ class Workspace:
                 raise ConflictError(f"several tokens are named {which!r}; revoke one by its id")
             found[0].revoked = _now()
             return found[0]
+
+
+def _done_copies() -> Select[str, str, str, str, datetime, str, int]:
+    """The copies whose files are in place, as :class:`CopyRecord` fields."""
+    return (
+        select(
+            Media.sha256,
+            Recipient.handle,
+            Copy.path,
+            Copy.sha256,
+            Copy.created,
+            Media.name,
+            Media.id,
+        )
+        .join(Media, Copy.media_id == Media.id)
+        .join(Recipient, Copy.recipient_id == Recipient.id)
+        .where(Copy.state == "done")
+    )
 
 
 TOKEN_PREFIX = "lt_"

@@ -3,7 +3,7 @@
 ::
 
     __init__.py     create_app: assembles the routers, middleware and the one error handler
-    routes/         one router per resource: recipients, media, jobs, traces
+    routes/         one router per resource: recipients, media, copies, jobs, traces
     schemas.py      request and response bodies; the error answers each route documents
     deps.py         the Service every route depends on (workspace, job runner, settings)
     jobs.py         batches of copies, kept in the registry, run one at a time
@@ -199,7 +199,7 @@ def create_app(
         dependencies=[Security(HTTPBearer(auto_error=False))],
         responses=errors({401: "No valid API token: nothing was done"}),
     )
-    for module in (routes.recipients, routes.media, routes.jobs, routes.traces):
+    for module in (routes.recipients, routes.media, routes.copies, routes.jobs, routes.traces):
         api.include_router(module.router)
     app.include_router(api)
 

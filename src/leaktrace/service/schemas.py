@@ -25,6 +25,7 @@ __all__ = [
     "JobOut",
     "JobStatus",
     "MediaOut",
+    "PersonOut",
     "RecipientIn",
     "RecipientOut",
     "TraceOut",
@@ -95,6 +96,18 @@ class RecipientOut(BaseModel):
 class ImportOut(BaseModel):
     imported: int
     recipients: list[RecipientOut]
+    skipped: list[str] = Field(
+        default_factory=list,
+        description="With skip_existing: the handles of the rows already registered.",
+    )
+
+
+class PersonOut(BaseModel):
+    """The person a verdict names, as the recipients table holds them."""
+
+    handle: str
+    name: str = ""
+    email: str = ""
 
 
 # -- media and copies --------------------------------------------------------------------------
@@ -124,6 +137,8 @@ class MediaOut(BaseModel):
 
 class CopyOut(BaseModel):
     handle: str
+    media_id: int | None = Field(None, description="The original it is a copy of.")
+    media_name: str | None = None
     file: str = Field(description="<handle>/<file name>, as in a job's zip.")
     sha256: str
     created: datetime
@@ -174,12 +189,16 @@ class JobOut(BaseModel):
 
 # -- traces ------------------------------------------------------------------------------------
 class Candidate(BaseModel):
-    handle: str
+    handle: str | None = Field(
+        None, description="Absent in a no-match: its scores are shown, nobody is named."
+    )
     score: float
 
 
 class Accused(BaseModel):
     handle: str
+    name: str = ""
+    email: str = ""
     p_value: float = Field(description="This recipient's own false-accusation probability.")
     log10_p_value: float
     score: float
@@ -190,8 +209,11 @@ class TraceOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    verdict: str = Field(description='"match" or "no_match".')
+    verdict: str = Field(
+        description='"match", "no_match", or "original" (the leak is a registered original).'
+    )
     recipient: str | None = None
+    person: PersonOut | None = Field(None, description="Who a match names; null otherwise.")
     p_value: float | None = None
     log10_p_value: float | None = None
     mode: str | None = None
@@ -217,6 +239,8 @@ class TraceSummary(BaseModel):
     name: str
     verdict: str
     recipient: str | None
+    person: PersonOut | None = None
+    media_id: int | None = None
     p_value: float | None
     created: datetime
 

@@ -17,7 +17,7 @@ from ..schemas import CopiesIn, CopyOut, JobOut, MediaOut, errors, utc
 from ..uploads import as_uploaded, named_for_its_format, saved
 from .jobs import job_out
 
-__all__ = ["media_out", "router"]
+__all__ = ["copy_out", "media_out", "router", "served"]
 
 #: Content types of the copies the service writes, by suffix.
 _TYPES = {
@@ -110,29 +110,34 @@ def get_media(media_id: int, s: ServiceDep) -> MediaOut:
     return media_out(media, len(s.ws.media_recipients(media)))
 
 
-def _served(ws: Workspace, media: Media) -> dict[str, CopyRecord]:
+def served(ws: Workspace, media: Media) -> dict[str, CopyRecord]:
     """The newest copy of ``media`` the service made for each recipient (by handle)."""
     folder = job_folder(ws, media.id).absolute()
     return {c.handle: c for c in ws.copies(media) if Path(c.path).is_relative_to(folder)}
+
+
+def copy_out(c: CopyRecord, served: dict[str, CopyRecord]) -> CopyOut:
+    """A copy as the API shows it; ``served``: the copies of its original the service made
+    (:func:`served`), which alone can be downloaded."""
+    return CopyOut(
+        handle=c.handle,
+        media_id=c.media_id,
+        media_name=c.media_name,
+        file=f"{c.handle}/{Path(c.path).name}",
+        sha256=c.sha256,
+        created=utc(c.created),
+        download_url=f"/api/media/{c.media_id}/copies/{c.handle}/download"
+        if served.get(c.handle) == c and Path(c.path).is_file()
+        else None,
+    )
 
 
 @router.get("/{media_id}/copies", responses=errors(_NO_MEDIA))
 def list_copies(media_id: int, s: ServiceDep) -> list[CopyOut]:
     """Every copy made of an original, oldest first."""
     media = s.ws.media_by_id(media_id)
-    served = _served(s.ws, media)
-    return [
-        CopyOut(
-            handle=c.handle,
-            file=f"{c.handle}/{Path(c.path).name}",
-            sha256=c.sha256,
-            created=utc(c.created),
-            download_url=f"/api/media/{media.id}/copies/{c.handle}/download"
-            if served.get(c.handle) == c and Path(c.path).is_file()
-            else None,
-        )
-        for c in s.ws.copies(media)
-    ]
+    mine = served(s.ws, media)
+    return [copy_out(c, mine) for c in s.ws.copies(media)]
 
 
 @router.get(
@@ -155,8 +160,8 @@ def download_copy(media_id: int, handle: str, s: ServiceDep) -> FileResponse:
     """One recipient's copy of an original: the newest the service made (a video's copies
     are large; this spares a zip of them all)."""
     media = s.ws.media_by_id(media_id)
-    served = {h.casefold(): c for h, c in _served(s.ws, media).items()}
-    copy = served.get(handle.casefold())
+    made = {h.casefold(): c for h, c in served(s.ws, media).items()}
+    copy = made.get(handle.casefold())
     if copy is None:
         raise NotFoundError(f"no copy of {media.name} made by the service for {handle}")
     path = Path(copy.path)

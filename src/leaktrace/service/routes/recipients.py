@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from ..deps import ServiceDep
 from ..schemas import ImportOut, RecipientIn, RecipientOut, errors
@@ -50,19 +50,25 @@ def add_recipient(body: RecipientIn, s: ServiceDep) -> RecipientOut:
     responses=errors(
         {
             400: "The multipart body cannot be parsed",
-            409: "A handle is taken, or appears twice",
+            409: "A row is registered already (without skip_existing), or a handle appears twice",
             413: "The upload is larger than the limit",
-            422: "No file, an empty or unreadable one, or a bad row (named by its line); "
-            "nothing is imported",
+            422: "No file, an empty or unreadable one (not UTF-8: how to save it), or a bad "
+            "row (named by its line); nothing is imported",
         }
     ),
 )
-def import_recipients(file: Annotated[UploadFile, File()], s: ServiceDep) -> ImportOut:
-    """Import a CSV with a header row ``handle,name,email``: all rows, or none."""
+def import_recipients(
+    file: Annotated[UploadFile, File()],
+    s: ServiceDep,
+    skip_existing: Annotated[bool, Form()] = False,
+) -> ImportOut:
+    """Import a CSV with a header row: all new rows, or none. Columns ``handle,name,email``,
+    or an export with ``Name`` and ``Email`` columns (a Patreon members CSV), handles then
+    made from the names. With ``skip_existing`` the rows already registered are skipped."""
     with saved(file) as path:
-        added = s.ws.import_recipients(path)
-    people = [RecipientOut(handle=r.handle, name=r.name, email=r.email) for r in added]
-    return ImportOut(imported=len(people), recipients=people)
+        done = s.ws.import_recipients(path, skip_existing=skip_existing)
+    people = [RecipientOut(handle=r.handle, name=r.name, email=r.email) for r in done.added]
+    return ImportOut(imported=len(people), recipients=people, skipped=done.skipped)
 
 
 @router.delete(

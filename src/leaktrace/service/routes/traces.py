@@ -59,13 +59,15 @@ def trace(
 
 @router.get("/traces")
 def list_traces(s: ServiceDep) -> list[TraceSummary]:
-    """Every trace, the newest first."""
+    """Every trace, the newest first, with the person a match names."""
     return [
         TraceSummary(
             id=t.id,
             name=t.name,
             verdict=t.verdict,
             recipient=t.recipient,
+            person=t.result.get("person"),
+            media_id=t.media_id,
             p_value=t.p_value,
             created=utc(t.created),
         )
