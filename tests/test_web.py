@@ -250,6 +250,25 @@ def test_recipients_copies_and_traces(
     report_info.value.save_as(report)
     assert "bob" in report.read_text(encoding="utf-8")
 
+    # The three copies averaged (a leak group pooling them): all three are named, each with
+    # their own probability.
+    with zipfile.ZipFile(archive) as zf:
+        copies = [
+            np.asarray(Image.open(io.BytesIO(zf.read(f"{h}/{ORIGINAL.name}"))).convert("RGB"))
+            for h, _, _ in PEOPLE
+        ]
+    pooled = io.BytesIO()
+    Image.fromarray(np.mean(copies, axis=0).round().astype(np.uint8)).save(
+        pooled, "JPEG", quality=85
+    )
+    _drop(page, pooled.getvalue(), "pooled.jpg")
+    expect(page.locator("#verdict-title")).to_have_text(
+        f"Leaked by {len(PEOPLE)} recipients together", timeout=30_000
+    )
+    for handle, name, _ in PEOPLE:
+        expect(page.locator("#verdict-person")).to_contain_text(f"{handle} — {name}")
+    page.screenshot(path=str(tmp_path / "pooled.png"), full_page=True)
+
     # A photo nobody was sent, through the file picker: no name, said plainly.
     page.set_input_files("#trace-file", str(UNRELATED))
     expect(verdict).to_have_attribute("data-verdict", "no_match", timeout=30_000)

@@ -1042,10 +1042,23 @@
     verdict.dataset.verdict = result.verdict;
     const range = matchedRange(result);
     const person = matched ? result.person || { handle: result.recipient } : null;
-    const about = person ? [person.name, person.email].filter(Boolean).join(" · ") : "";
+    const accused = matched ? result.accused || [] : [];
+    const about =
+      accused.length > 1
+        ? accused.map((a) => `${whoText(a)} (p ${formatP(a.p_value, a.log10_p_value)})`).join("; ")
+        : person
+          ? [person.name, person.email].filter(Boolean).join(" · ")
+          : "";
     $("verdict-person").textContent = about;
     $("verdict-person").hidden = !about;
-    if (matched) {
+    if (matched && accused.length > 1) {
+      // Several recipients combined their copies: each is named with their own probability.
+      $("verdict-title").textContent = `Leaked by ${accused.length} recipients together`;
+      $("verdict-detail").textContent =
+        "Their copies were combined. Each one's false-accusation probability is the chance " +
+        "that someone who did not receive a copy would score as high as they do." +
+        (range ? ` The leak shows ${range}.` : "");
+    } else if (matched) {
       $("verdict-title").textContent = `Leaked by ${result.recipient}`;
       $("verdict-detail").textContent =
         `False-accusation probability ${p}: the chance that someone who did not receive ` +
@@ -1256,7 +1269,7 @@
     }
     candidates.forEach((c, i) => {
       const y = topPad + i * row;
-      const isTop = i === 0;
+      const isTop = i === 0 || (matched && threshold !== null && c.score >= threshold); // every accused
       const cls = isTop ? (matched ? "bar bar-top-match" : "bar bar-top") : "bar";
       const x0 = x(Math.min(0, c.score));
       const w = Math.max(Math.abs(x(c.score) - x(0)), 1);
