@@ -9,7 +9,10 @@ exactly those settings (a setting applies to all three encodes), then decoded in
 source, frame by frame. The table gives each variant's luma PSNR against the unmarked encode
 (worst frame, 5th percentile, mean, over both variants), the mark's own PSNR against the source
 (what is added before encoding: mean and worst frame), the unmarked encode's PSNR against the
-source (the encoder's own noise: mean, and on the frames where the variants are worst), where
+source (the encoder's own noise: mean, worst frame, and on the frames where the variants are
+worst), the variants' PSNR against the source (mean, worst frame) and what they lose against
+the unmarked encode's (its PSNR against the source minus theirs, frame by frame: mean and
+largest), where
 the worst frames fall (I, P or B frames of the unmarked encode), the unmarked encode's seconds
 and size, and the two variants' seconds (median over ``--repeat``) and size against it.
 """
@@ -55,14 +58,15 @@ def picture_types(video: Path) -> list[str]:
 
 
 def per_frame(plain: Path, variant: Path, source: Path, settings: Settings) -> dict[str, list]:
-    """Per-frame luma PSNR: variant vs unmarked encode, unmarked encode vs source, and the
-    mark as added (before encoding) vs the source."""
+    """Per-frame luma PSNR: variant vs unmarked encode, unmarked encode and variant vs
+    source, and the mark as added (before encoding) vs the source."""
     info = inspect_video(source)
     marker = _Marker(KEY, MEDIA, info, settings)
-    out: dict[str, list] = {"variant": [], "plain": [], "mark": []}
+    out: dict[str, list] = {"variant": [], "plain": [], "marked": [], "mark": []}
     for fa, fb, fo in zip(frames(plain), frames(variant), frames(source), strict=False):
         out["variant"].append(psnr(fa.luma, fb.luma))
         out["plain"].append(psnr(fa.luma, fo.luma))
+        out["marked"].append(psnr(fb.luma, fo.luma))
         out["mark"].append(psnr(_add(fo.luma, marker.change(fo.luma, fo.time)), fo.luma))
     return out
 
@@ -93,6 +97,7 @@ def measure(video: Path, settings: Settings, work: Path, repeat: int) -> list[ob
     runs = [per_frame(work / "plain.mp4", work / "v" / f, video, settings) for f in plan.files]
     var = np.concatenate([r["variant"] for r in runs])
     plain = np.concatenate([r["plain"] for r in runs])
+    marked = np.concatenate([r["marked"] for r in runs])
     worst = var <= np.percentile(var, 5)
     where = Counter(kinds[i % len(kinds)] for i in np.flatnonzero(worst))
     size = (work / "plain.mp4").stat().st_size
@@ -102,7 +107,9 @@ def measure(video: Path, settings: Settings, work: Path, repeat: int) -> list[ob
         f"{np.percentile(var, 5):.2f}",
         f"{var.mean():.2f}",
         f"{np.mean(runs[0]['mark']):.2f} / {np.min(runs[0]['mark']):.2f}",
-        f"{plain.mean():.2f} / {plain[worst].mean():.2f}",
+        f"{plain.mean():.2f} / {plain.min():.2f} / {plain[worst].mean():.2f}",
+        f"{marked.mean():.2f} / {marked.min():.2f}",
+        f"{np.mean(plain - marked):.2f} / {np.max(plain - marked):.2f}",
         " ".join(f"{k}{n}" for k, n in sorted(where.items())),
         f"{plain_s:.1f}",
         f"{variants_s / plain_s:.2f}",
@@ -124,10 +131,11 @@ def main() -> None:
     )
     print(
         "| Settings | vs unmarked: min | p5 | mean | mark vs source: mean / min "
-        "| unmarked vs source: mean / on worst 5 % | worst 5 % in | unmarked s "
+        "| unmarked vs source: mean / min / on worst 5 % | variant vs source: mean / min "
+        "| worst 5 % in | unmarked s "
         "| variants ÷ unmarked time | unmarked MB | variant ÷ unmarked size |"
     )
-    print("|---" * 11 + "|")
+    print("|---" * 13 + "|")
     for config in args.configs:
         settings = parse(config)
         with tempfile.TemporaryDirectory() as tmp:
