@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from video_psnr import parse
 
 from leaktrace.codes import VARIANT_CODE, code
 from leaktrace.detect import Scorer
@@ -31,7 +32,6 @@ from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
 from leaktrace.video.io import inspect_video
 from leaktrace.video.variants import Plan
-from video_psnr import parse
 
 KEY = Key(bytes(range(32)))
 MEDIA = "bench-video"
