@@ -78,6 +78,7 @@ def per_frame(plain: Path, variant: Path, source: Path, settings: Settings) -> d
 
 
 def parse(config: str) -> Settings:
+    """``crf=20,params=aq-mode=0:bframes=0`` as variant-mode :class:`Settings`."""
     known = {f.name: f.type for f in fields(Settings)}
     values: dict[str, object] = {}
     for item in filter(None, config.split(",")):
@@ -85,7 +86,10 @@ def parse(config: str) -> Settings:
         if name not in known:
             raise SystemExit(f"unknown setting {name!r}; known: {', '.join(known)}")
         kind = {"int": int, "float": float}.get(str(known[name]), str)
-        values[name] = kind(value)
+        try:
+            values[name] = kind(value)
+        except ValueError:
+            raise SystemExit(f"{name} must be a number, not {value!r}") from None
     return Settings(mode="variants", **values)  # type: ignore[arg-type]
 
 
