@@ -43,6 +43,22 @@ from leaktrace.video.variants import Settings, _add, _encode, _Marker, make_vari
 
 KEY = Key(bytes(range(32)))
 MEDIA = "bench"
+COLUMNS = [
+    "Settings",
+    "variant vs unmarked: min",
+    "p5",
+    "mean",
+    "mark vs source: mean / min",
+    "unmarked vs source: mean / min / on worst 5 %",
+    "variant vs source: mean / min",
+    "dB lost vs source: mean / worst frame",
+    "worst 5 % in",
+    "unmarked on 1 thread vs unmarked: min / mean",
+    "unmarked s",
+    "variants ÷ unmarked time",
+    "unmarked MB",
+    "variant ÷ unmarked size",
+]
 
 
 def plain_encode(video: Path, dest: Path, settings: Settings) -> None:
@@ -141,22 +157,16 @@ def main() -> None:
     ap.add_argument("configs", nargs="*", default=[""])
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
+    settings = [parse(c) for c in args.configs]
     info = inspect_video(args.video)
     print(
         f"## {args.video.name}: {info.width}×{info.height}, {info.frames} frames; "
         f"luma PSNR (dB), times median of {args.repeat}\n"
     )
-    print(
-        "| Settings | vs unmarked: min | p5 | mean | mark vs source: mean / min "
-        "| unmarked vs source: mean / min / on worst 5 % | variant vs source: mean / min "
-        "| worst 5 % in | unmarked s "
-        "| variants ÷ unmarked time | unmarked MB | variant ÷ unmarked size |"
-    )
-    print("|---" * 14 + "|")
-    for config in args.configs:
-        settings = parse(config)
+    print("| " + " | ".join(COLUMNS) + " |\n" + "|---" * len(COLUMNS) + "|")
+    for config, s in zip(args.configs, settings, strict=True):
         with tempfile.TemporaryDirectory() as tmp:
-            row = measure(args.video, settings, Path(tmp), args.repeat)
+            row = measure(args.video, s, Path(tmp), args.repeat)
         print(f"| {config or 'defaults'} | " + " | ".join(map(str, row)) + " |", flush=True)
 
 
