@@ -21,41 +21,28 @@ from pathlib import Path
 
 import av
 import numpy as np
+from video_psnr import KEY, plain_encode, psnr
 
 from leaktrace.codes import VARIANT_CODE, code
-from leaktrace.keys import Key
 from leaktrace.video.io import frames, inspect_video
 from leaktrace.video.remux import remux
-from leaktrace.video.variants import Settings, _encode, _Marker, make_variants, segment_index
-
-KEY = Key(bytes(range(32)))
-
-
-def _plain(video: Path, dest: Path, settings: Settings) -> None:
-    info = inspect_video(video)
-    zero = Settings(**{**settings.__dict__, "strength": 0.0})
-    _encode(info, _Marker(KEY, "bench", info, zero), [(dest, 1.0)], progress=None, stop=None)
-
-
-def _psnr(x: np.ndarray, y: np.ndarray) -> float:
-    mse = float(np.mean((x - y) ** 2))
-    return 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
+from leaktrace.video.variants import Settings, make_variants, segment_index
 
 
 def _quality(
     plain: Path, variant: Path, source: Path, segment: float, fps: float
 ) -> dict[str, float]:
     """Luma PSNR and static-region change, frame by frame (three decoders in step)."""
-    psnr, vs_plain, vs_variant, inside, across = [], [], [], [], []
+    vs_unmarked, vs_plain, vs_variant, inside, across = [], [], [], [], []
     prev: tuple[np.ndarray, np.ndarray] | None = None
     for i, (fa, fb, fo) in enumerate(
         zip(frames(plain), frames(variant), frames(source), strict=False)
     ):
         x, y, o = (f.luma.astype(np.float32) for f in (fa, fb, fo))
-        psnr.append(_psnr(x, y))
+        vs_unmarked.append(psnr(x, y))
         if i % 10 == 0:
-            vs_plain.append(_psnr(x, o))
-            vs_variant.append(_psnr(y, o))
+            vs_plain.append(psnr(x, o))
+            vs_variant.append(psnr(y, o))
         if prev is not None:
             still = np.abs(x - prev[0]) < 1.0
             if still.mean() > 0.05:
@@ -68,8 +55,8 @@ def _quality(
     return {
         "source_plain": float(np.mean(vs_plain)),
         "source_variant": float(np.mean(vs_variant)),
-        "psnr_min": min(psnr),
-        "psnr_mean": float(np.mean(psnr)),
+        "psnr_min": min(vs_unmarked),
+        "psnr_mean": float(np.mean(vs_unmarked)),
         "flicker_inside": float(np.mean(inside)) if inside else float("nan"),
         "flicker_boundary": float(np.mean(across)) if across else float("nan"),
     }
@@ -90,7 +77,7 @@ def main() -> None:
         work = Path(tmp)
         for r in range(args.repeat):
             t = time.perf_counter()
-            _plain(args.video, work / "plain.mp4", settings)
+            plain_encode(args.video, work / "plain.mp4", settings)
             plain = time.perf_counter() - t
             t = time.perf_counter()
             plan = make_variants(args.video, work / f"v{r}", KEY, "bench", settings=settings)

@@ -2,10 +2,11 @@
 leakers do, traced among 1,000 candidates; and innocents never named.
 
     python benchmarks/video_robustness.py VIDEO [--work DIR] [--candidates 1000]
-        [--excerpt 60] [--trials 500]
+        [--excerpt 60] [--trials 500] [--settings crf=20,params=aq-mode=0]
 
 VIDEO should be longer than the excerpt (made by ``make_long_video.py``). Its variants are made
-once (kept in ``--work`` for re-runs); for every attack, a recipient's copy is remuxed, a
+once at ``--settings`` (as in ``video_psnr.py``; kept in ``--work`` for re-runs, so give
+each setting its own ``--work``); for every attack, a recipient's copy is remuxed, a
 seeded random ``--excerpt``-second part of it is cut and attacked, and ``detect_video`` tests
 ``--candidates`` candidates (the true one among them). Then the false-accusation check: the
 soft symbols of excerpts of the *unmarked* video and of a copy for someone who is not a
@@ -23,13 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from video_psnr import parse
 
 from leaktrace.codes import VARIANT_CODE, code
 from leaktrace.detect import Scorer
 from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
 from leaktrace.video.io import inspect_video
-from leaktrace.video.variants import Plan, Settings
+from leaktrace.video.variants import Plan
 
 KEY = Key(bytes(range(32)))
 MEDIA = "bench-video"
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--only", nargs="*", help="attack names to run (default: all)")
     ap.add_argument("--innocent", type=int, default=10, help="innocent excerpts to read")
+    ap.add_argument("--settings", default="", help="variant encoder settings, key=value,...")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ def main() -> None:
         plan = Plan.from_json(json.loads((folder / "plan.json").read_text()))
     else:
         t = time.perf_counter()
-        plan = make_variants(args.video, folder, KEY, MEDIA, settings=Settings(mode="variants"))
+        plan = make_variants(args.video, folder, KEY, MEDIA, settings=parse(args.settings))
         print(f"variants made in {time.perf_counter() - t:.0f} s")
     names = [f"r{i:04d}" for i in range(args.candidates)]
     rng = np.random.default_rng(7)
