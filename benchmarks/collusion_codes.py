@@ -35,7 +35,7 @@ from leaktrace.keys import Key
 
 EPS = 1e-9
 NS = (10**3, 10**4, 10**5, 10**6)
-LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288)
+LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144)
 
 
 def _pick(x: np.ndarray, rng: np.random.Generator, rule: str) -> np.ndarray:
