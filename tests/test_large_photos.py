@@ -62,5 +62,13 @@ def test_a_reshared_copy_of_a_large_photo_is_traced(workspace, tmp_path, name):
     data = json.loads(result.output)
     assert data["recipient"] == "bob" and data["media"]["name"] == name
     assert data["p_value"] <= 1e-9
-    unmarked = run(home, "trace", CORPUS / "highres" / name)
-    assert unmarked.exit_code == 1 and "no confident match" in unmarked.output
+    unmarked = run(home, "trace", CORPUS / "highres" / name)  # the original's own bytes
+    assert unmarked.exit_code == 1 and f"this is your unmarked original {name}" in unmarked.output
+    # The unmarked original shared the same way: tested, and nobody is named.
+    mine = tmp_path / "mine.jpg"
+    Image.fromarray(attacks.rescale(original, 1080 / max(original.shape[:2]))).save(
+        mine, "JPEG", quality=72, subsampling=2
+    )
+    shared = run(home, "trace", mine)
+    assert shared.exit_code == 1 and "no confident match" in shared.output
+    assert "bob" not in shared.output
