@@ -78,8 +78,9 @@ CODE_LENGTH = 1024
 FORMAT_VERSION = 3
 _STREAMS = 1  # version of the fair-coin codeword and of the layout streams
 #: The two biases of ``tardos-v1`` (Nuida et al., "An improvement of discrete Tardos
-#: fingerprinting codes", 2009: the optimal discrete law for three and four colluders).
-BIASES = ((1 - 3**-0.5) / 2, (1 + 3**-0.5) / 2)
+#: fingerprinting codes", 2009: the optimal discrete law for three and four colluders),
+#: rounded to the 1/65536 steps a symbol is drawn with, so that they are its exact odds.
+BIASES = tuple(round(b * 65536) / 65536 for b in ((1 - 3**-0.5) / 2, (1 + 3**-0.5) / 2))
 CODES = ("random-v1", "tardos-v1")
 #: The code of each format version's copies (a version not listed keeps the one before it):
 #: for a picture's whole codeword (photos, videos marked per recipient) and for the one symbol
