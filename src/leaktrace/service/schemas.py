@@ -158,6 +158,7 @@ class CopiesIn(BaseModel):
         ge=MIN_STRENGTH,
         le=MAX_STRENGTH,
         allow_inf_nan=False,
+        strict=True,  # a number: true/false is not a strength (Schemathesis found it taken)
         description="Mark strength: 1 ≈ 48 dB PSNR, 2 ≈ 42 dB.",
     )
 
