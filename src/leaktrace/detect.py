@@ -32,6 +32,7 @@ from .mask import perceptual_mask
 from .register import Geometry, align
 from .transform import (
     MARKED_LEVELS,
+    MIN_LEAK_SIDE,
     analyse,
     band_gains,
     check_image,
@@ -283,7 +284,10 @@ def _fitted(
         for across in _mirror_sums(down, r, 1)
     ]
     design = np.stack([*columns, np.ones_like(columns[0])], axis=1).astype(np.float64)
-    coef = np.linalg.lstsq(design, plane[::step, ::step][chosen], rcond=None)[0]
+    # Normal equations: a few dozen unknowns over tens of thousands of pixels.
+    coef = np.linalg.lstsq(design.T @ design, design.T @ plane[::step, ::step][chosen], rcond=None)[
+        0
+    ]
     quarter = coef[:-1].reshape(r + 1, r + 1)
     half = np.concatenate([quarter[:0:-1], quarter])
     kernel = np.concatenate([half[:, :0:-1], half], axis=1).astype(np.float32)
@@ -292,9 +296,7 @@ def _fitted(
 
 
 def _median(plane: np.ndarray, size: int) -> np.ndarray:
-    return cv2.medianBlur(np.clip(np.rint(plane), 0, 255).astype(np.uint8), size).astype(
-        np.float32
-    )
+    return cv2.medianBlur(np.clip(np.rint(plane), 0, 255).astype(np.uint8), size).astype(np.float32)
 
 
 def _resampled(plane: np.ndarray, factor: float, interpolation: int) -> np.ndarray:
@@ -509,8 +511,7 @@ def _soft_values(
     geometry, coverage = None, None
     if original is not None:
         base = to_working(original)
-        native = float(np.sqrt(original.shape[0] * original.shape[1] / base.size))
-        plane, reference, valid, geometry = align(luma(leak), base, native=native)
+        plane, reference, valid, geometry = align(luma(leak), base, shape=original.shape)
         mask = perceptual_mask(base)
         reference = _as_seen(plane, reference, valid, mask)
         values, coverage = _informed(plane, reference, valid, mask)
@@ -594,7 +595,7 @@ def detect(
         raise DetectionInputError("threshold must be between 0 and 1")
     if hypotheses < 1:
         raise DetectionInputError("hypotheses must be at least 1")
-    check_image(leak)
+    check_image(leak, least=MIN_LEAK_SIDE)
     if original is not None:
         check_image(original)
         if shape is not None:

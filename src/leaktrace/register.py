@@ -302,14 +302,18 @@ def _detail(plane: np.ndarray) -> np.ndarray:
     return detail - detail.mean()
 
 
-def _only_resized(leak: np.ndarray, base: np.ndarray) -> bool:
-    """True when the leak is the whole picture, merely rescaled and recompressed: same aspect,
-    and its fine detail lines up with the original's without any registration."""
-    if abs(leak.shape[1] / leak.shape[0] - base.shape[1] / base.shape[0]) > 0.005 * (
-        base.shape[1] / base.shape[0]
-    ):
+def _only_resized(leak: np.ndarray, base: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """True when the leak is the whole picture, merely rescaled and recompressed: the aspect of
+    the original (of ``shape``; its working grid ``base`` rounds it), and fine detail that lines
+    up with the original's without any registration."""
+    aspect = shape[1] / shape[0]
+    if abs(leak.shape[1] / leak.shape[0] - aspect) > 0.005 * aspect:
         return False
-    a, b = _detail(resize(leak, base.shape)), _detail(base)
+    # At the coarser of the two resolutions: a thumbnail has none of the original's fine detail.
+    if leak.size < base.size:
+        a, b = _detail(leak), _detail(resize(base, leak.shape))
+    else:
+        a, b = _detail(resize(leak, base.shape)), _detail(base)
     denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
     return denominator > 0 and float(np.vdot(a, b)) / denominator >= 0.9
 
@@ -330,7 +334,7 @@ def warp(
 
 
 def align(
-    leak: np.ndarray, base: np.ndarray, *, native: float = 1.0
+    leak: np.ndarray, base: np.ndarray, *, shape: tuple[int, ...] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Geometry | None]:
     """Resample the luma plane ``leak`` onto the working grid of ``base``.
 
@@ -339,12 +343,15 @@ def align(
     lost cancels out instead of drowning the mark — the mask (1 where the leak has pixels)
     and the geometry found. When registration finds nothing, the leak is simply resized to
     the grid (the right answer for a leak that was only rescaled), all of it valid.
-    ``native`` is the original's own resolution in pixels per grid pixel: a leak is only
-    "smaller" when it is smaller than the original itself.
+    ``shape`` is the original's own (height, width), ``base``'s when not given: a leak is only
+    "smaller" when it is smaller than the original itself, and only the whole picture when it
+    has the original's aspect (which the working grid rounds).
     """
+    shape = base.shape if shape is None else shape
+    native = float(np.sqrt(shape[0] * shape[1] / base.size))
     limit = 0.9 * min(1.0, native)
     grid = (base.shape[1], base.shape[0])
-    geometry = None if _only_resized(leak, base) else register(leak, base)
+    geometry = None if _only_resized(leak, base, shape) else register(leak, base)
     if geometry is None:
         factor = float(np.sqrt(leak.size / base.size))
         reference = resize(resize(base, leak.shape), base.shape) if factor < limit else base
