@@ -252,13 +252,78 @@ def _search(
     return best
 
 
+def _mirrored(leak: np.ndarray, flipped: bool) -> np.ndarray:
+    return np.ascontiguousarray(leak[:, ::-1]) if flipped else leak
+
+
+def _dense(leak: np.ndarray, base: np.ndarray) -> np.ndarray | None:
+    """Registration without features, for a leak that is nearly the whole picture: the leak
+    resized onto the grid, its shift found by phase correlation, then an affine map refined by
+    ECC from coarse to fine. Returns the working → leak map, or None."""
+    h, w = base.shape
+    lh, lw = leak.shape
+    moved = resize(leak, base.shape)
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(_detail(base), _detail(moved), window)
+    warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-5)
+    for factor in (0.25, 0.5):
+        size = (max(16, round(w * factor)), max(16, round(h * factor)))
+        scaled = warp.copy()
+        scaled[:, 2] *= factor
+        try:
+            _, scaled = cv2.findTransformECC(
+                cv2.resize(base, size, interpolation=cv2.INTER_AREA),
+                cv2.resize(moved, size, interpolation=cv2.INTER_AREA),
+                scaled,
+                cv2.MOTION_AFFINE,
+                criteria,
+                None,
+                3,
+            )
+        except cv2.error:
+            return None
+        warp = scaled.copy()
+        warp[:, 2] /= factor
+    # Pixel centres as cv2.resize samples them: leak = (grid + 0.5) * size ratio - 0.5.
+    fx, fy = lw / w, lh / h
+    to_leak = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
+    matrix = to_leak @ np.vstack([warp.astype(np.float64), [0, 0, 1]])
+    return matrix if _plausible(matrix, base.shape) else None
+
+
+def _agreement(leak: np.ndarray, base: np.ndarray, matrix: np.ndarray) -> float:
+    """How well ``leak`` placed by ``matrix`` shows ``base``: the correlation of their detail
+    on the grid pixels it covers (no codeword involved)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    placed = cv2.warpPerspective(leak, matrix, (base.shape[1], base.shape[0]), flags=flags)
+    valid = _coverage_mask(leak.shape, matrix, base.shape) > 0
+    if valid.sum() < 256:
+        return -1.0
+    a, b = _detail(placed)[valid], _detail(base)[valid]
+    a, b = a - a.mean(), b - b.mean()
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / denominator if denominator > 0 else -1.0
+
+
 def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
-    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
+    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None.
+
+    When features are too few to be sure (a smooth or motion-blurred picture), a dense
+    registration is tried too and the placement whose detail agrees better with the
+    original's is kept.
+    """
     best = _search(leak, base, thorough=False) or _search(leak, base, thorough=True)
+    if best is None or best[1] < _CONFIDENT:
+        dense = _dense(leak, base)
+        if dense is not None:
+            found = 0.0 if best is None else _agreement(_mirrored(leak, best[2]), base, best[0])
+            if _agreement(leak, base, dense) > found:
+                best = (dense, 0, False)
     if best is None:
         return None
     matrix, inliers, flipped = best
-    plane = np.ascontiguousarray(leak[:, ::-1]) if flipped else leak
+    plane = _mirrored(leak, flipped)
     small, small_matrix = _sampled(plane, matrix)
     refined = _refine(base, small, small_matrix)
     back = matrix @ np.linalg.inv(small_matrix)  # shrunk-leak coordinates → leak coordinates
