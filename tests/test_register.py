@@ -7,6 +7,7 @@ import leaktrace as lt
 from leaktrace import attacks
 
 from .conftest import KODAK
+from .images import foggy
 
 GUILTY = "recipient-0777"
 
@@ -89,3 +90,32 @@ def test_innocents_are_not_accused_after_geometry(case, candidates):
     # A different photo registered against this original: nothing to find.
     found = lt.detect(others[0], key, "kodim05", candidates, original=original)
     assert found.verdict == "no_match"
+
+
+def test_a_photo_of_odd_size_untouched_or_rescaled_needs_no_registration(case, candidates):
+    key, original, _, _ = case
+    odd = np.ascontiguousarray(original[:501, :737])  # 737×501: its grid rounds the aspect
+    copy = lt.embed(odd, key, "odd", GUILTY)
+    for leak in (copy, attacks.jpeg(attacks.rescale(copy, 0.6), 80)):
+        found = lt.detect(leak, key, "odd", candidates, original=odd)
+        assert found.recipient == GUILTY and found.geometry is None
+
+
+def test_a_feature_poor_photo_moved_a_little_is_registered_densely(key, candidates):
+    original = foggy()
+    copy = lt.embed(original, key, "fog", GUILTY)
+    h, w = copy.shape[:2]
+    moved = attacks.jpeg(attacks.rescale(copy[6 : h - 4, 9 : w - 3], 0.93), 85)
+    found = lt.detect(moved, key, "fog", candidates, original=original)
+    assert found.recipient == GUILTY and found.geometry is not None
+
+
+@pytest.mark.parametrize("side", [40, 32])
+def test_thumbnails_down_to_32_pixels_are_tried(case, candidates, side):
+    key, original, copy, _ = case
+    thumb = attacks.rescale(copy, side / min(copy.shape[:2]))
+    found = lt.detect(thumb, key, "kodim05", candidates, original=original)
+    # 40 px still shows the coarsest marked band; 32 px is tried but shows too little of it.
+    assert found.recipient == (GUILTY if side == 40 else None), found
+    with pytest.raises(lt.ImageArrayError, match="at least 32 pixels"):
+        lt.detect(thumb[:31], key, "kodim05", candidates, original=original)
