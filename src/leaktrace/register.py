@@ -2,7 +2,8 @@
 
 SIFT features of the leak (and of its mirror image, for flipped leaks) are matched to those of
 the original; a MAGSAC homography maps one onto the other; ECC refines it to a fraction of a
-pixel. The leak is then resampled onto the working grid, and only the part it really covers is
+pixel. When features are few (smooth, foggy, motion-blurred pictures) a dense registration
+(phase correlation, then ECC) is tried too, and the placement that agrees better is kept. The leak is then resampled onto the working grid, and only the part it really covers is
 kept (``valid``), so that crops, screenshots with UI around them and collages contribute
 evidence only from their own pixels — a tiny crop gives little evidence, never invented
 evidence.
@@ -271,19 +272,20 @@ def _dense(leak: np.ndarray, base: np.ndarray) -> np.ndarray | None:
         size = (max(16, round(w * factor)), max(16, round(h * factor)))
         scaled = warp.copy()
         scaled[:, 2] *= factor
+        small = cv2.resize(moved, size, interpolation=cv2.INTER_AREA)
         try:
-            _, scaled = cv2.findTransformECC(
+            _, found = cv2.findTransformECC(
                 cv2.resize(base, size, interpolation=cv2.INTER_AREA),
-                cv2.resize(moved, size, interpolation=cv2.INTER_AREA),
+                small,
                 scaled,
                 cv2.MOTION_AFFINE,
                 criteria,
-                None,
+                np.ones_like(small, np.uint8),
                 3,
             )
         except cv2.error:
             return None
-        warp = scaled.copy()
+        warp = np.array(found, np.float32)
         warp[:, 2] /= factor
     # Pixel centres as cv2.resize samples them: leak = (grid + 0.5) * size ratio - 0.5.
     fx, fy = lw / w, lh / h
