@@ -32,6 +32,7 @@ def suite(name: str, others: list[np.ndarray]) -> dict:
     parts = {
         "standard": attacks.STANDARD,
         "geometric": {**attacks.GEOMETRIC, **collage},
+        "softening": attacks.SOFTENING,
         "blind": EXTRA,
     }
     if name == "all":
@@ -76,7 +77,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument(
-        "--suite", choices=["standard", "geometric", "blind", "all"], default="standard"
+        "--suite",
+        choices=["standard", "geometric", "softening", "blind", "all"],
+        default="standard",
     )
     args = parser.parse_args()
     require_corpus()

@@ -83,3 +83,13 @@ def jpeg_with_size(data: bytes, width: int, height: int) -> bytes:
             return bytes(out)
         at += 2 + size
     raise ValueError("no start-of-frame marker")
+
+
+def foggy(h: int = 384, w: int = 576, *, grain: float = 1.5, seed: int = 0) -> np.ndarray:
+    """A feature-poor picture (fog, sky): smooth shading and a faint pixel grain, which a
+    rescale and JPEG wipe out, so that SIFT finds nothing to match."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 120 + 50 * np.sin(x / 150 + 1) * np.cos(y / 110) + 30 * (y / h)
+    img = np.clip(shade + rng.normal(0, grain, (h, w)).astype(np.float32), 0, 255)
+    return np.repeat(img[..., None], 3, axis=2).astype(np.uint8)

@@ -3,6 +3,10 @@ import pytest
 
 import leaktrace as lt
 from leaktrace import attacks
+from leaktrace.codes import layout
+from leaktrace.detect import _fitted, informed_values, score
+from leaktrace.mask import perceptual_mask
+from leaktrace.transform import to_working
 
 from .conftest import mark_photos
 
@@ -122,3 +126,28 @@ def test_every_colluder_of_an_average_is_named_each_with_its_probability(kodak, 
     # Copies grouped by code: scored under a code they were not made with, nobody is named.
     other = lt.detect(leak, key, "kodim7", {"tardos-v1": candidates}, original=original)
     assert other.accused == () and other.verdict == "no_match"
+
+
+@pytest.mark.parametrize("name", ["blur2.5", "median7", "soften0.3-bilinear"])
+def test_a_softened_same_size_leak_is_traced(marked, candidates, name):
+    original, copy = marked[19]
+    found = _trace(attacks.SOFTENING[name](copy), original, 19, candidates)
+    assert found.recipient == GUILTY, found
+
+
+def test_an_unmarked_softened_original_is_not_accused(kodak, key, candidates):
+    img = kodak(15)
+    for leak in (attacks.blur(img, 2.5), attacks.soften(img, 0.3)):
+        assert lt.detect(leak, key, "kodim15", candidates, original=img).verdict == "no_match"
+
+
+def test_the_fitted_filter_leaves_an_untouched_copys_mark(marked):
+    original, copy = marked[7]
+    base, plane = to_working(original), to_working(copy)
+    valid, mask = np.ones_like(base), perceptual_mask(base)
+    key, soft = lt.Key(bytes(range(32))), {}
+    for name, reference in (("plain", base), ("fitted", _fitted(plane, base, valid))):
+        values = informed_values(plane, reference, valid, mask)
+        soft[name] = layout(key, "kodim7", base.shape, values.size).collect(values)
+    z = {k: float(score(v, key, "kodim7", [GUILTY])[0]) for k, v in soft.items()}
+    assert z["fitted"] >= 0.99 * z["plain"] > 25

@@ -7,6 +7,7 @@ import leaktrace as lt
 from leaktrace import attacks
 
 from .conftest import KODAK
+from .images import foggy
 
 GUILTY = "recipient-0777"
 
@@ -42,8 +43,9 @@ def test_geometric_attacks_are_traced(case, candidates, name):
     key, original, copy, _ = case
     found = lt.detect(attacks.GEOMETRIC[name](copy), key, "kodim05", candidates, original=original)
     assert found.recipient == GUILTY, (name, found)
-    # A whole picture merely rescaled needs no registration; everything else is registered.
-    assert (found.geometry is None) == (name == "scale2")
+    # A whole picture merely rescaled (up, or down to a thumbnail) needs no registration;
+    # everything else is registered.
+    assert (found.geometry is None) == (name in ("scale2", "scale0.25"))
 
 
 def test_collage_is_traced_from_its_own_pixels(case, candidates):
@@ -89,3 +91,32 @@ def test_innocents_are_not_accused_after_geometry(case, candidates):
     # A different photo registered against this original: nothing to find.
     found = lt.detect(others[0], key, "kodim05", candidates, original=original)
     assert found.verdict == "no_match"
+
+
+def test_a_photo_of_odd_size_untouched_or_rescaled_needs_no_registration(case, candidates):
+    key, original, _, _ = case
+    odd = np.ascontiguousarray(original[:501, :737])  # 737×501: its grid rounds the aspect
+    copy = lt.embed(odd, key, "odd", GUILTY)
+    for leak in (copy, attacks.jpeg(attacks.rescale(copy, 0.6), 80)):
+        found = lt.detect(leak, key, "odd", candidates, original=odd)
+        assert found.recipient == GUILTY and found.geometry is None
+
+
+def test_a_feature_poor_photo_moved_a_little_is_registered_densely(key, candidates):
+    original = foggy()
+    copy = lt.embed(original, key, "fog", GUILTY)
+    h, w = copy.shape[:2]
+    moved = attacks.jpeg(attacks.rescale(copy[6 : h - 4, 9 : w - 3], 0.93), 85)
+    found = lt.detect(moved, key, "fog", candidates, original=original)
+    assert found.recipient == GUILTY and found.geometry is not None
+
+
+@pytest.mark.parametrize("side", [40, 32])
+def test_thumbnails_down_to_32_pixels_are_tried(case, candidates, side):
+    key, original, copy, _ = case
+    thumb = attacks.rescale(copy, side / min(copy.shape[:2]))
+    found = lt.detect(thumb, key, "kodim05", candidates, original=original)
+    # 40 px still shows the coarsest marked band; 32 px is tried but shows too little of it.
+    assert found.recipient == (GUILTY if side == 40 else None), found
+    with pytest.raises(lt.ImageArrayError, match="at least 32 pixels"):
+        lt.detect(thumb[:31], key, "kodim05", candidates, original=original)

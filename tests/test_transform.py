@@ -51,7 +51,7 @@ def test_luma_of_layouts_and_depths():
 @pytest.mark.parametrize(
     "shape, match",
     [
-        ((63, 500), "too small"),
+        ((31, 500), "too small"),  # below what is marked (64) and what is traced (32)
         ((1, 100_000), "too small"),
         ((64, 10_000), "too elongated"),
         ((6000, 500), "too elongated"),

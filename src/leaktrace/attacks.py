@@ -17,8 +17,10 @@ from PIL import Image
 
 __all__ = [
     "GEOMETRIC",
+    "SOFTENING",
     "STANDARD",
     "blur",
+    "box_blur",
     "brightness",
     "chain",
     "collage",
@@ -29,6 +31,7 @@ __all__ = [
     "grayscale",
     "hsv_shift",
     "jpeg",
+    "median",
     "noise",
     "rescale",
     "reshare",
@@ -36,6 +39,7 @@ __all__ = [
     "rotate",
     "screenshot",
     "skew",
+    "soften",
     "stretch",
     "webp",
 ]
@@ -81,6 +85,23 @@ def restore_size(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur."""
     return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def median(image: np.ndarray, size: int) -> np.ndarray:
+    """Median filter over ``size``×``size`` pixels (odd)."""
+    return cv2.medianBlur(image, size)
+
+
+def box_blur(image: np.ndarray, size: int) -> np.ndarray:
+    """Mean over ``size``×``size`` pixels."""
+    return cv2.blur(image, (size, size))
+
+
+def soften(image: np.ndarray, factor: float, *, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """Downscale by ``factor`` (area averaging) and bring back up to the same size with
+    ``interpolation``: a same-size copy that lost the detail finer than the small one held."""
+    h, w = image.shape[:2]
+    return cv2.resize(rescale(image, factor), (w, h), interpolation=interpolation)
 
 
 def noise(image: np.ndarray, sigma: float, *, seed: int = 0) -> np.ndarray:
@@ -266,6 +287,25 @@ STANDARD: dict[str, Attack] = {
     "gamma0.7": lambda im: gamma(im, 0.7),
     "grayscale": grayscale,
     "chain": chain,
+}
+
+
+#: Same-size (or nearly) leaks that lost detail: the original as the leak shows it is softer.
+SOFTENING: dict[str, Attack] = {
+    "blur1.5": lambda im: blur(im, 1.5),
+    "blur2.5": lambda im: blur(im, 2.5),
+    "median5": lambda im: median(im, 5),
+    "median7": lambda im: median(im, 7),
+    "box5": lambda im: box_blur(im, 5),
+    **{
+        f"soften{f}-{name}": partial(soften, factor=f, interpolation=inter)
+        for f in (0.3, 0.4)
+        for name, inter in (("bicubic", cv2.INTER_CUBIC), ("bilinear", cv2.INTER_LINEAR))
+    },
+    "jpeg20": lambda im: jpeg(im, 20),
+    "webp40": lambda im: webp(im, 40),
+    "noise15": lambda im: noise(im, 15.0),
+    "chain-soft": lambda im: jpeg(rescale(blur(jpeg(im, 70), 1.0), 0.5), 60),
 }
 
 

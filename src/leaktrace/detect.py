@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, Self
 
 import cv2
@@ -32,6 +33,7 @@ from .mask import perceptual_mask
 from .register import Geometry, align
 from .transform import (
     MARKED_LEVELS,
+    MIN_LEAK_SIDE,
     analyse,
     band_gains,
     check_image,
@@ -240,6 +242,107 @@ def informed_values(
     return _informed(plane, reference, valid, mask, foreign=foreign)[0]
 
 
+# The original as a softened leak shows it. A same-size leak that lost detail (blurred,
+# median-filtered, downscaled and brought back up, strongly compressed) is compared with the
+# original softened the same way, else the detail it lost stays in the residual and drowns
+# the mark. The softening is estimated from the leak and the original alone: the candidate
+# references are ranked by the energy of the residual in the marked bands, which does not look
+# at any codeword, so choosing among them is no search over hypotheses in the p-value. A
+# filter of a few dozen coefficients fitted over the whole picture learns a negligible part of
+# a mark spread over tens of thousands of coefficients: an untouched copy keeps its score.
+
+#: Radius of the fitted filter: a (2r+1)² kernel symmetric in x and y, (r+1)² coefficients.
+_FILTER_RADIUS = 6
+#: A leak keeping this share of the reference's finest detail (energy) was not softened.
+_SHARP = 0.9
+
+
+def _mirror_sums(plane: np.ndarray, radius: int, axis: int) -> list[np.ndarray]:
+    """``plane`` and, for a = 1..radius, its shifts by +a and -a along ``axis`` added
+    (mirrored at the edges, as cv2.BORDER_REFLECT)."""
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (radius, radius)
+    padded = np.pad(plane, pad, mode="symmetric")
+    n = plane.shape[axis]
+
+    def shifted(by: int) -> np.ndarray:
+        return np.take(padded, range(radius + by, radius + by + n), axis=axis)
+
+    return [plane] + [shifted(a) + shifted(-a) for a in range(1, radius + 1)]
+
+
+def _fitted(
+    plane: np.ndarray, reference: np.ndarray, valid: np.ndarray, *, step: int = 3
+) -> np.ndarray:
+    """``reference`` through the mirror-symmetric linear filter (plus an offset) that maps it
+    best onto ``plane``: least squares on every ``step``-th row and column of ``valid``."""
+    r = _FILTER_RADIUS
+    chosen = valid[::step, ::step] > 0
+    if chosen.sum() < 20 * (r + 1) ** 2:
+        return reference
+    columns = [
+        across[::step, ::step][chosen]
+        for down in _mirror_sums(reference, r, 0)
+        for across in _mirror_sums(down, r, 1)
+    ]
+    design = np.stack([*columns, np.ones_like(columns[0])], axis=1).astype(np.float64)
+    # Normal equations: a few dozen unknowns over tens of thousands of pixels.
+    coef = np.linalg.lstsq(design.T @ design, design.T @ plane[::step, ::step][chosen], rcond=None)[
+        0
+    ]
+    quarter = coef[:-1].reshape(r + 1, r + 1)
+    half = np.concatenate([quarter[:0:-1], quarter])
+    kernel = np.concatenate([half[:, :0:-1], half], axis=1).astype(np.float32)
+    filtered = cv2.filter2D(reference, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    return filtered + np.float32(coef[-1])
+
+
+def _median(plane: np.ndarray, size: int) -> np.ndarray:
+    return cv2.medianBlur(np.clip(np.rint(plane), 0, 255).astype(np.uint8), size).astype(np.float32)
+
+
+def _resampled(plane: np.ndarray, factor: float, interpolation: int) -> np.ndarray:
+    h, w = plane.shape
+    small = resize(plane, (max(1, round(h * factor)), max(1, round(w * factor))))
+    return cv2.resize(small, (w, h), interpolation=interpolation)
+
+
+#: Softenings no linear filter reproduces: nonlinear ones, and a downscale brought back up
+#: (its blur depends on where a pixel falls between the small picture's pixels).
+_SOFTENINGS = (
+    *(partial(_median, size=k) for k in (3, 5, 7)),
+    *(
+        partial(_resampled, factor=f, interpolation=i)
+        for f in (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
+        for i in (cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+    ),
+)
+
+
+def _fine_energy(plane: np.ndarray, valid: np.ndarray) -> float:
+    detail = plane - cv2.GaussianBlur(plane, (0, 0), 1.0)
+    return float(np.sum(detail * detail * valid))
+
+
+def _as_seen(
+    plane: np.ndarray, reference: np.ndarray, valid: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """``reference`` softened as the leak ``plane`` was, when it was: the best-explaining of
+    the fixed softenings, the fitted filter, and the fitted filter after that softening."""
+    if _fine_energy(plane, valid) >= _SHARP * _fine_energy(reference, valid):
+        return reference
+
+    def noise(candidate: np.ndarray) -> float:
+        values = _informed(plane, candidate, valid, mask, foreign=False)[0]
+        return float(values @ values)
+
+    softened = min((reference, *(f(reference) for f in _SOFTENINGS)), key=noise)
+    tries = [softened, _fitted(plane, reference, valid)]
+    if softened is not reference:
+        tries.append(_fitted(plane, softened, valid))
+    return min(tries, key=noise)
+
+
 @dataclass(frozen=True)
 class _Hypothesis:
     """One blind reading of a leak: the grid it is placed on, the whitened values of the
@@ -410,9 +513,10 @@ def _soft_values(
     geometry, coverage = None, None
     if original is not None:
         base = to_working(original)
-        native = float(np.sqrt(original.shape[0] * original.shape[1] / base.size))
-        plane, reference, valid, geometry = align(luma(leak), base, native=native)
-        values, coverage = _informed(plane, reference, valid, perceptual_mask(base))
+        plane, reference, valid, geometry = align(luma(leak), base, shape=original.shape)
+        mask = perceptual_mask(base)
+        reference = _as_seen(plane, reference, valid, mask)
+        values, coverage = _informed(plane, reference, valid, mask)
         shape = working_shape(original.shape)
         return layout(key, media_id, shape, values.size).collect(values), geometry, coverage
     whole = _grid_hypothesis(to_working(leak), None, None)
@@ -592,7 +696,7 @@ def detect(
     if hypotheses < 1:
         raise DetectionInputError("hypotheses must be at least 1")
     scorer = Scorer(key, media_id, candidates)
-    check_image(leak)
+    check_image(leak, least=MIN_LEAK_SIDE)
     if original is not None:
         check_image(original)
         if shape is not None:

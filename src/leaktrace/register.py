@@ -2,8 +2,10 @@
 
 SIFT features of the leak (and of its mirror image, for flipped leaks) are matched to those of
 the original; a MAGSAC homography maps one onto the other; ECC refines it to a fraction of a
-pixel. The leak is then resampled onto the working grid, and only the part it really covers is
-kept (``valid``), so that crops, screenshots with UI around them and collages contribute
+pixel. When features are few (smooth, foggy, motion-blurred pictures) a dense registration
+(phase correlation, then ECC) is tried too, and the placement that agrees better is kept. The
+leak is then resampled onto the working grid, and only the part it really covers is kept
+(``valid``), so that crops, screenshots with UI around them and collages contribute
 evidence only from their own pixels — a tiny crop gives little evidence, never invented
 evidence.
 
@@ -252,13 +254,79 @@ def _search(
     return best
 
 
+def _mirrored(leak: np.ndarray, flipped: bool) -> np.ndarray:
+    return np.ascontiguousarray(leak[:, ::-1]) if flipped else leak
+
+
+def _dense(leak: np.ndarray, base: np.ndarray) -> np.ndarray | None:
+    """Registration without features, for a leak that is nearly the whole picture: the leak
+    resized onto the grid, its shift found by phase correlation, then an affine map refined by
+    ECC from coarse to fine. Returns the working → leak map, or None."""
+    h, w = base.shape
+    lh, lw = leak.shape
+    moved = resize(leak, base.shape)
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(_detail(base), _detail(moved), window)
+    warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-5)
+    for factor in (0.25, 0.5):
+        size = (max(16, round(w * factor)), max(16, round(h * factor)))
+        scaled = warp.copy()
+        scaled[:, 2] *= factor
+        small = cv2.resize(moved, size, interpolation=cv2.INTER_AREA)
+        try:
+            _, found = cv2.findTransformECC(
+                cv2.resize(base, size, interpolation=cv2.INTER_AREA),
+                small,
+                scaled,
+                cv2.MOTION_AFFINE,
+                criteria,
+                np.ones_like(small, np.uint8),
+                3,
+            )
+        except cv2.error:
+            return None
+        warp = np.array(found, np.float32)
+        warp[:, 2] /= factor
+    # Pixel centres as cv2.resize samples them: leak = (grid + 0.5) * size ratio - 0.5.
+    fx, fy = lw / w, lh / h
+    to_leak = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
+    matrix = to_leak @ np.vstack([warp.astype(np.float64), [0, 0, 1]])
+    return matrix if _plausible(matrix, base.shape) else None
+
+
+def _agreement(leak: np.ndarray, base: np.ndarray, matrix: np.ndarray) -> float:
+    """How well ``leak`` placed by ``matrix`` shows ``base``: the correlation of their detail
+    on the grid pixels it covers (no codeword involved)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    placed = cv2.warpPerspective(leak, matrix, (base.shape[1], base.shape[0]), flags=flags)
+    valid = _coverage_mask(leak.shape, matrix, base.shape) > 0
+    if valid.sum() < 256:
+        return -1.0
+    a, b = _detail(placed)[valid], _detail(base)[valid]
+    a, b = a - a.mean(), b - b.mean()
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / denominator if denominator > 0 else -1.0
+
+
 def register(leak: np.ndarray, base: np.ndarray) -> Geometry | None:
-    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None."""
+    """Find where the luma plane ``leak`` sits on the working-grid luma ``base``, or None.
+
+    When features are too few to be sure (a smooth or motion-blurred picture), a dense
+    registration is tried too and the placement whose detail agrees better with the
+    original's is kept.
+    """
     best = _search(leak, base, thorough=False) or _search(leak, base, thorough=True)
+    if best is None or best[1] < _CONFIDENT:
+        dense = _dense(leak, base)
+        if dense is not None:
+            found = 0.0 if best is None else _agreement(_mirrored(leak, best[2]), base, best[0])
+            if _agreement(leak, base, dense) > found:
+                best = (dense, 0, False)
     if best is None:
         return None
     matrix, inliers, flipped = best
-    plane = np.ascontiguousarray(leak[:, ::-1]) if flipped else leak
+    plane = _mirrored(leak, flipped)
     small, small_matrix = _sampled(plane, matrix)
     refined = _refine(base, small, small_matrix)
     back = matrix @ np.linalg.inv(small_matrix)  # shrunk-leak coordinates → leak coordinates
@@ -302,14 +370,18 @@ def _detail(plane: np.ndarray) -> np.ndarray:
     return detail - detail.mean()
 
 
-def _only_resized(leak: np.ndarray, base: np.ndarray) -> bool:
-    """True when the leak is the whole picture, merely rescaled and recompressed: same aspect,
-    and its fine detail lines up with the original's without any registration."""
-    if abs(leak.shape[1] / leak.shape[0] - base.shape[1] / base.shape[0]) > 0.005 * (
-        base.shape[1] / base.shape[0]
-    ):
+def _only_resized(leak: np.ndarray, base: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """True when the leak is the whole picture, merely rescaled and recompressed: the aspect of
+    the original (of ``shape``; its working grid ``base`` rounds it), and fine detail that lines
+    up with the original's without any registration."""
+    aspect = shape[1] / shape[0]
+    if abs(leak.shape[1] / leak.shape[0] - aspect) > 0.005 * aspect:
         return False
-    a, b = _detail(resize(leak, base.shape)), _detail(base)
+    # At the coarser of the two resolutions: a thumbnail has none of the original's fine detail.
+    if leak.size < base.size:
+        a, b = _detail(leak), _detail(resize(base, leak.shape))
+    else:
+        a, b = _detail(resize(leak, base.shape)), _detail(base)
     denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
     return denominator > 0 and float(np.vdot(a, b)) / denominator >= 0.9
 
@@ -330,7 +402,7 @@ def warp(
 
 
 def align(
-    leak: np.ndarray, base: np.ndarray, *, native: float = 1.0
+    leak: np.ndarray, base: np.ndarray, *, shape: tuple[int, ...] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Geometry | None]:
     """Resample the luma plane ``leak`` onto the working grid of ``base``.
 
@@ -339,12 +411,15 @@ def align(
     lost cancels out instead of drowning the mark — the mask (1 where the leak has pixels)
     and the geometry found. When registration finds nothing, the leak is simply resized to
     the grid (the right answer for a leak that was only rescaled), all of it valid.
-    ``native`` is the original's own resolution in pixels per grid pixel: a leak is only
-    "smaller" when it is smaller than the original itself.
+    ``shape`` is the original's own (height, width), ``base``'s when not given: a leak is only
+    "smaller" when it is smaller than the original itself, and only the whole picture when it
+    has the original's aspect (which the working grid rounds).
     """
+    shape = base.shape if shape is None else shape
+    native = float(np.sqrt(shape[0] * shape[1] / base.size))
     limit = 0.9 * min(1.0, native)
     grid = (base.shape[1], base.shape[0])
-    geometry = None if _only_resized(leak, base) else register(leak, base)
+    geometry = None if _only_resized(leak, base, shape) else register(leak, base)
     if geometry is None:
         factor = float(np.sqrt(leak.size / base.size))
         reference = resize(resize(base, leak.shape), base.shape) if factor < limit else base

@@ -19,6 +19,7 @@ __all__ = [
     "LEVEL_GAINS",
     "MARKED_LEVELS",
     "MAX_WORKING_PIXELS",
+    "MIN_LEAK_SIDE",
     "MIN_SIDE",
     "WAVELET",
     "WORK_SIDE",
@@ -43,6 +44,9 @@ MARKED_LEVELS = tuple(LEVEL_GAINS)
 WORK_SIDE = 512
 #: Shortest side (pixels) of an image that can carry a traceable mark.
 MIN_SIDE = 64
+#: Shortest side (pixels) of a leak that is still searched for a mark: a thumbnail keeps a
+#: little of the coarsest marked band.
+MIN_LEAK_SIDE = 32
 #: Largest working grid (pixels) the engine accepts: 10 × ``WORK_SIDE``² = 2,621,440, which is
 #: a picture up to about 10 times as long as it is high (a 12000×2000 panorama, 6:1, has a
 #: 3072×512 grid). Working memory grows with the grid, not the file: registering an original
@@ -53,14 +57,16 @@ _ALIGN = 2 ** max(MARKED_LEVELS)
 _MODE = "periodization"
 
 
-def check_shape(shape: tuple[int, ...]) -> None:
-    """Raise :class:`ImageArrayError` unless an image of ``shape`` (height, width, ...) is
-    large enough to carry a mark (:data:`MIN_SIDE`) and its working grid is at most
-    :data:`MAX_WORKING_PIXELS`; nothing is allocated."""
+def check_shape(shape: tuple[int, ...], *, least: int = MIN_SIDE) -> None:
+    """Raise :class:`ImageArrayError` unless an image of ``shape`` (height, width, ...) has
+    ``least`` pixels a side (:data:`MIN_SIDE` to carry a mark, :data:`MIN_LEAK_SIDE` to be
+    searched for one) and its working grid is at most :data:`MAX_WORKING_PIXELS`; nothing is
+    allocated."""
     h, w = (int(n) for n in shape[:2])
-    if min(h, w) < MIN_SIDE:
+    if min(h, w) < least:
         raise ImageArrayError(
-            f"an image of {w}×{h} is too small to carry a mark (at least {MIN_SIDE} pixels a side)"
+            f"an image of {w}×{h} is too small to "
+            f"{'carry' if least >= MIN_SIDE else 'show'} a mark (at least {least} pixels a side)"
         )
     check_grid((h, w))
 
@@ -78,14 +84,15 @@ def check_grid(shape: tuple[int, ...]) -> None:
         )
 
 
-def check_image(image: object) -> None:
+def check_image(image: object, *, least: int = MIN_SIDE) -> None:
     """Raise :class:`ImageArrayError` unless ``image`` is an array the engine can work on:
-    uint8 or uint16, H×W or H×W×1..4, and of a shape :func:`check_shape` accepts."""
+    uint8 or uint16, H×W or H×W×1..4, and of a shape :func:`check_shape` accepts with
+    ``least``."""
     if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
         raise ImageArrayError("an image must be a uint8 or uint16 numpy array")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
         raise ImageArrayError(f"an image is H×W, H×W×2, H×W×3 or H×W×4, not {image.shape}")
-    check_shape(image.shape)
+    check_shape(image.shape, least=least)
 
 
 def luma(image: np.ndarray) -> np.ndarray:

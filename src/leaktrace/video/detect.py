@@ -212,10 +212,11 @@ def _geometry(
     pairs: np.ndarray,
     orig_times: np.ndarray,
     grid: tuple[int, int],
-    native: float,
+    shape: tuple[int, int],
 ) -> Geometry | None:
-    """Register a few textured, paired leak frames onto their originals; the geometry with
-    the most agreeing features (None: the leak is the whole picture, only rescaled)."""
+    """Register a few textured, paired leak frames onto their originals (of ``shape``); the
+    geometry with the most agreeing features (None: the leak is the whole picture, only
+    rescaled)."""
     usable = np.flatnonzero(pairs >= 0)
     if usable.size == 0:
         return None
@@ -235,7 +236,7 @@ def _geometry(
         if base_luma is None:
             continue
         base = resize(base_luma.astype(np.float32), grid)
-        _, _, _, g = align(leaks[i], base, native=native)
+        _, _, _, g = align(leaks[i], base, shape=shape)
         if g is None:
             found_only_resized += 1
         elif best is None or g.inliers > best.inliers:
@@ -304,7 +305,7 @@ def detect_video(
     pairs = _pairs(leak, offset, orig_times, orig_thumbs, plan.fps)
     grid = working_shape((plan.height, plan.width))
     native = math.sqrt(plan.height * plan.width / (grid[0] * grid[1]))
-    geometry = _geometry(leak_path, original, pairs, orig_times, grid, native)
+    geometry = _geometry(leak_path, original, pairs, orig_times, grid, (plan.height, plan.width))
     seg_len = plan.settings.segment
     count = grid_gains(grid).size
     decoys = _decoys(key, plan.media_id, count)
