@@ -36,13 +36,13 @@ PY
 
 echo "--- tracing leaked.jpg"
 "$bin/leaktrace" trace leaked.jpg --report evidence.html
-# A video the same way: carol's copy of the 8-second sample clip, trimmed to 4 s, shrunk to
+# A video the same way: carol's copy of the 8-second sample clip, trimmed to 6 s, shrunk to
 # 240p and re-encoded at CRF 28 (a clip under a minute is encoded once per recipient).
 "$bin/leaktrace" embed "$media/clip_640x360_25fps.mp4" --to alice --to carol -o copies
 "$bin/python" - <<'PY'
 from pathlib import Path
 from leaktrace.video import attacks
-cut = attacks.trim(Path("copies/carol/clip_640x360_25fps.mp4"), Path("cut.mp4"), start=2, duration=4)
+cut = attacks.trim(Path("copies/carol/clip_640x360_25fps.mp4"), Path("cut.mp4"), start=1, duration=6)
 attacks.reencode(attacks.scale(cut, Path("small.mp4"), height=240), Path("leaked.mp4"), crf=28)
 PY
 echo "--- tracing leaked.mp4"
