@@ -5,6 +5,8 @@ import pytest
 
 import leaktrace as lt
 from leaktrace import attacks
+from leaktrace.register import register
+from leaktrace.transform import luma, to_working
 
 from .conftest import KODAK
 from .images import foggy
@@ -120,3 +122,12 @@ def test_thumbnails_down_to_32_pixels_are_tried(case, candidates, side):
     assert found.recipient == (GUILTY if side == 40 else None), found
     with pytest.raises(lt.ImageArrayError, match="at least 32 pixels"):
         lt.detect(thumb[:31], key, "kodim05", candidates, original=original)
+
+
+@pytest.mark.parametrize("n", [7, 15, 20])
+def test_another_photo_is_placed_nowhere(case, n):
+    """A dense registration places any picture somewhere; a photo that is not the original
+    must not be taken for a placement of it (it would be traced as a leak of it)."""
+    _, original, _, _ = case
+    other = lt.read_image(KODAK / f"kodim{n:02d}.png")
+    assert register(luma(other).astype(np.float32), to_working(original)) is None
