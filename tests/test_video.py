@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +73,20 @@ def test_variant_copies_are_remuxed_packets_with_the_audio_and_metadata_kept(var
     variant = (folder / plan.files[0]).stat().st_size
     audio = sum(len(p) for p in _audio(CLIP))
     assert abs(a.stat().st_size - audio - variant) / variant < 0.02
+
+
+def _variant_bytes(folder: str) -> str:
+    plan = make_variants(SILENT, folder, KEY, "threads", settings=Settings(mode="variants"))
+    return _sha(Path(folder) / plan.files[1])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to compare")
+def test_variant_bytes_do_not_depend_on_the_machines_cores(tmp_path):
+    """x264 left to itself picks its thread count from the cores it may use, and its bytes
+    depend on it: the variants are encoded on a fixed count."""
+    with ProcessPoolExecutor(1, initializer=os.sched_setaffinity, initargs=(0, {0})) as one:
+        on_one_core = one.submit(_variant_bytes, str(tmp_path / "one")).result()
+    assert on_one_core == _variant_bytes(str(tmp_path / "all"))
 
 
 def test_variant_segments_name_their_recipient_with_the_exact_probability(variants, tmp_path):
