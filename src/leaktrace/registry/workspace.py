@@ -9,6 +9,8 @@
       copies/<media id>/       copies made by the service (the CLI writes where it is told)
       reports/<trace id>.html  evidence reports of traces made by the service
       locks/<batch>.lock       held by every process of a running batch of copies
+      codewords/…              recipients' codewords as packed bits, for fast traces (never
+                               the key; safe to delete: see :mod:`leaktrace.registry.codebook`)
 
 The registry stores the key's public fingerprint (never the key): a workspace refuses a key
 that is not its own. Every write is one transaction; the schema is migrated by Alembic
@@ -55,6 +57,7 @@ from ..errors import (
     WorkspaceError,
 )
 from ..keys import Key
+from .codebook import Codebook
 from .models import Base, Copy, Job, Media, Meta, Recipient, Token, Trace
 from .people import read_people
 
@@ -161,6 +164,7 @@ class Workspace:
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._key: Key | None = None
         self._locks: dict[str, int] = {}
+        self._codebook: Codebook | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
@@ -293,6 +297,13 @@ class Workspace:
         """One transaction: committed on success, rolled back on any error."""
         with self._sessions() as s, s.begin():
             yield s
+
+    @property
+    def codebook(self) -> Codebook:
+        """The recipients' codewords kept for tracing (:mod:`leaktrace.registry.codebook`)."""
+        if self._codebook is None:
+            self._codebook = Codebook(self.private_dir("codewords"))
+        return self._codebook
 
     def private_dir(self, *parts: str) -> Path:
         """A folder inside the workspace, created private to its owner (0700)."""
