@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -53,66 +54,52 @@ def plain(name: str, names: list[str], soft: np.ndarray) -> np.ndarray:
     return c.totals(soft, np.stack([c.codeword(h) for h in names]))
 
 
+def measure(name: str, n: int, folder: Path, repeat: int) -> list[str]:
+    """One row of the table: ``n`` candidates under the code ``name``."""
+    names = [f"recipient-{i:07d}" for i in range(n)]
+    c = code(KEY, "bench", name, length=LENGTH)
+    rng = np.random.default_rng(n)
+    soft = c.codeword(names[n // 2]) * 0.5 + rng.normal(0, 1, LENGTH)
+    groups = {name: names}
+    fresh = iter(range(10**6))
+    cold = median(
+        lambda: Scorer(KEY, "bench", groups, codebook=Codebook(folder / str(next(fresh)))).judge(
+            soft
+        ),
+        repeat,
+    )
+    stored = folder / "0"
+    new = median(
+        lambda: Scorer(KEY, "bench", groups, codebook=Codebook(stored)).judge(soft), repeat
+    )
+    book = Codebook(stored)
+    Scorer(KEY, "bench", groups, codebook=book)
+    warm = median(lambda: Scorer(KEY, "bench", groups, codebook=book).judge(soft), repeat)
+    scorer = Scorer(KEY, "bench", groups, codebook=book)
+    found = scorer.judge(soft)
+    judge = median(lambda: scorer.judge(soft), repeat)
+    if found.accused != (names[n // 2],):
+        raise SystemExit(f"{name}, {n}: accused {found.accused[:3]}, not {names[n // 2]}")
+    if n <= 10**5:
+        old = f"{median(lambda: plain(name, names, soft), min(repeat, 3)):.3f}"
+    else:
+        part = median(lambda: plain(name, names[: 10**5], soft), 1)
+        old = f"≈{part * n / 10**5:.1f} (extrapolated)"
+    shutil.rmtree(folder)
+    return [name, f"{n:,}", f"{cold:.3f}", f"{new:.3f}", f"{warm:.3f}", f"{judge:.3f}", old]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**3, 10**4, 10**5, 10**6])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in CODES:
-            for n in args.sizes:
-                names = [f"recipient-{i:07d}" for i in range(n)]
-                c = code(KEY, "bench", name, length=LENGTH)
-                rng = np.random.default_rng(n)
-                soft = c.codeword(names[n // 2]) * 0.3 + rng.normal(0, 1, LENGTH)
-                folders = iter(range(10**6))
-
-                def cold() -> None:
-                    book = Codebook(Path(tmp) / f"{name}-{n}-{next(folders)}")
-                    Scorer(KEY, "bench", {name: names}, codebook=book).judge(soft)
-
-                cold_s = median(cold, args.repeat)
-                folder = Path(tmp) / f"{name}-{n}-0"
-                new_s = median(
-                    lambda: Scorer(  # noqa: B023 - called within this iteration
-                        KEY, "bench", {name: names}, codebook=Codebook(folder)  # noqa: B023
-                    ).judge(soft),  # noqa: B023
-                    args.repeat,
-                )
-                book = Codebook(folder)
-                Scorer(KEY, "bench", {name: names}, codebook=book)
-                warm_s = median(
-                    lambda: Scorer(  # noqa: B023
-                        KEY, "bench", {name: names}, codebook=book  # noqa: B023
-                    ).judge(soft),  # noqa: B023
-                    args.repeat,
-                )
-                scorer = Scorer(KEY, "bench", {name: names}, codebook=book)
-                found = scorer.judge(soft)
-                judge_s = median(lambda: scorer.judge(soft), args.repeat)  # noqa: B023
-                if n <= 10**5:
-                    plain_s = median(lambda: plain(name, names, soft), min(args.repeat, 3))  # noqa: B023
-                    plain_cell = f"{plain_s:.3f}"
-                else:
-                    small = names[: 10**5]
-                    plain_s = median(lambda: plain(name, small, soft), 1) * n / 10**5  # noqa: B023
-                    plain_cell = f"≈{plain_s:.1f} (extrapolated)"
-                assert found.accused == (names[n // 2],), found.accused
-                rows.append(
-                    [
-                        name,
-                        f"{n:,}",
-                        f"{cold_s:.3f}",
-                        f"{new_s:.3f}",
-                        f"{warm_s:.3f}",
-                        f"{judge_s:.3f}",
-                        plain_cell,
-                    ]
-                )
-                for path in Path(tmp).glob(f"{name}-{n}-*"):
-                    for f in path.rglob("*"):
-                        f.unlink()
+        rows = [
+            measure(name, n, Path(tmp) / f"{name}-{n}", args.repeat)
+            for name in CODES
+            for n in args.sizes
+        ]
     header = [
         "code",
         "candidates",

@@ -118,6 +118,8 @@ _LAMBDAS = np.geomspace(1e-3, 1e3, 241)
 _LOG10_E = math.log10(math.e)
 #: Recipients whose codewords are derived per block (bounds the temporary memory).
 _BLOCK = 8192
+#: Packed codewords scored per block (their running sums, 512 kB, stay in the cache).
+_COLUMNS = 65536
 #: ±1 symbol of each of a byte's 8 bits (most significant first, as ``np.packbits``), per value.
 _BYTE_SIGNS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1) * 2.0 - 1.0
 
@@ -250,10 +252,14 @@ class Code:
         if positions is not None:
             mean, spread = mean[positions], spread[positions]
         offset = float(mean @ (np.asarray(soft, np.float64) / spread))
-        out = np.zeros(packed.shape[1])
-        for k in range(self.nbytes):
-            out += table[k].take(packed[k])
-        return out - offset
+        out = np.empty(packed.shape[1])
+        for start in range(0, out.size, _COLUMNS):  # a block's sums stay in the cache
+            block = packed[:, start : start + _COLUMNS]
+            acc = np.zeros(block.shape[1])
+            for k in range(self.nbytes):
+                acc += table[k].take(block[k])
+            out[start : start + _COLUMNS] = acc - offset
+        return out
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.bias

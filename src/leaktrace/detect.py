@@ -16,10 +16,11 @@ multiplies the p-value by the number of readings it tried, like by the number of
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
     "Candidates",
     "Detection",
     "Judgement",
+    "Ranking",
     "Scorer",
     "detect",
     "extract",
@@ -60,15 +62,71 @@ DEFAULT_THRESHOLD = 1e-9
 _FLOOR = 16.0
 
 
+_V = TypeVar("_V")
+
+
+class _Index:
+    """Handle -> position of a scorer's handles, made on the first look-up that needs it."""
+
+    def __init__(self, handles: Sequence[str]) -> None:
+        self.handles = handles
+        self._where: dict[str, int] | None = None
+
+    def __getitem__(self, handle: str) -> int:
+        if self._where is None:
+            self._where = {h: i for i, h in enumerate(self.handles)}
+        return self._where[handle]
+
+
+class Ranking(Mapping[str, _V]):
+    """Candidates' values (scores, probabilities, codes), most suspect first, read from the
+    scorer's arrays when asked: a million candidates cost no million-entry dict unless someone
+    looks them all up. ``value(i)`` is the value of the ``i``-th handle of ``index``;
+    ``order`` lists the positions most suspect first."""
+
+    def __init__(self, index: _Index, order: np.ndarray, value: Callable[[int], _V]) -> None:
+        self._index, self._order, self._value = index, order, value
+
+    def __len__(self) -> int:
+        return int(self._order.size)
+
+    def __iter__(self) -> Iterator[str]:
+        handles = self._index.handles
+        return (handles[i] for i in self._order)
+
+    def items(self) -> ItemsView[str, _V]:
+        return _Items(self)
+
+    def __getitem__(self, handle: str) -> _V:
+        handles = self._index.handles
+        for i in self._order[:64].tolist():  # the accused and the best are at the top
+            if handles[i] == handle:
+                return self._value(i)
+        return self._value(self._index[handle])
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{h!r}: {v!r}" for h, v in itertools.islice(self.items(), 3))
+        return f"Ranking({{{top}{', ...' if len(self) > 3 else ''}}}, {len(self)} candidates)"
+
+
+class _Items(ItemsView[str, _V]):
+    _mapping: Ranking[_V]
+
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
+        ranking = self._mapping
+        handles, value = ranking._index.handles, ranking._value
+        return ((handles[i], value(i)) for i in ranking._order.tolist())
+
+
 @dataclass(frozen=True)
 class Judgement:
     """Every candidate's score z (best first) and corrected log10 false-accusation probability,
     and who is accused: every candidate whose own probability is at most the threshold."""
 
-    scores: dict[str, float]
-    log10_p: dict[str, float]
+    scores: Mapping[str, float]
+    log10_p: Mapping[str, float]
     accused: tuple[str, ...]
-    codes: dict[str, str]
+    codes: Mapping[str, str]
     needed: float | None
 
 
@@ -95,7 +153,7 @@ class Detection:
     log10_p_value: float
     threshold: float
     mode: Literal["informed", "blind"]
-    scores: dict[str, float] = field(repr=False)
+    scores: Mapping[str, float] = field(repr=False)
     geometry: Geometry | None = field(default=None, repr=False)
     coverage: float | None = None
     soft: np.ndarray | None = field(default=None, repr=False)
@@ -440,12 +498,15 @@ def extract(
 Candidates = Sequence[str] | Mapping[str, Sequence[str]]
 
 
+def _once(handles: Sequence[str]) -> list[str]:
+    """``handles`` without repeats (each kept where it first appears)."""
+    handles = list(handles)
+    return handles if len(set(handles)) == len(handles) else list(dict.fromkeys(handles))
+
+
 def _groups(candidates: Candidates, default: str) -> dict[str, list[str]]:
-    if isinstance(candidates, Mapping):
-        groups = {name: list(dict.fromkeys(h)) for name, h in candidates.items()}
-    else:
-        groups = {default: list(dict.fromkeys(candidates))}
-    groups = {name: h for name, h in groups.items() if h}
+    given = candidates if isinstance(candidates, Mapping) else {default: candidates}
+    groups = {name: _once(h) for name, h in given.items() if len(h)}
     if not groups:
         raise DetectionInputError("no candidates to test")
     return groups
@@ -551,16 +612,14 @@ class Scorer:
             fresh = parts[g].totals(soft, word if positions is None else word[positions])
             if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + norm):
                 return None
-        ordered = [handles[i] for i in order.tolist()]
         names_of = [full.name for full, _, _ in self._groups]
         first = parts[int(group[order[0]])]
+        index = _Index(handles)
         return Judgement(
-            scores=dict(zip(ordered, z[order].tolist(), strict=True)),
-            log10_p=dict(zip(ordered, lp[order].tolist(), strict=True)),
-            accused=tuple(ordered[:accused]),
-            codes={h: names_of[g] for h, g in zip(handles, group.tolist(), strict=True)}
-            if len(self._groups) > 1
-            else dict.fromkeys(handles, names_of[0]),
+            scores=Ranking(index, order, lambda i: float(z[i])),
+            log10_p=Ranking(index, order, lambda i: float(lp[i])),
+            accused=tuple(handles[i] for i in order[:accused].tolist()),
+            codes=Ranking(index, order, lambda i: names_of[group[i]]),
             # The score a candidate under the most suspect one's code needs to be accused.
             needed=first.needed(soft, cut - correction),
         )
