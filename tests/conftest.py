@@ -17,12 +17,21 @@ import pytest
 
 import leaktrace as lt
 
+from . import postgres as pg
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "examples" / "media"
 KODAK = SAMPLES  # the Kodak photos among the samples, kodimNN.png as in the corpus
 SAMPLE_KODAK = (5, 7, 15, 19, 20)
 WALRUS = SAMPLES / "walruses_jay-ruzesky_crop.jpg"  # 1800×1200 at full resolution, sRGB ICC
 MOUNTAINS = SAMPLES / "mountains_ryan-schroeder_1920.jpg"  # 1920×1280, no ICC profile
+
+#: The registry's database in this run: SQLite (each workspace's own file), or with
+#: ``LEAKTRACE_TEST_DB=postgres`` a fresh PostgreSQL database per test (CI's second pass over
+#: the registry, workflow and service tests). ``LEAKTRACE_REQUIRE_POSTGRES=1`` makes a
+#: missing PostgreSQL a failure instead of a skip.
+TEST_DB = os.environ.get("LEAKTRACE_TEST_DB", "sqlite")
+REQUIRE_POSTGRES = os.environ.get("LEAKTRACE_REQUIRE_POSTGRES") == "1"
 
 CORPUS = Path(os.environ["LEAKTRACE_CORPUS"]) if os.environ.get("LEAKTRACE_CORPUS") else None
 NO_CORPUS = "extended set: needs the shared media corpus, set LEAKTRACE_CORPUS=/path/to/corpus"
@@ -63,7 +72,39 @@ def candidates() -> list[str]:
     return [f"recipient-{i:04d}" for i in range(1000)]
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session (see tests/postgres.py); skipped when the
+    server's binaries or psycopg are missing, unless LEAKTRACE_REQUIRE_POSTGRES=1."""
+    bin_dir = pg.binaries()
+    missing = "no PostgreSQL server (initdb, pg_ctl)" if bin_dir is None else None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg is not installed (pip install -e '.[postgres]')"
+    if missing is not None or bin_dir is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"LEAKTRACE_REQUIRE_POSTGRES=1 but {missing}")
+        pytest.skip(missing or "")
+    server = pg.start(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _registry_database(request, monkeypatch):
+    """With LEAKTRACE_TEST_DB=postgres, every workspace a test makes (in this process or in
+    the processes it starts) keeps its registry in a new PostgreSQL database."""
+    if TEST_DB == "sqlite":
+        return
+    if request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("tests SQLite's own file")
+    monkeypatch.setenv("LEAKTRACE_DB_URL", request.getfixturevalue("postgres").database())
+
+
 def pytest_configure(config):
+    if TEST_DB not in ("sqlite", "postgres"):
+        raise pytest.UsageError(f"LEAKTRACE_TEST_DB={TEST_DB}: sqlite or postgres")
     if CORPUS is not None and not (CORPUS / "kodak").is_dir():
         raise pytest.UsageError(f"LEAKTRACE_CORPUS={CORPUS} is not the media corpus (no kodak/)")
 

@@ -34,6 +34,7 @@ import secrets
 import shutil
 import tempfile
 import unicodedata
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, create_engine, delete, event, func, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..codes import code_name
@@ -73,7 +74,7 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 #: The newest migration in ``migrations/versions`` (a test keeps the two in step).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 HANDLE_MAX = 64
 NAME_MAX = 200
 EMAIL_MAX = 254
@@ -157,11 +158,24 @@ class Workspace:
 
     def __init__(self, home: Path, url: str) -> None:
         self.home = home
-        self._engine = create_engine(url)
-        if url.startswith("sqlite"):
+        try:
+            self._engine = create_engine(url)
+        except ImportError as exc:
+            raise WorkspaceError(
+                f"no database driver for {url.split(':', 1)[0]}: {exc} "
+                "(for PostgreSQL: pip install 'leaktrace[postgres]')"
+            ) from exc
+        except ArgumentError as exc:
+            raise WorkspaceError(f"LEAKTRACE_DB_URL is not a database URL: {exc}") from exc
+        if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", _sqlite_connect)
             event.listen(self._engine, "begin", _sqlite_begin)
+        elif self._engine.dialect.name == "postgresql":
+            event.listen(self._engine, "begin", _postgresql_begin)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # A workspace dropped without close() still hands its connections back (a server
+        # counts them; a driver warns of ones left open).
+        weakref.finalize(self, self._engine.dispose)
         self._key: Key | None = None
         self._locks: dict[str, int] = {}
         self._codebook: Codebook | None = None
@@ -169,7 +183,12 @@ class Workspace:
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
     def _url(home: Path) -> str:
-        return os.environ.get("LEAKTRACE_DB_URL") or f"sqlite:///{home / Workspace.DB_NAME}"
+        url = os.environ.get("LEAKTRACE_DB_URL") or f"sqlite:///{home / Workspace.DB_NAME}"
+        # A plain PostgreSQL URL means psycopg (3), the driver the postgres extra installs.
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
 
     @classmethod
     def create(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
@@ -188,18 +207,24 @@ class Workspace:
             raise WorkspaceError(f"cannot create {root}: {exc}") from exc
         key = Key.generate()
         ws = cls(root, cls._url(root))
-        ws._migrate()
+        try:
+            ws._migrate()
+        except BaseException:
+            ws.close()
+            raise
         with ws._session() as s:
             # A registry without its key is refused unless nothing was ever marked under it
             # (an init that stopped before writing the key).
-            if s.scalars(select(Media.id).limit(1)).first() is not None:
-                ws.close()
-                raise WorkspaceError(
-                    f"the registry of {root} exists without its key: restore your key backup "
-                    f"to {key_file} (a new key could not trace any copy already sent)"
-                )
-            s.execute(delete(Meta).where(Meta.name == "key_fingerprint"))
-            s.add(Meta(name="key_fingerprint", value=key.fingerprint))
+            orphaned = s.scalars(select(Media.id).limit(1)).first() is not None
+            if not orphaned:
+                s.execute(delete(Meta).where(Meta.name == "key_fingerprint"))
+                s.add(Meta(name="key_fingerprint", value=key.fingerprint))
+        if orphaned:
+            ws.close()
+            raise WorkspaceError(
+                f"the registry of {root} exists without its key: restore your key backup "
+                f"to {key_file} (a new key could not trace any copy already sent)"
+            )
         key.save(key_file)
         return ws
 
@@ -212,7 +237,11 @@ class Workspace:
         """
         root = Path(home) if home is not None else default_home()
         url = cls._url(root)
-        has_db = not url.startswith("sqlite") or (root / cls.DB_NAME).is_file()
+        # A server's registry is there whatever the folder holds: the folder is a workspace
+        # once create() made its originals' folder.
+        has_db = (root / cls.DB_NAME).is_file() or (
+            not url.startswith("sqlite") and (root / "originals").is_dir()
+        )
         if not has_db:
             if (root / cls.KEY_NAME).is_file():
                 raise WorkspaceError(
@@ -223,10 +252,14 @@ class Workspace:
                 f"no workspace in {root} (run `leaktrace init`, or set --home / LEAKTRACE_HOME)"
             )
         ws = cls(root, url)
-        ws._migrate()
-        if (root / cls.KEY_NAME).exists():
-            ws.key  # noqa: B018 - refuse a foreign key at once
-        ws.recover()
+        try:
+            ws._migrate()
+            if (root / cls.KEY_NAME).exists():
+                ws.key  # noqa: B018 - refuse a foreign key at once
+            ws.recover()
+        except BaseException:
+            ws.close()
+            raise
         return ws
 
     def _migrate(self) -> None:
@@ -842,6 +875,19 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+#: The advisory lock every PostgreSQL transaction of a workspace takes (any constant: the
+#: registry's database is its own). SQLite serialises the registry's transactions with
+#: BEGIN IMMEDIATE; this does the same on PostgreSQL, so that a transaction that reads, then
+#: writes what it read (a job's progress, "is this handle taken?", the key's fingerprint,
+#: the schema's migrations) means the same on both, for any number of processes. Each one
+#: is short: files are read and written outside transactions.
+_PG_LOCK = 0x6C65616B74726163  # "leaktrac"
+
+
+def _postgresql_begin(conn: Any) -> None:
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
 
 
 def _sqlite_begin(conn: Any) -> None:
