@@ -9,11 +9,13 @@ downscaled 13 MP photo; examples/media/README.md gives their origins and licence
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
 
 import leaktrace as lt
 
@@ -114,6 +116,18 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("corpus"):
                 item.add_marker(pytest.mark.skip(reason=NO_CORPUS))
+
+
+@contextmanager
+def registry(home):
+    """A connection (in one transaction) to the registry of the workspace in ``home``, on
+    whichever database this run keeps registries in."""
+    engine = create_engine(lt.Workspace._url(Path(home)))
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def mark_photos(numbers, recipient, key=None):
