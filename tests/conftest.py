@@ -93,15 +93,33 @@ def postgres():
     server.stop()
 
 
+#: Module-scoped fixtures that make a workspace shared by their module's tests: those tests
+#: keep the module's database.
+MODULE_WORKSPACES = {"shoot", "served"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_registry_database(request):
+    """With LEAKTRACE_TEST_DB=postgres, a database for each module's shared workspaces."""
+    if TEST_DB == "sqlite":
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEAKTRACE_DB_URL", request.getfixturevalue("postgres").database())
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _registry_database(request, monkeypatch):
     """With LEAKTRACE_TEST_DB=postgres, every workspace a test makes (in this process or in
-    the processes it starts) keeps its registry in a new PostgreSQL database."""
+    the processes it starts) keeps its registry in a new PostgreSQL database (its module's,
+    when it uses the module's workspace)."""
     if TEST_DB == "sqlite":
         return
     if request.node.get_closest_marker("sqlite_only"):
         pytest.skip("tests SQLite's own file")
-    monkeypatch.setenv("LEAKTRACE_DB_URL", request.getfixturevalue("postgres").database())
+    if MODULE_WORKSPACES.isdisjoint(request.fixturenames):
+        monkeypatch.setenv("LEAKTRACE_DB_URL", request.getfixturevalue("postgres").database())
 
 
 def pytest_configure(config):

@@ -290,6 +290,8 @@ def test_bad_batches_are_refused_before_any_work(workspace, tmp_path):
     assert Workspace.open(home).media() == [] and not list((tmp_path / "o").rglob("*.png"))
 
 
+# Two workspaces: on one PostgreSQL database the second is (rightly) refused its registry.
+@pytest.mark.sqlite_only
 def test_key_problems_are_named_and_never_send_the_user_to_init(workspace, tmp_path):
     home = workspace
     photo = KODAK / "kodim05.png"

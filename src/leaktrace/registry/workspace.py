@@ -443,7 +443,8 @@ class Workspace:
             query = select(Recipient).order_by(Recipient.handle)
             if handles is None:
                 return list(s.scalars(query))
-            wanted = {h.lower() for h in handles if isinstance(h, str)}
+            # A NUL is in no handle (and PostgreSQL refuses it in a query).
+            wanted = {h.lower() for h in handles if isinstance(h, str) and "\x00" not in h}
             rows = list(s.scalars(query.where(func.lower(Recipient.handle).in_(wanted))))
         exact = {r.handle: r for r in rows}
         folded: dict[str, list[Recipient]] = {}
@@ -555,7 +556,9 @@ class Workspace:
 
     def _get(self, model: type[_Row], row_id: Any, what: str) -> _Row:
         found = None
-        if not isinstance(row_id, int) or 0 < row_id <= _ID_MAX:
+        # PostgreSQL's INTEGER ids stop at 2³¹ − 1 (SQLite's at 2⁶³ − 1): beyond, none exists.
+        top = _ID_MAX if self._engine.dialect.name == "sqlite" else 2**31 - 1
+        if not isinstance(row_id, int) or 0 < row_id <= top:
             with self._session() as s:
                 found = s.get(model, row_id)
         if found is None:
@@ -753,8 +756,10 @@ class Workspace:
         return job
 
     def job(self, job_id: str) -> Job:
-        with self._session() as s:
-            found = s.get(Job, job_id)
+        found = None
+        if "\x00" not in job_id:  # in no id (and PostgreSQL refuses it in a query)
+            with self._session() as s:
+                found = s.get(Job, job_id)
         if found is None:
             raise NotFoundError(f"no job with id {job_id!r}")
         return found
@@ -830,8 +835,8 @@ class Workspace:
         """Revoke a working token by its id or its name (a name must be unique)."""
         with self._session() as s:
             live = select(Token).where(Token.revoked.is_(None))
-            found = list(s.scalars(live.where(Token.name == which)))
-            if which.isdigit() and int(which) <= _ID_MAX:
+            found = [] if "\x00" in which else list(s.scalars(live.where(Token.name == which)))
+            if which.isdigit() and int(which) <= 2**31 - 1:
                 found += list(s.scalars(live.where(Token.id == int(which))))
             if not found:
                 raise NotFoundError(f"no working token with id or name {which!r}")
