@@ -8,7 +8,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typer.testing import CliRunner
 from leaktrace.cli import app
 from leaktrace.registry import Workspace, file_sha256
 
-from .conftest import KODAK
+from .conftest import KODAK, registry
 
 runner = CliRunner()
 HANDLES = [f"r{i:02d}" for i in range(12)]
@@ -72,9 +71,10 @@ def audit(home: Path, outs: list[Path]) -> dict[str, list]:
     ws.close()
     recorded = {Path(r.path): r.sha256 for r in records}
     files = [p for out in outs if out.exists() for p in out.rglob("*") if p.is_file()]
-    with sqlite3.connect(home / Workspace.DB_NAME) as db:
-        pending = db.execute("select count(*) from copies where state != 'done'").fetchone()[0]
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    with registry(home) as db:
+        pending = db.exec_driver_sql("select count(*) from copies where state != 'done'").scalar()
+        sqlite = db.dialect.name == "sqlite"
+        integrity = db.exec_driver_sql("PRAGMA integrity_check").scalar() if sqlite else "ok"
     return {
         "unrecorded": [p for p in files if not p.name.endswith(".part") and p not in recorded],
         "missing_or_different": [
@@ -290,6 +290,8 @@ def test_bad_batches_are_refused_before_any_work(workspace, tmp_path):
     assert Workspace.open(home).media() == [] and not list((tmp_path / "o").rglob("*.png"))
 
 
+# Two workspaces: on one PostgreSQL database the second is (rightly) refused its registry.
+@pytest.mark.sqlite_only
 def test_key_problems_are_named_and_never_send_the_user_to_init(workspace, tmp_path):
     home = workspace
     photo = KODAK / "kodim05.png"

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import re
-import sqlite3
 import stat
 import threading
 import time
@@ -21,13 +20,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import update
 
 import leaktrace as lt
+from leaktrace.registry.models import Trace
 from leaktrace.registry.workspace import _HANDLE
 from leaktrace.service import create_app
 from leaktrace.service.uploads import NAME_BYTES, clean_name
 
-from .conftest import KODAK
+from .conftest import KODAK, TEST_DB, registry
 
 PHOTO = KODAK / "kodim05.png"
 OTHER = KODAK / "kodim20.png"
@@ -188,9 +189,12 @@ def test_refused_requests_change_nothing_and_revoked_tokens_stop_working(served)
 def test_tokens_are_stored_only_as_digests(served):
     _, ws, *_ = served
     token, _ = ws.create_token("secret-check")
-    raw = (ws.home / lt.Workspace.DB_NAME).read_bytes()
-    wal = ws.home / (lt.Workspace.DB_NAME + "-wal")
-    raw += wal.read_bytes() if wal.exists() else b""
+    with registry(ws.home) as db:
+        raw = repr(db.exec_driver_sql("select * from tokens").all()).encode()
+    if TEST_DB == "sqlite":
+        raw += (ws.home / lt.Workspace.DB_NAME).read_bytes()
+        wal = ws.home / (lt.Workspace.DB_NAME + "-wal")
+        raw += wal.read_bytes() if wal.exists() else b""
     assert token.encode() not in raw
     assert token[3:].encode() not in raw
 
@@ -519,9 +523,9 @@ def test_unicode_names_survive_the_api(tmp_path):
 
 
 def table_counts(home):
-    with sqlite3.connect(home / lt.Workspace.DB_NAME) as db:
+    with registry(home) as db:
         return {
-            t: db.execute(f"select count(*) from {t}").fetchone()[0]
+            t: db.exec_driver_sql(f"select count(*) from {t}").scalar()
             for t in ("recipients", "media", "copies", "traces", "jobs", "tokens")
         }
 
@@ -694,11 +698,8 @@ def test_the_openapi_documents_the_errors_really_sent(served):
 def backdate_trace(home, trace_id, days):
     """Make a trace (and its report file) look ``days`` old."""
     when = datetime.now(UTC) - timedelta(days=days)
-    with sqlite3.connect(home / lt.Workspace.DB_NAME) as db:
-        db.execute(
-            "update traces set created = ? where id = ?",
-            (when.strftime("%Y-%m-%d %H:%M:%S.%f"), trace_id),
-        )
+    with registry(home) as db:
+        db.execute(update(Trace).where(Trace.id == trace_id).values(created=when))
     report = home / "reports" / f"{trace_id}.html"
     if report.exists():
         os.utime(report, (when.timestamp(), when.timestamp()))

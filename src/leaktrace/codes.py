@@ -48,11 +48,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from .errors import DetectionInputError
-from .keys import Key, keyed_bytes
+from .keys import Key, keyed_bytes, keyed_rows
 
 __all__ = [
     "BIASES",
@@ -62,6 +63,7 @@ __all__ = [
     "PHOTO_CODE",
     "VARIANT_CODE",
     "Code",
+    "Codebook",
     "Layout",
     "code",
     "code_name",
@@ -114,6 +116,50 @@ def _uniform(raw: np.ndarray, dtype: str) -> np.ndarray:
 #: gives a valid bound, the grid's best is within a few percent of the optimum exponent.
 _LAMBDAS = np.geomspace(1e-3, 1e3, 241)
 _LOG10_E = math.log10(math.e)
+#: Recipients whose codewords are derived per block (bounds the temporary memory).
+_BLOCK = 8192
+#: Packed codewords scored per block (their running sums, 512 kB, stay in the cache).
+_COLUMNS = 65536
+#: ±1 symbol of each of a byte's 8 bits (most significant first, as ``np.packbits``), per value.
+_BYTE_SIGNS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1) * 2.0 - 1.0
+
+
+def _envelope(intercepts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines ``intercepts[i] − _LAMBDAS[i]·t`` that form their lower envelope, in order
+    of t, and the t where each hands over to the next: ``min_i`` of the lines at any t is
+    the line ``hull[searchsorted(breaks, t)]`` there, one line per t instead of all of them."""
+    hull: list[int] = []
+    for i in range(intercepts.size):
+        while hull:
+            # Line i is below the last hull line from the t where they cross; the last line
+            # is useless if that comes before the t where it took over from the one before.
+            j = hull[-1]
+            cross = (intercepts[i] - intercepts[j]) / (_LAMBDAS[i] - _LAMBDAS[j])
+            if len(hull) > 1:
+                k = hull[-2]
+                if cross <= (intercepts[j] - intercepts[k]) / (_LAMBDAS[j] - _LAMBDAS[k]):
+                    hull.pop()
+                    continue
+            break
+        hull.append(i)
+    index = np.array(hull)
+    a, lam = intercepts[index], _LAMBDAS[index]
+    return index, (a[1:] - a[:-1]) / (lam[1:] - lam[:-1])
+
+
+class Codebook(Protocol):
+    """Where the packed codewords of a media item's recipients are kept between scorings
+    (:class:`leaktrace.registry.Codebook` keeps them beside the registry). The same key, media
+    item, code and recipient always give the same codeword, so a codebook can only be stale by
+    missing recipients, never by holding a wrong row; it holds codewords, never the key."""
+
+    def packed(self, code: Code, recipients: Sequence[str]) -> np.ndarray:
+        """``code.packed(recipients)``, from the codebook where it has them."""
+        ...
+
+    def forget(self, code: Code) -> None:
+        """Drop everything held for ``code`` (its rows disagreed with the key's)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -130,6 +176,17 @@ class Code:
     def length(self) -> int:
         return int(self.bias.size)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one packed codeword."""
+        return (self.length + 7) // 8
+
+    @property
+    def ident(self) -> str:
+        """What names this code's codewords, public (the key's fingerprint, not the key):
+        ``fingerprint/name/length/media id``."""
+        return f"{self.key.fingerprint}/{self.name}/{self.length}/{self.media_id}"
+
     def codeword(self, recipient: str) -> np.ndarray:
         """The ±1 (float32) codeword of ``recipient``."""
         n = self.length
@@ -142,9 +199,66 @@ class Code:
 
     def codewords(self, recipients: Sequence[str]) -> np.ndarray:
         """Stack the codewords of ``recipients`` into an N × length float32 matrix."""
-        out = np.empty((len(recipients), self.length), np.float32)
-        for i, r in enumerate(recipients):
-            out[i] = self.codeword(r)
+        bits = np.unpackbits(self.packed(recipients).T, axis=1, count=self.length)
+        return bits.astype(np.float32) * 2.0 - 1.0
+
+    def packed(self, recipients: Sequence[str]) -> np.ndarray:
+        """The codewords of ``recipients`` as bits, one column per recipient: a
+        :attr:`nbytes` × N uint8 array whose column ``i`` is ``np.packbits(codeword_i > 0)``
+        (the last byte's spare bits 0). An eighth of a byte per symbol, derived many at a
+        time; :meth:`packed_totals` scores them."""
+        out = np.empty((self.nbytes, len(recipients)), np.uint8)
+        for start in range(0, len(recipients), _BLOCK):
+            part = recipients[start : start + _BLOCK]
+            out[:, start : start + len(part)] = self._packed_rows(part).T
+        return out
+
+    def _packed_rows(self, recipients: Sequence[str]) -> np.ndarray:
+        n = self.length
+        if self.name == "random-v1":  # the keyed bytes are the bits
+            ctx = f"leaktrace/v{_STREAMS}/codeword\x00{self.media_id}\x00"
+            rows = keyed_rows(self.key, ctx, recipients, self.nbytes).copy()
+            if n % 8:
+                rows[:, -1] &= np.uint8((0xFF << (8 - n % 8)) & 0xFF)
+            return rows
+        # Symbol +1 where the word's uniform (w + ½)/65536 is under the bias p: w < ⌈65536p − ½⌉.
+        cut = np.ceil(self.bias * 65536 - 0.5).astype(np.int32)
+        ctx = f"leaktrace/v3/tardos\x00{self.media_id}\x00"
+        words = keyed_rows(self.key, ctx, recipients, 2 * n).view("<u2")
+        return np.packbits(words < cut, axis=1)
+
+    def table(self, soft: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """The :attr:`nbytes` × 256 table of the scaled score ``Σ soft_j·c_j/σ_j`` over each
+        byte's 8 positions for each value the byte can take, on ``soft`` given at
+        ``positions`` (all of them when None): a packed codeword's score is then the sum of
+        one entry per byte (minus :meth:`totals`' constant ``Σ soft_j·μ_j/σ_j``)."""
+        spread = self._moments()[1]
+        weights = np.zeros(8 * self.nbytes)
+        if positions is None:
+            weights[: self.length] = np.asarray(soft, np.float64) / spread
+        else:
+            np.add.at(weights, positions, np.asarray(soft, np.float64) / spread[positions])
+        return weights.reshape(self.nbytes, 8) @ _BYTE_SIGNS.T
+
+    def packed_totals(
+        self, soft: np.ndarray, packed: np.ndarray, positions: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`totals` of packed codewords (columns of ``packed``, see :meth:`packed`),
+        on ``soft`` given at ``positions`` (all of them when None: else the score of the
+        :meth:`restricted` code). Equal to :meth:`totals` on the unpacked codewords, to float
+        rounding, at the cost of one table look-up per byte and recipient."""
+        table = self.table(soft, positions)
+        mean, spread = self._moments()
+        if positions is not None:
+            mean, spread = mean[positions], spread[positions]
+        offset = float(mean @ (np.asarray(soft, np.float64) / spread))
+        out = np.empty(packed.shape[1])
+        for start in range(0, out.size, _COLUMNS):  # a block's sums stay in the cache
+            block = packed[:, start : start + _COLUMNS]
+            acc = np.zeros(block.shape[1])
+            for k in range(self.nbytes):
+                acc += table[k].take(block[k])
+            out[start : start + _COLUMNS] = acc - offset
         return out
 
     def _moments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +299,10 @@ class Code:
         range2 = float(np.sum((y * (up - down)) ** 2))
         positive = t > 0
         tp = t[positive]
-        chernoff = np.min(log_mgf[:, None] - _LAMBDAS[:, None] * tp[None, :], axis=0)
+        # The Chernoff bound's minimum over λ, from the one line of the lower envelope at t.
+        hull, breaks = _envelope(log_mgf)
+        best = hull[np.searchsorted(breaks, tp)]
+        chernoff = log_mgf[best] - _LAMBDAS[best] * tp
         hoeffding = -2 * tp * tp / range2
         out[positive] = np.minimum(np.minimum(chernoff, hoeffding), 0.0) * _LOG10_E
         return out

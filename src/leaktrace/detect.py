@@ -16,17 +16,18 @@ multiplies the p-value by the number of readings it tried, like by the number of
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar, cast
 
 import cv2
 import numpy as np
 
 from . import sync
-from .codes import CODE_LENGTH, PHOTO_CODE, Layout, code, layout
+from .codes import CODE_LENGTH, PHOTO_CODE, Code, Codebook, Layout, code, layout
 from .errors import DetectionInputError, ImageArrayError
 from .keys import Key
 from .mask import perceptual_mask
@@ -49,6 +50,7 @@ __all__ = [
     "Candidates",
     "Detection",
     "Judgement",
+    "Ranking",
     "Scorer",
     "detect",
     "extract",
@@ -62,15 +64,71 @@ DEFAULT_THRESHOLD = 1e-9
 _FLOOR = 16.0
 
 
+_V = TypeVar("_V")
+
+
+class _Index:
+    """Handle -> position of a scorer's handles, made on the first look-up that needs it."""
+
+    def __init__(self, handles: Sequence[str]) -> None:
+        self.handles = handles
+        self._where: dict[str, int] | None = None
+
+    def __getitem__(self, handle: str) -> int:
+        if self._where is None:
+            self._where = {h: i for i, h in enumerate(self.handles)}
+        return self._where[handle]
+
+
+class Ranking(Mapping[str, _V]):
+    """Candidates' values (scores, probabilities, codes), most suspect first, read from the
+    scorer's arrays when asked: a million candidates cost no million-entry dict unless someone
+    looks them all up. ``value(i)`` is the value of the ``i``-th handle of ``index``;
+    ``order`` lists the positions most suspect first."""
+
+    def __init__(self, index: _Index, order: np.ndarray, value: Callable[[int], _V]) -> None:
+        self._index, self._order, self._value = index, order, value
+
+    def __len__(self) -> int:
+        return int(self._order.size)
+
+    def __iter__(self) -> Iterator[str]:
+        handles = self._index.handles
+        return (handles[i] for i in self._order)
+
+    def items(self) -> ItemsView[str, _V]:
+        return _Items(self)
+
+    def __getitem__(self, handle: str) -> _V:
+        handles = self._index.handles
+        for i in self._order[:64].tolist():  # the accused and the best are at the top
+            if handles[i] == handle:
+                return self._value(i)
+        return self._value(self._index[handle])
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{h!r}: {v!r}" for h, v in itertools.islice(self.items(), 3))
+        return f"Ranking({{{top}{', ...' if len(self) > 3 else ''}}}, {len(self)} candidates)"
+
+
+class _Items(ItemsView[str, _V]):
+    _mapping: Ranking[_V]
+
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
+        ranking = self._mapping
+        handles, value = ranking._index.handles, ranking._value
+        return ((handles[i], value(i)) for i in ranking._order.tolist())
+
+
 @dataclass(frozen=True)
 class Judgement:
     """Every candidate's score z (best first) and corrected log10 false-accusation probability,
     and who is accused: every candidate whose own probability is at most the threshold."""
 
-    scores: dict[str, float]
-    log10_p: dict[str, float]
+    scores: Mapping[str, float]
+    log10_p: Mapping[str, float]
     accused: tuple[str, ...]
-    codes: dict[str, str]
+    codes: Mapping[str, str]
     needed: float | None
 
 
@@ -97,7 +155,7 @@ class Detection:
     log10_p_value: float
     threshold: float
     mode: Literal["informed", "blind"]
-    scores: dict[str, float] = field(repr=False)
+    scores: Mapping[str, float] = field(repr=False)
     geometry: Geometry | None = field(default=None, repr=False)
     coverage: float | None = None
     soft: np.ndarray | None = field(default=None, repr=False)
@@ -544,12 +602,15 @@ def extract(
 Candidates = Sequence[str] | Mapping[str, Sequence[str]]
 
 
+def _once(handles: Sequence[str]) -> list[str]:
+    """``handles`` without repeats (each kept where it first appears)."""
+    handles = list(handles)
+    return handles if len(set(handles)) == len(handles) else list(dict.fromkeys(handles))
+
+
 def _groups(candidates: Candidates, default: str) -> dict[str, list[str]]:
-    if isinstance(candidates, Mapping):
-        groups = {name: list(dict.fromkeys(h)) for name, h in candidates.items()}
-    else:
-        groups = {default: list(dict.fromkeys(candidates))}
-    groups = {name: h for name, h in groups.items() if h}
+    given = candidates if isinstance(candidates, Mapping) else {default: candidates}
+    groups = {name: _once(h) for name, h in given.items() if len(h)}
     if not groups:
         raise DetectionInputError("no candidates to test")
     return groups
@@ -559,7 +620,12 @@ class Scorer:
     """The candidates' codewords of one media item, ready to be scored on any soft values.
 
     ``length`` is the codes' length (one symbol per segment for a video's variants);
-    ``default`` the code of a plain sequence of candidates (the current format's).
+    ``default`` the code of a plain sequence of candidates (the current format's). The
+    codewords are held as packed bits (:meth:`~leaktrace.codes.Code.packed`) and scored with
+    a per-byte table, so a million candidates take a fraction of a second once their
+    codewords are known; ``codebook`` keeps them between scorings (deriving a million from
+    the key takes seconds). Whoever is accused (and the most suspect candidate) is checked
+    against a codeword derived afresh from the key before anything is said about them.
     """
 
     def __init__(
@@ -570,12 +636,15 @@ class Scorer:
         *,
         length: int = CODE_LENGTH,
         default: str = "",
+        codebook: Codebook | None = None,
     ) -> None:
         groups = _groups(candidates, default or PHOTO_CODE)
-        self._groups = []
+        self._codebook = codebook
+        self._groups: list[tuple[Code, list[str], np.ndarray]] = []
         for name, handles in groups.items():
             full = code(key, media_id, name, length=length)
-            self._groups.append((full, handles, full.codewords(handles)))
+            packed = full.packed(handles) if codebook is None else codebook.packed(full, handles)
+            self._groups.append((full, handles, packed))
         self.pairs = sum(len(h) for h in groups.values())
 
     def top(self, soft: np.ndarray) -> float:
@@ -583,7 +652,7 @@ class Scorer:
         norm = float(np.linalg.norm(soft))
         if norm == 0:
             return 0.0
-        return max(float(full.totals(soft, m).max()) for full, _, m in self._groups) / norm
+        return max(float(full.packed_totals(soft, m).max()) for full, _, m in self._groups) / norm
 
     def judge(
         self,
@@ -604,31 +673,85 @@ class Scorer:
         colluders did.
         """
         soft = np.asarray(soft, np.float64)
+        found = self._judge(soft, threshold, tests, positions, check=True)
+        if found is not None:
+            return found
+        # The codebook disagreed with the key: forget it and score from the key alone.
+        for i, (full, handles, _) in enumerate(self._groups):
+            if self._codebook is not None:
+                self._codebook.forget(full)
+            self._groups[i] = (full, handles, full.packed(handles))
+        return cast(Judgement, self._judge(soft, threshold, tests, positions, check=False))
+
+    def _judge(
+        self,
+        soft: np.ndarray,
+        threshold: float,
+        tests: int,
+        positions: np.ndarray | None,
+        *,
+        check: bool,
+    ) -> Judgement | None:
         correction = math.log10(self.pairs * tests)
         norm = float(np.linalg.norm(soft))
-        z: dict[str, float] = {}
-        log10_p: dict[str, float] = {}
-        codes: dict[str, str] = {}
-        for full, handles, matrix in self._groups:
+        parts, totals, tails = [], [], []
+        for full, _, packed in self._groups:
             part = full if positions is None else full.restricted(positions)
-            totals = part.totals(soft, matrix if positions is None else matrix[:, positions])
-            tails = np.minimum(part.tail_log10(soft, totals) + correction, 0.0)
-            for h, t, lp in zip(handles, totals, tails, strict=True):
-                if h not in log10_p or lp < log10_p[h]:  # a handle with copies under two codes
-                    z[h], log10_p[h] = float(t) / norm if norm > 0 else 0.0, float(lp)
-                    codes[h] = full.name
-        order = sorted(z, key=lambda h: (log10_p[h], -z[h]))
+            t = full.packed_totals(soft, packed, positions)
+            parts.append(part)
+            totals.append(t)
+            tails.append(np.minimum(part.tail_log10(soft, t) + correction, 0.0))
+        handles, group, row, lp = self._merged(tails)
+        z = np.concatenate(totals)[_offsets(totals)[group] + row]
+        z = z / norm if norm > 0 else np.zeros_like(z)
+        order = np.lexsort((-z, lp))
         cut = math.log10(threshold)
-        # The score a candidate under the most suspect one's code needs to be accused.
-        first = next(g for g in self._groups if g[0].name == codes[order[0]])[0]
-        part = first if positions is None else first.restricted(positions)
+        accused = int(np.searchsorted(lp[order], cut, side="right"))
+        # Nobody is named (nor shown first) on a stored codeword: each is checked against the
+        # key's own, and a disagreement sends the whole scoring back to the key.
+        for i in order[: max(accused, 1) if check else 0].tolist():
+            g, r = int(group[i]), int(row[i])
+            full, names, _ = self._groups[g]
+            word = full.codeword(names[r])
+            fresh = parts[g].totals(soft, word if positions is None else word[positions])
+            if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + norm):
+                return None
+        names_of = [full.name for full, _, _ in self._groups]
+        first = parts[int(group[order[0]])]
+        index = _Index(handles)
         return Judgement(
-            scores={h: z[h] for h in order},
-            log10_p={h: log10_p[h] for h in order},
-            accused=tuple(h for h in order if log10_p[h] <= cut),
-            codes=codes,
-            needed=part.needed(soft, cut - correction),
+            scores=Ranking(index, order, lambda i: float(z[i])),
+            log10_p=Ranking(index, order, lambda i: float(lp[i])),
+            accused=tuple(handles[i] for i in order[:accused].tolist()),
+            codes=Ranking(index, order, lambda i: names_of[group[i]]),
+            # The score a candidate under the most suspect one's code needs to be accused.
+            needed=first.needed(soft, cut - correction),
         )
+
+    def _merged(
+        self, tails: list[np.ndarray]
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Every handle once (in order of first appearance), with the group and row of its
+        lowest probability (the first group's on a tie) and that log10 probability."""
+        if len(self._groups) == 1:
+            n = tails[0].size
+            return self._groups[0][1], np.zeros(n, np.intp), np.arange(n), tails[0]
+        where: dict[str, tuple[int, int, float]] = {}
+        for g, ((_, names, _), lp) in enumerate(zip(self._groups, tails, strict=True)):
+            for r, (h, p) in enumerate(zip(names, lp.tolist(), strict=True)):
+                if h not in where or p < where[h][2]:  # a handle with copies under two codes
+                    where[h] = (g, r, p)
+        picked = np.array(list(where.values()), np.float64).reshape(-1, 3)
+        return (
+            list(where),
+            picked[:, 0].astype(np.intp),
+            picked[:, 1].astype(np.intp),
+            picked[:, 2],
+        )
+
+
+def _offsets(parts: list[np.ndarray]) -> np.ndarray:
+    return np.cumsum([0] + [p.size for p in parts[:-1]])
 
 
 def score(
@@ -657,6 +780,7 @@ def detect(
     threshold: float = DEFAULT_THRESHOLD,
     hypotheses: int = 1,
     shape: tuple[int, ...] | None = None,
+    codebook: Codebook | None = None,
 ) -> Detection:
     """Test every candidate as the source of ``leak`` and report the best with its p-value.
 
@@ -681,6 +805,9 @@ def detect(
         Blind mode only: the original's (height, width), when it is known without its pixels
         (a registry records it). It lets blind detection place a crop with the sync template;
         without it a crop cannot be traced blind.
+    codebook : Codebook, optional
+        Where the candidates' codewords are kept between traces
+        (:class:`leaktrace.registry.Codebook`); without it they are derived from the key.
 
     Examples
     --------
@@ -695,7 +822,7 @@ def detect(
         raise DetectionInputError("threshold must be between 0 and 1")
     if hypotheses < 1:
         raise DetectionInputError("hypotheses must be at least 1")
-    scorer = Scorer(key, media_id, candidates)
+    scorer = Scorer(key, media_id, candidates, codebook=codebook)
     check_image(leak, least=MIN_LEAK_SIDE)
     if original is not None:
         check_image(original)

@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import KeyFileError
 
-__all__ = ["Key", "keyed_bytes"]
+__all__ = ["Key", "keyed_bytes", "keyed_rows"]
 
 _HEADER = "leaktrace-key v1"
 _KEY_BYTES = 32
@@ -100,6 +101,14 @@ class Key:
     def _mac(self, context: str) -> bytes:
         return hmac.new(self._secret, context.encode("utf-8"), hashlib.sha256).digest()
 
+    def _macs(self, prefix: str, suffixes: Iterable[str]) -> Iterator[bytes]:
+        """``_mac(prefix + s)`` for each suffix, the key and prefix absorbed once."""
+        base = hmac.new(self._secret, prefix.encode("utf-8"), hashlib.sha256)
+        for suffix in suffixes:
+            h = base.copy()
+            h.update(suffix.encode("utf-8"))
+            yield h.digest()
+
 
 def keyed_bytes(key: Key, context: str, nbytes: int) -> np.ndarray:
     """Return ``nbytes`` pseudo-random bytes (uint8 array) for ``context`` under ``key``.
@@ -107,3 +116,11 @@ def keyed_bytes(key: Key, context: str, nbytes: int) -> np.ndarray:
     Same key and context give the same bytes on every platform and numpy version.
     """
     return np.frombuffer(hashlib.shake_256(key._mac(context)).digest(nbytes), dtype=np.uint8)
+
+
+def keyed_rows(key: Key, prefix: str, suffixes: Sequence[str], nbytes: int) -> np.ndarray:
+    """The ``keyed_bytes`` of the contexts ``prefix + suffix`` for every suffix, one row each
+    (a ``len(suffixes)`` × ``nbytes`` uint8 array): the same bytes, derived many at a time."""
+    shake = hashlib.shake_256
+    out = b"".join([shake(mac).digest(nbytes) for mac in key._macs(prefix, suffixes)])
+    return np.frombuffer(out, dtype=np.uint8).reshape(len(suffixes), nbytes)

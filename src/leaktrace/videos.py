@@ -239,6 +239,7 @@ def trace_video(
                 hypotheses=len(tried),
                 timeline=timeline,
                 place=place,
+                codebook=ws.codebook,
             )
         except LeaktraceError:
             continue

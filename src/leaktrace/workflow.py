@@ -674,6 +674,7 @@ def trace_file(
             original=pixels,
             threshold=threshold,
             hypotheses=len(tried),
+            codebook=ws.codebook,
         )
         # The leak comes from this original if it looks like it as a whole, or if it could
         # be registered onto it (a crop, a screenshot); otherwise it is someone else's picture.

@@ -1,5 +1,6 @@
 """The registry: a workspace's records (SQLite or PostgreSQL through SQLAlchemy) and files."""
 
+from .codebook import Codebook
 from .models import Copy, Job, Media, Recipient, Token, Trace
 from .workspace import (
     Batch,
@@ -13,6 +14,7 @@ from .workspace import (
 
 __all__ = [
     "Batch",
+    "Codebook",
     "Copy",
     "CopyRecord",
     "Imported",

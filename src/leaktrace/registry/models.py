@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -73,7 +74,8 @@ class Media(Base):
     kind: Mapped[str] = mapped_column(String(16), default="image")
     name: Mapped[str] = mapped_column(String(512))
     stored: Mapped[str] = mapped_column(String(512))
-    size: Mapped[int] = mapped_column(Integer)
+    # 64 bits: SQLite's INTEGER is already (migration 0004 widens PostgreSQL's).
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary)

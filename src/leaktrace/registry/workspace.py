@@ -9,6 +9,8 @@
       copies/<media id>/       copies made by the service (the CLI writes where it is told)
       reports/<trace id>.html  evidence reports of traces made by the service
       locks/<batch>.lock       held by every process of a running batch of copies
+      codewords/…              recipients' codewords as packed bits, for fast traces (never
+                               the key; safe to delete: see :mod:`leaktrace.registry.codebook`)
 
 The registry stores the key's public fingerprint (never the key): a workspace refuses a key
 that is not its own. Every write is one transaction; the schema is migrated by Alembic
@@ -32,6 +34,7 @@ import secrets
 import shutil
 import tempfile
 import unicodedata
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, create_engine, delete, event, func, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..codes import code_name
@@ -55,6 +58,7 @@ from ..errors import (
     WorkspaceError,
 )
 from ..keys import Key
+from .codebook import Codebook
 from .models import Base, Copy, Job, Media, Meta, Recipient, Token, Trace
 from .people import read_people
 
@@ -70,7 +74,7 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 #: The newest migration in ``migrations/versions`` (a test keeps the two in step).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 HANDLE_MAX = 64
 NAME_MAX = 200
 EMAIL_MAX = 254
@@ -154,18 +158,37 @@ class Workspace:
 
     def __init__(self, home: Path, url: str) -> None:
         self.home = home
-        self._engine = create_engine(url)
-        if url.startswith("sqlite"):
+        try:
+            self._engine = create_engine(url)
+        except ImportError as exc:
+            raise WorkspaceError(
+                f"no database driver for {url.split(':', 1)[0]}: {exc} "
+                "(for PostgreSQL: pip install 'leaktrace[postgres]')"
+            ) from exc
+        except ArgumentError as exc:
+            raise WorkspaceError(f"LEAKTRACE_DB_URL is not a database URL: {exc}") from exc
+        if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", _sqlite_connect)
             event.listen(self._engine, "begin", _sqlite_begin)
+        elif self._engine.dialect.name == "postgresql":
+            event.listen(self._engine, "begin", _postgresql_begin)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # A workspace dropped without close() still hands its connections back (a server
+        # counts them; a driver warns of ones left open).
+        weakref.finalize(self, self._engine.dispose)
         self._key: Key | None = None
         self._locks: dict[str, int] = {}
+        self._codebook: Codebook | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
     def _url(home: Path) -> str:
-        return os.environ.get("LEAKTRACE_DB_URL") or f"sqlite:///{home / Workspace.DB_NAME}"
+        url = os.environ.get("LEAKTRACE_DB_URL") or f"sqlite:///{home / Workspace.DB_NAME}"
+        # A plain PostgreSQL URL means psycopg (3), the driver the postgres extra installs.
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
 
     @classmethod
     def create(cls, home: str | os.PathLike[str] | None = None) -> Workspace:
@@ -184,18 +207,24 @@ class Workspace:
             raise WorkspaceError(f"cannot create {root}: {exc}") from exc
         key = Key.generate()
         ws = cls(root, cls._url(root))
-        ws._migrate()
+        try:
+            ws._migrate()
+        except BaseException:
+            ws.close()
+            raise
         with ws._session() as s:
             # A registry without its key is refused unless nothing was ever marked under it
             # (an init that stopped before writing the key).
-            if s.scalars(select(Media.id).limit(1)).first() is not None:
-                ws.close()
-                raise WorkspaceError(
-                    f"the registry of {root} exists without its key: restore your key backup "
-                    f"to {key_file} (a new key could not trace any copy already sent)"
-                )
-            s.execute(delete(Meta).where(Meta.name == "key_fingerprint"))
-            s.add(Meta(name="key_fingerprint", value=key.fingerprint))
+            orphaned = s.scalars(select(Media.id).limit(1)).first() is not None
+            if not orphaned:
+                s.execute(delete(Meta).where(Meta.name == "key_fingerprint"))
+                s.add(Meta(name="key_fingerprint", value=key.fingerprint))
+        if orphaned:
+            ws.close()
+            raise WorkspaceError(
+                f"the registry of {root} exists without its key: restore your key backup "
+                f"to {key_file} (a new key could not trace any copy already sent)"
+            )
         key.save(key_file)
         return ws
 
@@ -208,7 +237,11 @@ class Workspace:
         """
         root = Path(home) if home is not None else default_home()
         url = cls._url(root)
-        has_db = not url.startswith("sqlite") or (root / cls.DB_NAME).is_file()
+        # A server's registry is there whatever the folder holds: the folder is a workspace
+        # once create() made its originals' folder.
+        has_db = (root / cls.DB_NAME).is_file() or (
+            not url.startswith("sqlite") and (root / "originals").is_dir()
+        )
         if not has_db:
             if (root / cls.KEY_NAME).is_file():
                 raise WorkspaceError(
@@ -219,10 +252,14 @@ class Workspace:
                 f"no workspace in {root} (run `leaktrace init`, or set --home / LEAKTRACE_HOME)"
             )
         ws = cls(root, url)
-        ws._migrate()
-        if (root / cls.KEY_NAME).exists():
-            ws.key  # noqa: B018 - refuse a foreign key at once
-        ws.recover()
+        try:
+            ws._migrate()
+            if (root / cls.KEY_NAME).exists():
+                ws.key  # noqa: B018 - refuse a foreign key at once
+            ws.recover()
+        except BaseException:
+            ws.close()
+            raise
         return ws
 
     def _migrate(self) -> None:
@@ -293,6 +330,13 @@ class Workspace:
         """One transaction: committed on success, rolled back on any error."""
         with self._sessions() as s, s.begin():
             yield s
+
+    @property
+    def codebook(self) -> Codebook:
+        """The recipients' codewords kept for tracing (:mod:`leaktrace.registry.codebook`)."""
+        if self._codebook is None:
+            self._codebook = Codebook(self.private_dir("codewords"))
+        return self._codebook
 
     def private_dir(self, *parts: str) -> Path:
         """A folder inside the workspace, created private to its owner (0700)."""
@@ -399,7 +443,8 @@ class Workspace:
             query = select(Recipient).order_by(Recipient.handle)
             if handles is None:
                 return list(s.scalars(query))
-            wanted = {h.lower() for h in handles if isinstance(h, str)}
+            # A NUL is in no handle (and PostgreSQL refuses it in a query).
+            wanted = {h.lower() for h in handles if isinstance(h, str) and "\x00" not in h}
             rows = list(s.scalars(query.where(func.lower(Recipient.handle).in_(wanted))))
         exact = {r.handle: r for r in rows}
         folded: dict[str, list[Recipient]] = {}
@@ -511,7 +556,9 @@ class Workspace:
 
     def _get(self, model: type[_Row], row_id: Any, what: str) -> _Row:
         found = None
-        if not isinstance(row_id, int) or 0 < row_id <= _ID_MAX:
+        # PostgreSQL's INTEGER ids stop at 2³¹ − 1 (SQLite's at 2⁶³ − 1): beyond, none exists.
+        top = _ID_MAX if self._engine.dialect.name == "sqlite" else 2**31 - 1
+        if not isinstance(row_id, int) or 0 < row_id <= top:
             with self._session() as s:
                 found = s.get(model, row_id)
         if found is None:
@@ -709,8 +756,10 @@ class Workspace:
         return job
 
     def job(self, job_id: str) -> Job:
-        with self._session() as s:
-            found = s.get(Job, job_id)
+        found = None
+        if "\x00" not in job_id:  # in no id (and PostgreSQL refuses it in a query)
+            with self._session() as s:
+                found = s.get(Job, job_id)
         if found is None:
             raise NotFoundError(f"no job with id {job_id!r}")
         return found
@@ -786,8 +835,8 @@ class Workspace:
         """Revoke a working token by its id or its name (a name must be unique)."""
         with self._session() as s:
             live = select(Token).where(Token.revoked.is_(None))
-            found = list(s.scalars(live.where(Token.name == which)))
-            if which.isdigit() and int(which) <= _ID_MAX:
+            found = [] if "\x00" in which else list(s.scalars(live.where(Token.name == which)))
+            if which.isdigit() and int(which) <= 2**31 - 1:
                 found += list(s.scalars(live.where(Token.id == int(which))))
             if not found:
                 raise NotFoundError(f"no working token with id or name {which!r}")
@@ -831,6 +880,19 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+#: The advisory lock every PostgreSQL transaction of a workspace takes (any constant: the
+#: registry's database is its own). SQLite serialises the registry's transactions with
+#: BEGIN IMMEDIATE; this does the same on PostgreSQL, so that a transaction that reads, then
+#: writes what it read (a job's progress, "is this handle taken?", the key's fingerprint,
+#: the schema's migrations) means the same on both, for any number of processes. Each one
+#: is short: files are read and written outside transactions.
+_PG_LOCK = 0x6C65616B74726163  # "leaktrac"
+
+
+def _postgresql_begin(conn: Any) -> None:
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codes import CODE_LENGTH, PHOTO_CODE, VARIANT_CODE, Layout
+from ..codes import CODE_LENGTH, PHOTO_CODE, VARIANT_CODE, Codebook, Layout
 from ..detect import DEFAULT_THRESHOLD, Candidates, Detection, Scorer, informed_values
 from ..errors import DetectionInputError, MediaError
 from ..keys import Key, keyed_bytes
@@ -278,6 +278,7 @@ def detect_video(
     timeline: Timeline | None = None,
     place: tuple[float, float] | None = None,
     frames_per_segment: int = 4,
+    codebook: Codebook | None = None,
 ) -> VideoDetection:
     """Test every candidate as the source of a leaked video made from ``plan``'s variants.
 
@@ -287,15 +288,22 @@ def detect_video(
     ``timeline`` and ``place`` (offset, similarity from :func:`locate`) skip finding them again
     when the caller has. At most ``frames_per_segment`` leak frames are read per segment of a
     variant-marked video (all of them for a clip marked per recipient, whose evidence grows
-    with every frame).
+    with every frame). ``codebook`` keeps the candidates' codewords between traces.
     """
     if not 0 < threshold < 1:
         raise DetectionInputError("threshold must be between 0 and 1")
     per_recipient = plan.settings.mode == "recipient"
     if per_recipient:  # every frame carries a picture's whole codeword
-        scorer = Scorer(key, plan.media_id, candidates, default=PHOTO_CODE)
+        scorer = Scorer(key, plan.media_id, candidates, default=PHOTO_CODE, codebook=codebook)
     else:  # one symbol per segment
-        scorer = Scorer(key, plan.media_id, candidates, length=plan.segments, default=VARIANT_CODE)
+        scorer = Scorer(
+            key,
+            plan.media_id,
+            candidates,
+            length=plan.segments,
+            default=VARIANT_CODE,
+            codebook=codebook,
+        )
     leak_path, original = Path(leak_path), Path(original)
     inspect_video(leak_path)
     store = np.load(Path(folder) / "thumbs.npz")
