@@ -70,6 +70,11 @@ class Judgement:
     accused: tuple[str, ...]
     codes: dict[str, str]
     needed: float | None
+    #: What the probabilities were multiplied by: (candidate, code) pairs, and tests (originals,
+    #: readings or geometries tried); and the number of codes a handle may be tested under.
+    pairs: int = 1
+    tests: int = 1
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,9 @@ class Detection:
     accused: tuple[tuple[str, float], ...] = ()
     code: str = ""
     needed: float | None = None
+    pairs: int = 1
+    tests: int = 1
+    groups: int = 1
 
     @classmethod
     def of(cls, found: Judgement, *, threshold: float, **about: Any) -> Self:
@@ -118,6 +126,9 @@ class Detection:
             accused=tuple((h, found.log10_p[h]) for h in found.accused),
             code=found.codes[best],
             needed=found.needed,
+            pairs=found.pairs,
+            tests=found.tests,
+            groups=found.groups,
             **about,
         )
 
@@ -524,6 +535,9 @@ class Scorer:
             accused=tuple(h for h in order if log10_p[h] <= cut),
             codes=codes,
             needed=part.needed(soft, cut - correction),
+            pairs=self.pairs,
+            tests=tests,
+            groups=len(self._groups),
         )
 
 
