@@ -1,6 +1,7 @@
 """The registry: a workspace's records (SQLite or PostgreSQL through SQLAlchemy) and files."""
 
-from .models import Copy, Job, Media, Recipient, Token, Trace
+from .models import Case, CaseExport, Copy, Job, Media, Recipient, Scan, ScanFile, Token, Trace
+from .scans import SETTINGS
 from .workspace import (
     Batch,
     CopyRecord,
@@ -12,13 +13,18 @@ from .workspace import (
 )
 
 __all__ = [
+    "SETTINGS",
     "Batch",
+    "Case",
+    "CaseExport",
     "Copy",
     "CopyRecord",
     "Imported",
     "Job",
     "Media",
     "Recipient",
+    "Scan",
+    "ScanFile",
     "Token",
     "Trace",
     "Workspace",
