@@ -31,6 +31,7 @@ __all__ = [
     "CaseFile",
     "CaseMedia",
     "CaseView",
+    "case_dict",
     "case_view",
     "case_views",
     "regroup",
@@ -258,3 +259,54 @@ def case_view(ws: Workspace, case_id: int) -> CaseView:
     groups, traces = _matches(ws)
     files = [f for f in groups.get(case.key, []) if f.case_id == case.id]
     return _build(ws, case.key, files, traces, case.id, _utc(case.created))
+
+
+def _p(log10_p: float) -> float:
+    return 10.0**log10_p if log10_p > -300 else 0.0
+
+
+def case_dict(view: CaseView, *, files: bool = True) -> dict[str, Any]:
+    """A case as JSON (the CLI's ``--json`` and the service's answer); ``files``: with every
+    file, else counts only."""
+    out: dict[str, Any] = {
+        "id": view.id,
+        "leakers": [view.people.get(h, {"handle": h, "name": "", "email": ""}) for h in view.handles],
+        "media": [
+            {
+                "id": m.media.id,
+                "name": m.media.name,
+                "sha256": m.media.sha256,
+                "registered": _utc(m.media.created),
+                "files": len(m.files),
+                "leaks": m.leaks,
+                "log10_p": m.log10_p,
+            }
+            for m in view.media
+        ],
+        "files": len(view.files),
+        "leaks": view.leaks,
+        "log10_p": view.log10_p,
+        "p_value": _p(view.log10_p),
+        "log10_p_per_person": view.per_person,
+        "strongest_log10_p": view.strongest,
+        "eligible": view.eligible,
+        "created": view.created,
+    }
+    if files:
+        out["file_list"] = [
+            {
+                "id": f.id,
+                "path": f.path,
+                "name": f.name,
+                "sha256": f.sha256,
+                "media_id": m.media.id,
+                "trace_id": f.trace_id,
+                "traced": f.traced,
+                "log10_p": f.log10_p,
+                "leak": f.leak,
+                "reshare": f.reshare,
+            }
+            for m in view.media
+            for f in m.files
+        ]
+    return out
