@@ -278,3 +278,52 @@ def test_settings_are_kept_and_listed(world, tmp_path):
     assert shown["creator.address"] == "1 Main St" and shown["creator.name"] == "Jane Creator"
     assert run(home, "settings", "set", "creator.address", "").exit_code == 0
     assert "creator.address: not set" in run(home, "settings", "list").stdout
+
+
+def test_the_api_scans_uploads_lists_cases_and_exports_a_bundle(scanned, tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from leaktrace.service import create_app
+
+    home = tmp_path / "ws"
+    shutil.copytree(scanned[0], home)
+    ws = Workspace.open(home)
+    token, _ = ws.create_token("tests")
+    ws.close()
+    leaks = Path(next(p for p, e in scanned[2].items() if e[0] == "match"))
+    app = create_app(home, workers=1)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        sent = [
+            ("files", ("first.jpg", leaks.read_bytes())),
+            ("files", ("readme.txt", b"not a picture")),
+        ]
+        r = client.post("/api/scan", files=sent)
+        assert r.status_code == 202, r.text
+        scan_id = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while (got := client.get(f"/api/scans/{scan_id}").json())["status"] not in (
+            "done",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, got
+            time.sleep(0.1)
+        assert got["status"] == "done" and got["done"] == 2
+        files = {f["name"]: f for f in got["files"]}
+        assert files["first.jpg"]["status"] == "match" and files["first.jpg"]["case_id"]
+        assert files["readme.txt"]["status"] == "unreadable"
+        assert files["readme.txt"]["reason"].startswith("readme.txt: not an image")
+        cases = client.get("/api/cases").json()
+        assert len(cases) == 3 and all(c["export_url"] for c in cases)
+        one = client.get(f"/api/cases/{files['first.jpg']['case_id']}").json()
+        assert one["file_list"] and one["leakers"][0]["handle"] == "alice"
+        bundle = client.get(one["export_url"], params={"found_at": "https://x.example/1"})
+        assert bundle.status_code == 200
+        assert bundle.headers["content-type"] == "application/zip"
+        (tmp_path / "b.zip").write_bytes(bundle.content)
+        assert client.get("/api/cases/999").status_code == 404
+        assert client.get("/api/cases/999/export").status_code == 404
+        assert client.get("/api/scans/nope").status_code == 404
+        assert client.post("/api/scan").status_code == 422
+    assert run(home, "cases", "verify", tmp_path / "b.zip").exit_code == 0

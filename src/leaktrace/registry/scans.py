@@ -47,10 +47,14 @@ class ScansAndCases:
         return session
 
     # -- scans -------------------------------------------------------------------------------
-    def begin_scan(self, folder: str, total: int = 0) -> Scan:
-        """Record a new scan run (``running``)."""
+    def begin_scan(self, folder: str, total: int = 0, *, status: str = "running") -> Scan:
+        """Record a new scan run."""
         scan = Scan(
-            id=secrets.token_hex(8), folder=folder, status="running", done=0, total=total,
+            id=secrets.token_hex(8),
+            folder=folder,
+            status=status,
+            done=0,
+            total=total,
             errors=[],
         )
         with self._tx() as s:
@@ -150,7 +154,7 @@ class ScansAndCases:
             if held is None:
                 found = None
         if found is None:
-            raise NotFoundError(f"no case with id {case_id} (see `leaktrace cases list`)")
+            raise NotFoundError(f"no case with id {case_id}")
         return found
 
     def traces_by_id(self, ids: Sequence[int]) -> dict[int, Trace]:
