@@ -1245,7 +1245,9 @@
     const thresholdLabel = labels.threshold || "match threshold z";
     const axisTitle = labels.axis || "score z";
     const row = 26;
-    const left = Math.min(150, Math.round(width * 0.28));
+    const left = labels.wide
+      ? Math.min(240, Math.round(width * 0.42))
+      : Math.min(150, Math.round(width * 0.28));
     const right = 48;
     const topPad = 26;
     const bottomPad = 30;
@@ -1756,7 +1758,7 @@
     const matched = scan.files.filter((f) => f.status === "match").length;
     $("scan-count").textContent =
       `${scan.done} of ${plural(scan.total, "file")} judged` +
-      (scan.done ? `; ${plural(matched, "leak")} traced to a recipient` : "");
+      (scan.done ? `; ${plural(matched, "file")} traced to a recipient` : "");
     const bar = $("scan-progress");
     bar.max = Math.max(scan.total, 1);
     bar.value = scan.done;
@@ -1835,8 +1837,8 @@
       return;
     }
     state.openCase = c;
+    $("case-view").hidden = false; // drawn at the width it is shown at
     renderCase(c);
-    $("case-view").hidden = false;
     $("case-view").scrollIntoView({ block: "nearest" });
   }
 
@@ -1860,6 +1862,7 @@
     const chart = barChart(rows, CASE_THRESHOLD, true, width, {
       threshold: "threshold −log10 p",
       axis: "−log10 p",
+      wide: true, // file names, longer than handles
     });
     chart.setAttribute("role", "img");
     chart.setAttribute("aria-label", `Evidence of ${plural(rows.length, "file")}`);

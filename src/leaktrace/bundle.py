@@ -95,7 +95,7 @@ def _proof(ws: Workspace, view: CaseView, exported: str) -> dict[str, Any]:
         "files": [
             {
                 "name": f.name,
-                "found_at": f.path,
+                "found_at": f.place,
                 "sha256": f.sha256,
                 "size": f.size,
                 "media_id": m.media.id,
@@ -242,12 +242,13 @@ def _index(view: CaseView, proof: dict[str, Any], found_at: str | None) -> str:
         note="Evidence of each file: −log10 of its own false-accusation probability (longer "
         "is stronger); a file names someone only beyond the dashed threshold. Re-shares of "
         "one leak are the same evidence and are not counted twice.",
+        beyond=True,
     )
     media_parts = []
     for m in view.media:
         files = "".join(
             f"<tr><th>{e(f.name)}{' <em>(re-share of leak ' + str(f.leak) + ')</em>' if f.reshare else ''}"
-            f"</th><td>found at {e(f.path)}<br>SHA-256 <code>{f.sha256}</code><br>"
+            f"</th><td>where: {e(f.place)}<br>SHA-256 <code>{f.sha256}</code><br>"
             f"traced {e(_iso(f.traced))} (trace {f.trace_id}); p = {e(p_words(f.log10_p))}; "
             f'<a href="reports/trace-{f.trace_id}.html">evidence report</a></td></tr>'
             for f in m.files

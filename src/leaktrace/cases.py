@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .combine import Evidence, combined_log10_p
@@ -34,6 +35,7 @@ __all__ = [
     "case_dict",
     "case_view",
     "case_views",
+    "found_at",
     "regroup",
 ]
 
@@ -52,6 +54,7 @@ class CaseFile:
 
     id: int
     path: str
+    place: str  # where it was found, as shown: its path, or "uploaded as <name>"
     name: str
     sha256: str
     size: int
@@ -175,6 +178,7 @@ def _build(
             CaseFile(
                 id=f.id,
                 path=f.path,
+                place=found_at(ws, f.path),
                 name=f.name,
                 sha256=f.sha256,
                 size=f.size,
@@ -212,15 +216,30 @@ def _build(
     )
 
 
+def found_at(ws: Workspace, path: str) -> str:
+    """Where a scanned file was found, as a person reads it: its path, or for a file
+    uploaded to the service, the name it was uploaded as."""
+    uploads = ws.home / "scans"
+    return f"uploaded as {Path(path).name}" if Path(path).is_relative_to(uploads) else path
+
+
+def _place(ws: Workspace, path: str) -> str:
+    """Where a file was found: its path, or for a file uploaded to the service (kept in the
+    workspace under the scan's id) its name — the same upload sent twice is one place."""
+    uploads = ws.home / "scans"
+    return Path(path).name if Path(path).is_relative_to(uploads) else path
+
+
 def _matches(ws: Workspace) -> tuple[dict[str, list[ScanFile]], dict[int, Any]]:
     files = [f for f in ws.scanned() if f.status == "match" and f.trace_id is not None]
     traces = ws.traces_by_id(sorted({int(f.trace_id or 0) for f in files}))
     groups: dict[str, list[ScanFile]] = {}
     seen: set[tuple[str, str]] = set()
     for f in files:
-        if (f.path, f.sha256) in seen:
+        where = (_place(ws, f.path), f.sha256)
+        if where in seen:
             continue
-        seen.add((f.path, f.sha256))
+        seen.add(where)
         accused = _accused(traces[int(f.trace_id or 0)].result)
         if accused:
             groups.setdefault("+".join(accused), []).append(f)
@@ -296,7 +315,7 @@ def case_dict(view: CaseView, *, files: bool = True) -> dict[str, Any]:
         out["file_list"] = [
             {
                 "id": f.id,
-                "path": f.path,
+                "path": f.place,
                 "name": f.name,
                 "sha256": f.sha256,
                 "media_id": m.media.id,

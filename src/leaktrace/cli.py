@@ -632,7 +632,7 @@ def cases_show(
                 out.print(f"  sent to {c['handle']} {c['sent']}, copy sha256 {c['sha256'][:12]}")
         for f in m.files:
             tag = f"leak {f.leak}" + (", re-share" if f.reshare else "")
-            out.print(f"  {f.path}  p={p_words(f.log10_p)}  ({tag}; trace {f.trace_id})")
+            out.print(f"  {f.place}  p={p_words(f.log10_p)}  ({tag}; trace {f.trace_id})")
 
 
 @cases_app.command("export")

@@ -61,6 +61,7 @@ def chart(
     *,
     threshold_label: str = "match threshold z",
     note: str | None = None,
+    beyond: bool = False,
 ) -> str:
     """The web page's horizontal score chart in HTML and CSS (readable at any width, no
     script): one row per candidate, best first — its name, its bar from zero, its score —
@@ -91,6 +92,8 @@ def chart(
         name = c.get("handle")
         label = html.escape(name) if name else f"#{i + 1}"
         kind = ("top match" if matched else "top") if i == 0 else ""
+        if beyond and threshold_z is not None and v >= threshold_z:  # every row that names
+            kind = "top match"
         left, right = at(min(0.0, v)), at(max(0.0, v))
         rows.append(
             f'<div class="row {kind}"><span class="name" title="{label}">{label}</span>'

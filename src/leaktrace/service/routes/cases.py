@@ -4,6 +4,7 @@ they make, and a case's evidence bundle."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,14 +32,10 @@ _NO_CASE = {404: "No case with that id"}
 MAX_FILES = 1000
 
 
-def _shown(ws: Workspace, path: str) -> str:
-    """A scanned file's place as the API shows it: inside the workspace (an upload), its
-    name; elsewhere (a folder the CLI scanned), its path."""
-    try:
-        Path(path).relative_to(ws.home / "scans")
-    except ValueError:
-        return path
-    return Path(path).name
+def _uploads_named(ws: Workspace, text: str) -> str:
+    """A message about uploads, naming them as uploaded, not where the workspace keeps them."""
+    where = re.escape(f"{ws.home / 'scans'}{os.sep}")
+    return re.sub(rf"{where}[0-9a-f]+{re.escape(os.sep)}[0-9]+{re.escape(os.sep)}", "", text)
 
 
 def _scan_out(ws: Workspace, run: Scan) -> ScanOut:
@@ -56,7 +53,7 @@ def _scan_out(ws: Workspace, run: Scan) -> ScanOut:
                 "name": f.name,
                 "sha256": f.sha256,
                 "status": f.status,
-                "reason": f.reason.replace(f"{Path(f.path).parent}{os.sep}", ""),
+                "reason": _uploads_named(ws, f.reason),
                 "case_id": f.case_id,
                 "trace_id": f.trace_id,
             }
@@ -113,7 +110,6 @@ def get_scan(scan_id: str, s: ServiceDep) -> ScanOut:
 def _case_out(ws: Workspace, data: dict[str, Any]) -> dict[str, Any]:
     data["export_url"] = f"/api/cases/{data['id']}/export"
     for f in data.get("file_list", []):
-        f["path"] = _shown(ws, f["path"])
         f["report_url"] = f"/api/traces/{f['trace_id']}/report"
     return data
 
