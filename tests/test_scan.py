@@ -42,9 +42,7 @@ def run(home, *args):
 def world(tmp_path_factory):
     """A workspace (copies for everyone, nothing scanned yet) and the folder to scan."""
     base = tmp_path_factory.mktemp("scan")
-    ws = make_workspace(
-        base / "ws", [SAMPLES / n for n in ORIGINALS], HANDLES, base / "copies"
-    )
+    ws = make_workspace(base / "ws", [SAMPLES / n for n in ORIGINALS], HANDLES, base / "copies")
     ws.set_setting("creator.name", "Jane Creator")
     ws.set_setting("creator.email", "jane@example.com")
     ws.close()
@@ -83,7 +81,7 @@ def test_every_leak_is_in_the_right_case_and_no_innocent_in_any(scanned):
     assert set(files) == set(expected)
     cases = {c["id"]: c for c in out["cases"]}
     leakers = {cid: frozenset(p["handle"] for p in c["leakers"]) for cid, c in cases.items()}
-    for path, (status, who, media) in expected.items():
+    for path, (status, who, _media) in expected.items():
         got = files[path]
         assert got["status"] == status, (path, got)
         if status == "match":
@@ -171,8 +169,16 @@ def test_a_bundle_holds_the_evidence_and_never_the_key(scanned, tmp_path):
     home, out, _ = scanned
     alice = next(c for c in out["cases"] if c["leakers"][0]["handle"] == "alice")
     target = tmp_path / "case.zip"
-    result = run(home, "cases", "export", alice["id"], "-o", target, "--found-at",
-                 "https://forum.example/t/42")
+    result = run(
+        home,
+        "cases",
+        "export",
+        alice["id"],
+        "-o",
+        target,
+        "--found-at",
+        "https://forum.example/t/42",
+    )
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(target) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
@@ -206,8 +212,9 @@ def _rewrite(src: Path, dst: Path, change: dict[str, bytes]) -> None:
             zout.writestr(name, change.get(name, zin.read(name)))
 
 
-def test_verify_tells_a_changed_file_a_changed_manifest_and_a_changed_record(world, scanned,
-                                                                            tmp_path):
+def test_verify_tells_a_changed_file_a_changed_manifest_and_a_changed_record(
+    world, scanned, tmp_path
+):
     home = tmp_path / "ws"
     shutil.copytree(scanned[0], home)
     bundle = tmp_path / "case-1.zip"
@@ -228,8 +235,9 @@ def test_verify_tells_a_changed_file_a_changed_manifest_and_a_changed_record(wor
 
     manifest["files"]["index.html"] = hashlib.sha256(edited).hexdigest()
     rehashed = tmp_path / "rehashed.zip"
-    _rewrite(bundle, rehashed, {"index.html": edited,
-                                "manifest.json": json.dumps(manifest).encode()})
+    _rewrite(
+        bundle, rehashed, {"index.html": edited, "manifest.json": json.dumps(manifest).encode()}
+    )
     bad = run(home, "cases", "verify", rehashed)
     assert bad.exit_code == 1 and "changed manifest" in bad.stderr
 

@@ -682,12 +682,11 @@ def case_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     originals = [KODAK / "kodim05.png", KODAK / "kodim07.png"]
     make_workspace(home, originals, ["alice", "bob", "carol"], root / "copies").close()
     drop = root / "drop"
-    first = write(
-        drop / "forum-post-1.jpg", attacks.jpeg(lt.read_image(root / "copies/alice/kodim05.png"), 75)
-    )
+    alice = root / "copies" / "alice"
+    first = write(drop / "forum-post-1.jpg", attacks.jpeg(lt.read_image(alice / "kodim05.png"), 75))
     write(
         drop / "channel-leak-2.jpg",
-        attacks.jpeg(attacks.rescale(lt.read_image(root / "copies/alice/kodim07.png"), 0.6), 80),
+        attacks.jpeg(attacks.rescale(lt.read_image(alice / "kodim07.png"), 0.6), 80),
     )
     (drop / "forum-post-1-reshared.jpg").write_bytes(first.read_bytes())
     (drop / "holiday.png").write_bytes(UNRELATED.read_bytes())
@@ -701,9 +700,7 @@ def test_scan_drop_builds_a_case_and_exports_its_bundle(
     sync_api: Any, browser: Any, case_service: dict[str, Any], tmp_path: Path, width: int
 ) -> None:
     expect = sync_api.expect
-    context = browser.new_context(
-        viewport={"width": width, "height": 900}, accept_downloads=True
-    )
+    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     context.set_default_timeout(60_000)
     page = context.new_page()
     problems: list[str] = []

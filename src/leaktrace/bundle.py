@@ -189,7 +189,7 @@ def _takedown(ws: Workspace, view: CaseView, proof: dict[str, Any], found_at: st
         f"Prepared with leaktrace {__version__} from case {view.id}. The person the copies were",
         "sent to is named in this bundle's index.html, not in this notice; whether to name",
         "them, and to whom, is your decision. Set your details once with",
-        "`leaktrace settings set creator.name \"...\"` (and creator.email, creator.address).",
+        '`leaktrace settings set creator.name "..."` (and creator.email, creator.address).',
     ]
     return "\n".join(lines) + "\n"
 
@@ -228,7 +228,7 @@ def _index(view: CaseView, proof: dict[str, Any], found_at: str | None) -> str:
         ("Exported (UTC)", e(proof["exported"])),
     ]
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"handle": f.name + (" (re-share)" if f.reshare else ""), "score": -f.log10_p}
         for m in view.media
         for f in m.files
@@ -247,8 +247,9 @@ def _index(view: CaseView, proof: dict[str, Any], found_at: str | None) -> str:
     media_parts = []
     for m in view.media:
         files = "".join(
-            f"<tr><th>{e(f.name)}{' <em>(re-share of leak ' + str(f.leak) + ')</em>' if f.reshare else ''}"
-            f"</th><td>where: {e(f.place)}<br>SHA-256 <code>{f.sha256}</code><br>"
+            f"<tr><th>{e(f.name)}"
+            + (f" <em>(re-share of leak {f.leak})</em>" if f.reshare else "")
+            + f"</th><td>where: {e(f.place)}<br>SHA-256 <code>{f.sha256}</code><br>"
             f"traced {e(_iso(f.traced))} (trace {f.trace_id}); p = {e(p_words(f.log10_p))}; "
             f'<a href="reports/trace-{f.trace_id}.html">evidence report</a></td></tr>'
             for f in m.files
@@ -355,7 +356,7 @@ def export_case(
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, data in members.items():
-                info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+                info = zipfile.ZipInfo(name, date_time=stamp)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, data)
         os.replace(tmp, out)
@@ -458,18 +459,18 @@ def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
     current = {c["copy_id"]: c for c in ws.copy_proof(media_ids, handles)}
     for c in proof.get("copies", []):
         count += 1
-        now = current.get(c.get("copy_id"))
-        if now is None:
+        sent = current.get(c.get("copy_id"))
+        if sent is None:
             problems.append(
                 f"registry changed: the copy record {c.get('copy_id')} ({c.get('handle')}, "
                 f"{c.get('media')}) is gone"
             )
             continue
         for k in ("handle", "media_id", "sent", "sha256"):
-            if c.get(k) != now[k]:
+            if c.get(k) != sent[k]:
                 problems.append(
                     f"registry changed: copy record {c.get('copy_id')} ({c.get('handle')}, "
-                    f"{c.get('media')}): {k} is {now[k]}, the bundle says {c.get(k)}"
+                    f"{c.get('media')}): {k} is {sent[k]}, the bundle says {c.get(k)}"
                 )
     traces = ws.traces_by_id([f.get("trace_id") for f in proof.get("files", [])])
     for f in proof.get("files", []):
@@ -485,4 +486,3 @@ def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
                     f"bundle says {f.get(k)}"
                 )
     return count, problems
-

@@ -160,7 +160,11 @@ def _leaks(files: list[tuple[ScanFile, dict[str, Any]]]) -> list[tuple[int, bool
 
 
 def _build(
-    ws: Workspace, key: str, files: list[ScanFile], traces: dict[int, Any], case_id: int,
+    ws: Workspace,
+    key: str,
+    files: list[ScanFile],
+    traces: dict[int, Any],
+    case_id: int,
     created: datetime,
 ) -> CaseView:
     handles = key.split("+")
@@ -253,10 +257,7 @@ def regroup(ws: Workspace) -> list[CaseView]:
     now = datetime.now(UTC)
     views = {key: _build(ws, key, files, traces, 0, now) for key, files in groups.items()}
     ws.save_cases(
-        {
-            key: (v.handles, v.log10_p, [f.id for f in groups[key]])
-            for key, v in views.items()
-        }
+        {key: (v.handles, v.log10_p, [f.id for f in groups[key]]) for key, v in views.items()}
     )
     return case_views(ws)
 
@@ -289,7 +290,9 @@ def case_dict(view: CaseView, *, files: bool = True) -> dict[str, Any]:
     file, else counts only."""
     out: dict[str, Any] = {
         "id": view.id,
-        "leakers": [view.people.get(h, {"handle": h, "name": "", "email": ""}) for h in view.handles],
+        "leakers": [
+            view.people.get(h, {"handle": h, "name": "", "email": ""}) for h in view.handles
+        ],
         "media": [
             {
                 "id": m.media.id,

@@ -24,9 +24,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import LeaktraceError
 from .bundle import export_case, p_words, verify_bundle
 from .cases import CaseView, case_dict, case_view, case_views, regroup
+from .errors import LeaktraceError
 from .registry import SETTINGS, Workspace, default_home
 from .report import html_report, json_report
 from .scan import STATUSES, Scanned, scan
@@ -446,7 +446,7 @@ def trace(
     raise typer.Exit(0 if outcome.matched else 1)
 
 
-def _stoppable() -> tuple[threading.Event, list[int], dict[int, Any]]:
+def _stoppable() -> tuple[threading.Event, list[int], dict[signal.Signals, Any]]:
     """Ctrl-C or SIGTERM asks a batch to stop at its next safe point; a second one stops at
     once. Returns the event, the signals received and the handlers to put back."""
     stop = threading.Event()
@@ -607,9 +607,7 @@ def cases_show(
     ws = _open(ctx)
     v = case_view(ws, case_id)
     if as_json:
-        sys.stdout.write(
-            json.dumps(case_dict(v), default=lambda t: _when(t).isoformat()) + "\n"
-        )
+        sys.stdout.write(json.dumps(case_dict(v), default=lambda t: _when(t).isoformat()) + "\n")
         return
     out.print(f"case {v.id}: leaked by {_people(v)}")
     out.print(

@@ -84,8 +84,8 @@ def chart(
         rows.append(
             f'<div class="row head"><span></span><span class="track"><span class="thr-label'
             f'{" end" if (threshold_z - lo) / (hi - lo) > 0.7 else ""}" style="left:'
-            f'{at(threshold_z)}">{html.escape(threshold_label)} = {threshold_z:.2f}</span></span><span>'
-            "</span></div>"
+            f'{at(threshold_z)}">{html.escape(threshold_label)} = {threshold_z:.2f}</span>'
+            "</span><span></span></div>"
         )
     for i, c in enumerate(candidates[:CHART_ROWS]):
         v = float(c["score"])

@@ -87,9 +87,7 @@ class ScansAndCases:
                 q = q.where(Scan.status.in_(status))
             return list(s.scalars(q))
 
-    def scanned(
-        self, *, scan_id: str | None = None, case_id: int | None = None
-    ) -> list[ScanFile]:
+    def scanned(self, *, scan_id: str | None = None, case_id: int | None = None) -> list[ScanFile]:
         """The files scans met, oldest first (of one scan, or of one case)."""
         with self._tx() as s:
             q = select(ScanFile).order_by(ScanFile.id)
@@ -230,4 +228,3 @@ class ScansAndCases:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -97,8 +96,7 @@ def start_scan(files: Annotated[list[UploadFile], File()], s: ServiceDep) -> Sca
 def list_scans(s: ServiceDep) -> list[ScanOut]:
     """Every scan, the most recent first (without their files)."""
     return [
-        _scan_out(s.ws, run).model_copy(update={"files": []})
-        for run in reversed(s.ws.scan_runs())
+        _scan_out(s.ws, run).model_copy(update={"files": []}) for run in reversed(s.ws.scan_runs())
     ]
 
 
@@ -119,8 +117,7 @@ def list_cases(s: ServiceDep) -> list[CaseOut]:
     """Every case, oldest first: the leaker(s), the media, the files, the combined
     false-accusation probability."""
     return [
-        CaseOut.model_validate(_case_out(s.ws, case_dict(v, files=False)))
-        for v in case_views(s.ws)
+        CaseOut.model_validate(_case_out(s.ws, case_dict(v, files=False))) for v in case_views(s.ws)
     ]
 
 
