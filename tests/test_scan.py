@@ -110,28 +110,33 @@ def test_the_summary_lists_unrelated_and_unreadable_files_with_reasons(scanned, 
 
 def test_a_stopped_scan_resumes_without_tracing_a_file_twice(world, tmp_path):
     home = fresh(world, tmp_path)
+    folder = tmp_path / "some"  # seven of the files: three leaks (two the same bytes), junk
+    picked = sorted(world[1])[:7]
+    for i, path in enumerate(picked):
+        (folder / str(i)).mkdir(parents=True)
+        shutil.copyfile(path, folder / str(i) / Path(path).name)
     ws = Workspace.open(home)
     stop = threading.Event()
     done = []
     with pytest.raises(Stopped):
-        for item in scan(ws, world[0] / "leaks", workers=1, stop=stop):
+        for item in scan(ws, folder, workers=1, stop=stop):
             done.append(item)
-            if len(done) == 4:
+            if len(done) == 3:
                 stop.set()  # as Ctrl-C does: the scan stops at its next safe point
     recorded = {f.sha256 for f in ws.scanned()}
-    assert 0 < len(recorded) < len(world[1])
+    assert 0 < len(recorded) < len(picked)
     ws.close()
-    result = run(home, "scan", world[0] / "leaks", "--json", "--workers", "1")
+    result = run(home, "scan", folder, "--json", "--workers", "1")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert {f["path"] for f in out["files"]} == set(world[1])
+    assert len(out["files"]) == len(picked)
     again = {f["path"] for f in out["files"] if f["traced_before"]}
-    assert len(again) >= 4
+    assert len(again) >= 3
     with sqlite3.connect(home / "leaktrace.db") as db:
         per_file = db.execute("select sha256, count(*) from traces group by sha256").fetchall()
         scanned_rows = db.execute("select count(distinct path) from scan_files").fetchone()[0]
     assert per_file and all(n == 1 for _, n in per_file)  # no file traced twice
-    assert scanned_rows == len(world[1])  # nothing lost
+    assert scanned_rows == len(picked)  # nothing lost
 
 
 def test_the_combined_probability_is_the_one_of_leaktrace_combine(scanned):
