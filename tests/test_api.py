@@ -5,6 +5,9 @@ from leaktrace import errors
 
 MODULES = [
     "attacks",
+    "bundle",
+    "cases",
+    "combine",
     "cli",
     "codes",
     "detect",
@@ -16,6 +19,7 @@ MODULES = [
     "media",
     "registry",
     "report",
+    "scan",
     "transform",
     "workflow",
 ]
@@ -25,6 +29,7 @@ EXPECTED = {
     "DEFAULT_PSNR",
     "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
+    "BundleError",
     "Detection",
     "ConflictError",
     "DetectionInputError",

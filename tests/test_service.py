@@ -55,6 +55,12 @@ GUARDED = [
     ("get", "/api/traces"),
     ("get", "/api/traces/1"),
     ("get", "/api/traces/1/report"),
+    ("post", "/api/scan"),
+    ("get", "/api/scans"),
+    ("get", "/api/scans/x"),
+    ("get", "/api/cases"),
+    ("get", "/api/cases/1"),
+    ("get", "/api/cases/1/export"),
 ]
 
 
@@ -119,6 +125,12 @@ def test_health_needs_no_token_and_docs_list_the_routes(served):
         "/api/traces",
         "/api/traces/{trace_id}",
         "/api/traces/{trace_id}/report",
+        "/api/scan",
+        "/api/scans",
+        "/api/scans/{scan_id}",
+        "/api/cases",
+        "/api/cases/{case_id}",
+        "/api/cases/{case_id}/export",
     }
     assert anonymous.get("/docs").status_code == 200
     page = anonymous.get("/")  # the web page needs no token to load; its API calls do

@@ -93,6 +93,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     # mark depends on it, and a test below needs a picture whose mark is weak, not hopeless.
     with mock.patch.object(lt.Key, "generate", return_value=lt.Key(bytes(range(32)))):
         lt.Workspace.create(home).close()
+    yield from _serve(root, home)
+
+
+def _serve(root: Path, home: Path) -> Iterator[dict[str, str]]:
+    """Serve the workspace ``home`` on a free port with a new token; yields its URL and token."""
     lines = [line.strip() for line in _cli(home, "token", "create", "--name", "test").splitlines()]
     token = next(line for line in lines if line)
     port = _free_port()
@@ -659,3 +664,101 @@ def test_at_phone_width_charts_fit_and_labels_stay_clear(
         assert name["x"] >= 0 and name["x"] + name["width"] <= track["x"] + 0.5
     page.screenshot(path=str(tmp_path / "report-390.png"), full_page=True)
     context.close()
+
+
+SHOTS = Path(os.environ.get("LEAKTRACE_SHOTS", "")) if os.environ.get("LEAKTRACE_SHOTS") else None
+
+
+@pytest.fixture(scope="module")
+def case_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A workspace where alice and bob have copies of two photos, served; with the files a
+    creator would drop: alice's two leaks, a re-share, an unrelated photo and junk."""
+    from leaktrace import attacks
+
+    from .scanfolder import make_workspace, write
+
+    root = tmp_path_factory.mktemp("web-cases")
+    home = root / "workspace"
+    originals = [KODAK / "kodim05.png", KODAK / "kodim07.png"]
+    make_workspace(home, originals, ["alice", "bob", "carol"], root / "copies").close()
+    drop = root / "drop"
+    alice = root / "copies" / "alice"
+    first = write(drop / "forum-post-1.jpg", attacks.jpeg(lt.read_image(alice / "kodim05.png"), 75))
+    write(
+        drop / "channel-leak-2.jpg",
+        attacks.jpeg(attacks.rescale(lt.read_image(alice / "kodim07.png"), 0.6), 80),
+    )
+    (drop / "forum-post-1-reshared.jpg").write_bytes(first.read_bytes())
+    (drop / "holiday.png").write_bytes(UNRELATED.read_bytes())
+    (drop / "notes.txt").write_text("not a picture\n")
+    for served in _serve(root, home):
+        yield {**served, "files": sorted(str(p) for p in drop.iterdir())}
+
+
+@pytest.mark.parametrize("width", [1200, 390])
+def test_scan_drop_builds_a_case_and_exports_its_bundle(
+    sync_api: Any, browser: Any, case_service: dict[str, Any], tmp_path: Path, width: int
+) -> None:
+    expect = sync_api.expect
+    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(case_service["url"] + "/#cases")
+    _sign_in(page, case_service["token"])
+    expect(page.locator("#app")).to_be_visible()
+    page.set_input_files("#scan-files", case_service["files"])
+    expect(page.locator("#scan-state")).to_have_text("Done", timeout=90_000)
+    expect(page.locator("#scan-count")).to_contain_text("5 of 5 files judged")
+    others = page.locator("#scan-others")
+    expect(others.locator("[data-status=unrelated]")).to_contain_text("holiday.png")
+    expect(others.locator("[data-status=unreadable]")).to_contain_text("notes.txt")
+    rows = page.locator("#cases-body tr")
+    expect(rows).to_have_count(1)  # alice only: nobody else is in a case
+    expect(rows.first).to_contain_text("alice")
+    expect(rows.first).to_contain_text("3 (2 leaks)")
+    page.click("[data-testid=case-1]")
+    view = page.locator("#case-view")
+    expect(view).to_be_visible()
+    expect(page.locator("#case-verdict")).to_have_text("Leaked by alice")
+    expect(page.locator("#case-detail")).to_contain_text("combined false-accusation probability")
+    expect(page.locator("#case-chart svg g[data-handle]")).to_have_count(3)
+    wide = page.evaluate(
+        """(w) => [...document.querySelectorAll('body *')].filter((e) =>
+            e.getBoundingClientRect().right > w + 0.5 && e.getClientRects().length
+            && !e.closest('.table-scroll')
+        ).map((e) => e.tagName + '#' + e.id + '.' + e.className)""",
+        width,
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, wide
+    chart = page.locator("#case-chart svg").bounding_box()
+    box = page.locator("#case-chart").bounding_box()
+    assert chart["x"] + chart["width"] <= box["x"] + box["width"] + 0.5
+    for i in range(3):
+        label = page.locator("#case-chart svg g[data-handle]").nth(i).locator("text").first
+        assert label.bounding_box()["height"] >= 11
+    page.fill("#case-found-at", "https://forum.example/t/1")
+    with page.expect_download() as info:
+        page.click("#case-export")
+    saved = tmp_path / "case.zip"
+    info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as zf:
+        names = set(zf.namelist())
+        notice = zf.read("takedown.txt").decode()
+    assert {"index.html", "proof.json", "takedown.txt", "manifest.json"} <= names
+    assert "https://forum.example/t/1" in notice
+    expect(page.locator("#case-status")).to_contain_text("Download started")
+    shots = SHOTS or tmp_path
+    view.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / f"cases-{width}.png"), full_page=True)
+    # The bundle's own index page at the same width.
+    index = tmp_path / "index"
+    with zipfile.ZipFile(saved) as zf:
+        zf.extractall(index)
+    page.goto((index / "index.html").as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    expect(page.locator(".scores .row:not(.head)")).to_have_count(3)
+    page.screenshot(path=str(shots / f"bundle-index-{width}.png"), full_page=True)
+    context.close()
+    assert not problems, problems

@@ -317,7 +317,14 @@
   async function enter() {
     showApp();
     showError("global-error", "");
-    await Promise.all([loadRecipients(), loadMedia(), resumeJob(), loadHistory()]);
+    await Promise.all([
+      loadRecipients(),
+      loadMedia(),
+      resumeJob(),
+      loadHistory(),
+      loadCases(),
+      resumeScan(),
+    ]);
   }
 
   /** A batch still queued or running (the page was reloaded, or another tab started it). */
@@ -1234,9 +1241,13 @@
     return [lo, hi];
   }
 
-  function barChart(candidates, threshold, matched, width) {
+  function barChart(candidates, threshold, matched, width, labels = {}) {
+    const thresholdLabel = labels.threshold || "match threshold z";
+    const axisTitle = labels.axis || "score z";
     const row = 26;
-    const left = Math.min(150, Math.round(width * 0.28));
+    const left = labels.wide
+      ? Math.min(240, Math.round(width * 0.42))
+      : Math.min(150, Math.round(width * 0.28));
     const right = 48;
     const topPad = 26;
     const bottomPad = 30;
@@ -1276,7 +1287,7 @@
       const name = c.handle || `#${i + 1}`; // a no-match names nobody: ranks only
       const g = svg("g", c.handle ? { "data-handle": c.handle } : {});
       g.append(
-        svg("title", {}, `${name}: z = ${c.score.toFixed(2)}`),
+        svg("title", {}, `${name}: ${labels.axis ? labels.axis : "z"} = ${c.score.toFixed(2)}`),
         svg(
           "text",
           { x: left - 10, y: y + row / 2 + 4, class: isTop ? "label label-top" : "label", "text-anchor": "end" },
@@ -1310,12 +1321,12 @@
             class: "threshold-label",
             "text-anchor": x(threshold) > width - 90 ? "end" : x(threshold) < 90 ? "start" : "middle",
           },
-          `match threshold z = ${threshold.toFixed(2)}`,
+          `${thresholdLabel} = ${threshold.toFixed(2)}`,
         ),
       );
     }
     root.append(
-      svg("text", { x: width - right, y: height - 2, class: "axis-title", "text-anchor": "end" }, "score z"),
+      svg("text", { x: width - right, y: height - 2, class: "axis-title", "text-anchor": "end" }, axisTitle),
     );
     return root;
   }
@@ -1361,7 +1372,7 @@
         svg(
           "text",
           { x: width - right, y: y(threshold) - 6, class: "threshold-label", "text-anchor": "end" },
-          `match threshold z = ${threshold.toFixed(2)}`,
+          `${thresholdLabel} = ${threshold.toFixed(2)}`,
         ),
       );
     }
@@ -1655,6 +1666,298 @@
     });
   }
 
+  // -- scans and cases ---------------------------------------------------------------------
+
+  const SCAN_ENDED = new Set(["done", "failed", "stopped"]);
+  const SCAN_LABELS = {
+    queued: "Queued",
+    running: "Tracing",
+    done: "Done",
+    failed: "Failed",
+    stopped: "Stopped",
+  };
+  const FILE_GROUPS = [
+    ["no_match", "One of your media, nobody named"],
+    ["original", "Your unmarked original"],
+    ["unrelated", "Not one of your media"],
+    ["unreadable", "Not a picture or video leaktrace reads"],
+  ];
+  // The web page scans with the service's default threshold (1e-9): −log10 of it.
+  const CASE_THRESHOLD = 9;
+
+  const pText = (log10) => formatP(log10 > -300 ? 10 ** log10 : 0, log10);
+
+  async function scanFiles(files) {
+    showError("scan-error", "");
+    if (!files.length) {
+      showError("scan-error", "Drop files (photos or videos), not a link or text.");
+      return;
+    }
+    const form = new FormData();
+    for (const f of files) form.append("files", f, f.name);
+    $("scan-drop").classList.add("busy");
+    setStatus("scan-status", `Sending ${plural(files.length, "file")}…`, { busy: true });
+    try {
+      const scan = await api("/api/scan", { method: "POST", form });
+      setStatus("scan-status", "");
+      renderScan(scan);
+      pollScan(scan.id, 0);
+    } catch (err) {
+      setStatus("scan-status", "");
+      $("scan-drop").classList.remove("busy");
+      if (err.status !== 401) showError("scan-error", err.message);
+    }
+  }
+
+  async function resumeScan() {
+    let scans;
+    try {
+      scans = await api("/api/scans");
+    } catch (err) {
+      loadFailed(err, "scan-error");
+      return;
+    }
+    const active = scans.find((s) => !SCAN_ENDED.has(s.status));
+    if (active) {
+      $("scan-drop").classList.add("busy");
+      renderScan(active);
+      pollScan(active.id, 0);
+    }
+  }
+
+  function pollScan(id, failures) {
+    clearTimeout(state.scanTimer);
+    state.scanTimer = setTimeout(async () => {
+      let scan;
+      try {
+        scan = await api(`/api/scans/${encodeURIComponent(id)}`);
+      } catch (err) {
+        if (err.status === 0 && failures < POLL_RETRIES) {
+          pollScan(id, failures + 1);
+          return;
+        }
+        $("scan-drop").classList.remove("busy");
+        if (err.status !== 401) showError("scan-error", err.message);
+        return;
+      }
+      renderScan(scan);
+      if (SCAN_ENDED.has(scan.status)) {
+        $("scan-drop").classList.remove("busy");
+        await Promise.all([loadCases(), loadHistory()]);
+      } else {
+        pollScan(id, 0);
+      }
+    }, POLL_MS);
+  }
+
+  function renderScan(scan) {
+    $("scan").hidden = false;
+    const badge = $("scan-state");
+    badge.textContent = SCAN_LABELS[scan.status] || scan.status;
+    badge.className = `badge badge-${scan.status === "queued" ? "running" : scan.status}`;
+    const matched = scan.files.filter((f) => f.status === "match").length;
+    $("scan-count").textContent =
+      `${scan.done} of ${plural(scan.total, "file")} judged` +
+      (scan.done ? `; ${plural(matched, "file")} traced to a recipient` : "");
+    const bar = $("scan-progress");
+    bar.max = Math.max(scan.total, 1);
+    bar.value = scan.done;
+    showError("scan-error", scan.errors && scan.errors.length ? scan.errors.join("\n") : "");
+    const groups = FILE_GROUPS.map(([status, title]) => {
+      const files = scan.files.filter((f) => f.status === status);
+      if (!files.length) return null;
+      return el(
+        "li",
+        { "data-status": status },
+        el("strong", { text: `${title} (${files.length})` }),
+        el(
+          "ul",
+          { class: "sent-list" },
+          ...files.map((f) =>
+            el("li", {}, el("code", { text: f.name }), el("span", { class: "muted", text: ` — ${f.reason}` })),
+          ),
+        ),
+      );
+    }).filter(Boolean);
+    $("scan-others").replaceChildren(...groups);
+    $("scan-others").hidden = !groups.length;
+  }
+
+  function leakersText(c) {
+    return c.leakers.map((p) => whoText(p)).join("; ");
+  }
+
+  async function loadCases() {
+    let cases;
+    try {
+      cases = await api("/api/cases");
+      showError("cases-error", "");
+    } catch (err) {
+      loadFailed(err, "cases-error");
+      return;
+    }
+    state.cases = cases;
+    $("cases-body").replaceChildren(
+      ...cases.map((c) =>
+        el(
+          "tr",
+          { "data-case": c.id },
+          el("td", { class: "num", text: `#${c.id}` }),
+          el("td", { class: "said said-match", text: leakersText(c) }),
+          el("td", { text: c.media.map((m) => m.name).join(", ") }),
+          el("td", { class: "num", text: `${c.files} (${plural(c.leaks, "leak")})` }),
+          el("td", { class: "num nowrap", text: pText(c.log10_p) }),
+          el(
+            "td",
+            { class: "row-actions" },
+            el("button", {
+              type: "button",
+              class: "btn btn-small",
+              text: "Open",
+              "data-testid": `case-${c.id}`,
+              "aria-label": `Open case ${c.id}`,
+              onclick: () => openCase(c.id),
+            }),
+          ),
+        ),
+      ),
+    );
+    $("cases-table").hidden = !cases.length;
+    $("cases-empty").hidden = cases.length > 0;
+    $("cases-count").textContent = cases.length ? plural(cases.length, "case") : "";
+  }
+
+  async function openCase(id) {
+    showError("case-error", "");
+    let c;
+    try {
+      c = await api(`/api/cases/${id}`);
+    } catch (err) {
+      if (err.status !== 401) showError("cases-error", err.message);
+      return;
+    }
+    state.openCase = c;
+    $("case-view").hidden = false; // drawn at the width it is shown at
+    renderCase(c);
+    $("case-view").scrollIntoView({ block: "nearest" });
+  }
+
+  function renderCase(c) {
+    const items = c.media.length;
+    $("case-title").textContent = `Case #${c.id}`;
+    $("case-verdict").textContent =
+      c.leakers.length === 1
+        ? `Leaked by ${c.leakers[0].handle}`
+        : `Leaked by ${c.leakers.length} recipients together`;
+    $("case-detail").textContent =
+      `${leakersText(c)} — ${plural(c.files, "file")}, ${plural(c.leaks, "distinct leak")} of ` +
+      `${plural(items, "media item")}; combined false-accusation probability ` +
+      `${pText(c.log10_p)} (strongest single file ${pText(c.strongest_log10_p)}), ` +
+      `corrected for the ${plural(c.eligible, "recipient")} who received every item.`;
+    const rows = c.file_list
+      .map((f) => ({ handle: f.name + (f.reshare ? " (re-share)" : ""), score: -f.log10_p }))
+      .sort((a, b) => b.score - a.score);
+    const box = $("case-chart");
+    const width = Math.max(280, Math.round(box.clientWidth) || 760);
+    const chart = barChart(rows, CASE_THRESHOLD, true, width, {
+      threshold: "threshold −log10 p",
+      axis: "−log10 p",
+      wide: true, // file names, longer than handles
+    });
+    chart.setAttribute("role", "img");
+    chart.setAttribute("aria-label", `Evidence of ${plural(rows.length, "file")}`);
+    box.replaceChildren(chart);
+    $("case-chart-caption").textContent =
+      "Evidence of each file: −log10 of its own false-accusation probability (longer is " +
+      "stronger); a file names someone only beyond the dashed threshold. Re-shares of one " +
+      "leak are the same evidence and count once.";
+    const mediaName = new Map(c.media.map((m) => [m.id, m.name]));
+    $("case-files").replaceChildren(
+      ...c.file_list.map((f) =>
+        el(
+          "li",
+          {},
+          el("code", { text: f.name }),
+          el("span", {
+            class: "muted",
+            text:
+              ` — ${mediaName.get(f.media_id) || ""}, p = ${pText(f.log10_p)}` +
+              (f.reshare ? `, re-share of leak ${f.leak}` : `, leak ${f.leak}`),
+          }),
+          " ",
+          el("button", {
+            type: "button",
+            class: "btn btn-small",
+            text: "Report",
+            onclick: () =>
+              openReportAt(f.report_url, `evidence-${f.trace_id}-${stem(f.name)}.html`, {
+                status: "case-status",
+                error: "case-error",
+              }),
+          }),
+        ),
+      ),
+    );
+  }
+
+  async function exportCase() {
+    const c = state.openCase;
+    if (!c) return;
+    showError("case-error", "");
+    const button = $("case-export");
+    busyButton(button, true, "Preparing…");
+    setStatus("case-status", "Building the evidence bundle…", { busy: true });
+    try {
+      const where = $("case-found-at").value.trim();
+      const url = c.export_url + (where ? `?found_at=${encodeURIComponent(where)}` : "");
+      const { blob, filename } = await fetchBlob(url);
+      saveBlob(new Blob([blob], { type: "application/zip" }), filename || `case-${c.id}.zip`);
+      setStatus("case-status", "Download started. Check it later with: leaktrace cases verify", {
+        kind: "ok",
+      });
+    } catch (err) {
+      setStatus("case-status", "");
+      if (err.status !== 401) showError("case-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
+  }
+
+  function setupScanDrop() {
+    const zone = $("scan-drop");
+    let depth = 0;
+    zone.addEventListener("dragenter", (e) => {
+      e.preventDefault();
+      depth += 1;
+      zone.classList.add("dragging");
+    });
+    zone.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+    });
+    zone.addEventListener("dragleave", () => {
+      depth = Math.max(depth - 1, 0);
+      if (!depth) zone.classList.remove("dragging");
+    });
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      depth = 0;
+      zone.classList.remove("dragging");
+      if (zone.classList.contains("busy")) return;
+      scanFiles(e.dataTransfer ? [...e.dataTransfer.files] : []);
+    });
+    $("scan-files").addEventListener("change", (e) => {
+      const files = [...e.target.files];
+      e.target.value = "";
+      if (files.length) scanFiles(files);
+    });
+    $("case-export").addEventListener("click", exportCase);
+    $("case-close").addEventListener("click", () => {
+      $("case-view").hidden = true;
+      state.openCase = null;
+    });
+  }
+
   // -- start -----------------------------------------------------------------------------
 
   async function showVersion() {
@@ -1690,9 +1993,11 @@
       clearTimeout(resizing);
       resizing = setTimeout(() => {
         if (state.trace && !$("trace-result").hidden) renderTrace(state.trace);
+        if (state.openCase && !$("case-view").hidden) renderCase(state.openCase);
       }, 150);
     });
     setupDropZone();
+    setupScanDrop();
     showVersion();
     if (state.token) {
       enter().catch((err) => showError("global-error", err.message));

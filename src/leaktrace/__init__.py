@@ -8,6 +8,7 @@ from .codes import CODE_LENGTH, FORMAT_VERSION
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
 from .errors import (
+    BundleError,
     ConflictError,
     DetectionInputError,
     ImageArrayError,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_PSNR",
     "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
+    "BundleError",
     "Detection",
     "ConflictError",
     "DetectionInputError",

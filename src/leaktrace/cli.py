@@ -24,9 +24,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
+from .bundle import export_case, p_words, verify_bundle
+from .cases import CaseView, case_dict, case_view, case_views, regroup
 from .errors import LeaktraceError
-from .registry import Workspace, default_home
+from .registry import SETTINGS, Workspace, default_home
 from .report import html_report, json_report
+from .scan import STATUSES, Scanned, scan
 from .verdicts import who
 from .workflow import (
     MAX_STRENGTH,
@@ -72,6 +75,15 @@ copies_app = typer.Typer(help="The copies sent: who got which, when.", no_args_i
 app.add_typer(copies_app, name="copies")
 traces_app = typer.Typer(help="The traces run and their verdicts.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
+cases_app = typer.Typer(
+    help="Cases: the scanned leaks that name the same leaker, and their evidence bundles.",
+    no_args_is_help=True,
+)
+app.add_typer(cases_app, name="cases")
+settings_app = typer.Typer(
+    help="Your details, for the takedown notices of evidence bundles.", no_args_is_help=True
+)
+app.add_typer(settings_app, name="settings")
 
 # No markup: file names and handles are printed as they are, brackets included.
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -117,7 +129,7 @@ def _listing(
 
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-_WHEN = {"registered", "made", "time"}  # columns never wrapped
+_WHEN = {"registered", "made", "time", "p"}  # columns never wrapped
 
 
 def _version(value: bool) -> None:
@@ -432,6 +444,253 @@ def trace(
         if report is not None:
             out.print(f"evidence report: {report}")
     raise typer.Exit(0 if outcome.matched else 1)
+
+
+def _stoppable() -> tuple[threading.Event, list[int], dict[signal.Signals, Any]]:
+    """Ctrl-C or SIGTERM asks a batch to stop at its next safe point; a second one stops at
+    once. Returns the event, the signals received and the handlers to put back."""
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return stop, received, previous
+
+
+def _people(view: CaseView) -> str:
+    return "; ".join(who(view.people.get(h) or {"handle": h}) for h in view.handles)
+
+
+@app.command("scan")
+def scan_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="The folder of suspected leaks.")],
+    workers: Annotated[
+        int | None, typer.Option(help="Processes to use (default: all cores).", min=1)
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Largest false-accusation probability that is a match.")
+    ] = 1e-9,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Trace every picture and video in FOLDER (and its sub-folders), then group the leaks
+    into cases by leaker.
+
+    Each file is recorded with its verdict as it is traced: stopped midway (Ctrl-C, a crash)
+    and run again, the scan traces only what it had not; a file whose bytes were judged
+    before is not traced again. Files that are not one of your media, and files that are not
+    pictures or videos, are listed apart with the reason.
+    """
+    if not 0 < threshold < 1:
+        _fail("--threshold must be between 0 and 1")
+    ws = _open(ctx)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=as_json,
+    )
+    task = progress.add_task("tracing", total=None)
+
+    def started(total: int) -> None:
+        progress.update(task, total=total)
+        if not progress.live.is_started:
+            progress.start()
+
+    stop, received, previous = _stoppable()
+    seen: list[Scanned] = []
+    try:
+        try:
+            for item in scan(
+                ws, folder, workers=workers, threshold=threshold, on_total=started, stop=stop
+            ):
+                seen.append(item)
+                progress.update(task, completed=len(seen))
+        finally:
+            if progress.live.is_started:
+                progress.stop()
+    except (KeyboardInterrupt, Stopped):
+        err.print(
+            f"interrupted: {len(seen)} files judged and recorded; run the same command again "
+            "to finish (they are not traced twice)"
+        )
+        raise typer.Exit(143 if signal.SIGTERM in received else 130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    views = regroup(ws)
+    by_file = {f.path: v.id for v in views for f in v.files}
+    if as_json:
+        record = {
+            "files": [
+                {
+                    "path": i.path,
+                    "sha256": i.sha256,
+                    "status": i.status,
+                    "reason": i.reason,
+                    "traced_before": i.again,
+                    "case": by_file.get(i.path),
+                }
+                for i in seen
+            ],
+            "cases": [case_dict(v, files=False) for v in views],
+        }
+        sys.stdout.write(json.dumps(record, default=lambda t: _when(t).isoformat()) + "\n")
+        return
+    again = sum(i.again for i in seen)
+    out.print(
+        f"scanned {len(seen)} files in {folder}: {len(seen) - again} traced now, {again} "
+        "judged before (not traced again)"
+    )
+    mine = {by_file[i.path] for i in seen if i.path in by_file}
+    shown = [v for v in views if v.id in mine]
+    if shown:
+        out.print(f"\ncases ({len(shown)}; `leaktrace cases show ID` for one):")
+        for v in shown:
+            out.print(f"  {_case_line(v)}")
+    else:
+        out.print("\nno file names anyone: no case")
+    for status, title in STATUSES.items():
+        if status == "match":
+            continue
+        rows = [i for i in seen if i.status == status]
+        if rows:
+            out.print(f"\n{title} ({len(rows)}):")
+            for i in rows:
+                out.print(f"  {i.path}: {_reason(i)}")
+
+
+def _reason(item: Scanned) -> str:
+    """A file's reason without its own path repeated in front."""
+    return item.reason.removeprefix(f"{item.path}: ")
+
+
+def _case_line(v: CaseView) -> str:
+    names = ", ".join(m.media.name for m in v.media)
+    files = len(v.files)
+    return (
+        f"#{v.id}  {_people(v)}  —  {len(v.media)} media ({names}), {files} "
+        f"file{'s' * (files != 1)} ({v.leaks} leak{'s' * (v.leaks != 1)}), combined p="
+        f"{p_words(v.log10_p)}, strongest single p={p_words(v.strongest)}"
+    )
+
+
+@cases_app.command("list")
+def cases_list(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """List the cases, one line each: leaker(s), media, files, combined and strongest p."""
+    views = case_views(_open(ctx))
+    if as_json:
+        rows = [case_dict(v, files=False) for v in views]
+        sys.stdout.write(json.dumps(rows, default=lambda t: _when(t).isoformat()) + "\n")
+        return
+    for v in views:
+        out.print(_case_line(v))
+    if not views:
+        out.print("no cases yet (scan a folder of suspected leaks with `leaktrace scan`)")
+
+
+@cases_app.command("show")
+def cases_show(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(help="The case's number (see `cases list`).")],
+    as_json: _JSON = False,
+) -> None:
+    """Show one case: who, the combined probability, every file, and the copies sent."""
+    ws = _open(ctx)
+    v = case_view(ws, case_id)
+    if as_json:
+        sys.stdout.write(json.dumps(case_dict(v), default=lambda t: _when(t).isoformat()) + "\n")
+        return
+    out.print(f"case {v.id}: leaked by {_people(v)}")
+    out.print(
+        f"combined false-accusation probability {p_words(v.log10_p)} over {len(v.media)} "
+        f"media item{'s' * (len(v.media) != 1)} and {len(v.files)} files ({v.leaks} distinct "
+        f"leaks); strongest single file {p_words(v.strongest)}; corrected for the "
+        f"{v.eligible} recipients who received every item"
+    )
+    if len(v.handles) > 1:
+        for h, lp in v.per_person.items():
+            out.print(f"  {h}: combined p={p_words(lp)}")
+    copies = ws.copy_proof([m.media.id for m in v.media], v.handles)
+    for m in v.media:
+        out.print(
+            f"\n{m.media.name} (registered {_when(m.media.created):%Y-%m-%d %H:%M} UTC, "
+            f"sha256 {m.media.sha256[:12]}): {len(m.files)} files, {m.leaks} leak(s)"
+        )
+        for c in copies:
+            if c["media_id"] == m.media.id:
+                out.print(f"  sent to {c['handle']} {c['sent']}, copy sha256 {c['sha256'][:12]}")
+        for f in m.files:
+            tag = f"leak {f.leak}" + (", re-share" if f.reshare else "")
+            out.print(f"  {f.place}  p={p_words(f.log10_p)}  ({tag}; trace {f.trace_id})")
+
+
+@cases_app.command("export")
+def cases_export(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(help="The case's number (see `cases list`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.zip).")],
+    found_at: Annotated[
+        str | None,
+        typer.Option("--found-at", help="Where the files were found (a URL), for the notice."),
+    ] = None,
+) -> None:
+    """Write a case's evidence bundle: an index page, each file's evidence report, every
+    file's SHA-256, the registry's record of what was sent to whom and when, a draft takedown
+    notice to review (not legal advice). The key is never in it."""
+    path = export_case(_open(ctx), case_id, output, found_at=found_at)
+    out.print(f"case {case_id}: evidence bundle written to {path}")
+    out.print(f"check it later with: leaktrace cases verify {path}")
+
+
+@cases_app.command("verify")
+def cases_verify(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by `cases export`.")],
+) -> None:
+    """Check a bundle against this workspace: every file's hash, the manifest the workspace
+    recorded at export, and the registry's records (exit 1 if anything changed)."""
+    found = verify_bundle(_open(ctx), bundle)
+    if found.ok:
+        out.print(
+            f"{bundle}: intact — case {found.case}, {found.files} files match their hashes, "
+            f"the manifest is the one exported, {found.records} registry records unchanged"
+        )
+        return
+    for line in found.problems:
+        err.print(f"{bundle}: {line}")
+    err.print(f"{bundle}: does NOT verify ({len(found.problems)} problem(s))")
+    raise typer.Exit(1)
+
+
+@settings_app.command("set")
+def settings_set(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SETTINGS)}.")],
+    value: Annotated[str, typer.Argument(help="Its value (empty: clear it).")],
+) -> None:
+    """Set one of your details (used in takedown notices)."""
+    _open(ctx).set_setting(name, value)
+    out.print(f"{name} = {value}" if value.strip() else f"{name} cleared")
+
+
+@settings_app.command("list")
+def settings_list(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """Show your details as takedown notices will use them."""
+    current = _open(ctx).settings()
+    if as_json:
+        sys.stdout.write(json.dumps(current) + "\n")
+        return
+    for name, value in current.items():
+        out.print(f"{name} = {value}" if value else f"{name}: not set ({SETTINGS[name]})")
 
 
 @token_app.command("create")

@@ -130,6 +130,11 @@ class Judgement:
     accused: tuple[str, ...]
     codes: Mapping[str, str]
     needed: float | None
+    #: What the probabilities were multiplied by: (candidate, code) pairs, and tests (originals,
+    #: readings or geometries tried); and the number of codes a handle may be tested under.
+    pairs: int = 1
+    tests: int = 1
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,9 @@ class Detection:
     accused: tuple[tuple[str, float], ...] = ()
     code: str = ""
     needed: float | None = None
+    pairs: int = 1
+    tests: int = 1
+    groups: int = 1
 
     @classmethod
     def of(cls, found: Judgement, *, threshold: float, **about: Any) -> Self:
@@ -178,6 +186,9 @@ class Detection:
             accused=tuple((h, found.log10_p[h]) for h in found.accused),
             code=found.codes[best],
             needed=found.needed,
+            pairs=found.pairs,
+            tests=found.tests,
+            groups=found.groups,
             **about,
         )
 
@@ -726,6 +737,9 @@ class Scorer:
             codes=Ranking(index, order, lambda i: names_of[group[i]]),
             # The score a candidate under the most suspect one's code needs to be accused.
             needed=first.needed(soft, cut - correction),
+            pairs=self.pairs,
+            tests=tests,
+            groups=len(self._groups),
         )
 
     def _merged(

@@ -9,6 +9,7 @@
     ├── ImageArrayError         an array the engine cannot mark or test (dtype, layout, size)
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
+    ├── BundleError             a case bundle that cannot be read (not a zip, no manifest)
     └── WorkspaceError          the registry refuses: no workspace, one already there, ...
         ├── NotFoundError           no such recipient, media item, trace, job or token
         ├── ConflictError           a duplicate, or a record others depend on
@@ -24,6 +25,7 @@ CLI maps them to a message and an exit code, the service to a 4xx JSON body.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConflictError",
     "DetectionInputError",
     "RecipientConflictError",
@@ -90,3 +92,7 @@ class UnknownRecipientError(RecipientError, NotFoundError):
 
 class RecipientConflictError(RecipientError, ConflictError):
     """That handle is taken, or the recipient has copies and cannot be removed."""
+
+
+class BundleError(LeaktraceError):
+    """A case's evidence bundle that cannot be read: not a zip, corrupt, or no manifest."""

@@ -23,7 +23,15 @@ from .register import Geometry
 from .transform import working_shape
 from .verdicts import who
 
-__all__ = ["clock", "html_report", "json_report", "registration_overlay"]
+__all__ = [
+    "CSS",
+    "chart",
+    "clock",
+    "html_report",
+    "json_report",
+    "registration_overlay",
+    "settings_table",
+]
 
 
 def json_report(result: dict[str, Any]) -> str:
@@ -46,7 +54,15 @@ def _thumbnail(pixels: np.ndarray | None, side: int = 560) -> str:
 CHART_ROWS = 30
 
 
-def _chart(candidates: list[dict[str, Any]], threshold_z: float | None, matched: bool) -> str:
+def chart(
+    candidates: list[dict[str, Any]],
+    threshold_z: float | None,
+    matched: bool,
+    *,
+    threshold_label: str = "match threshold z",
+    note: str | None = None,
+    beyond: bool = False,
+) -> str:
     """The web page's horizontal score chart in HTML and CSS (readable at any width, no
     script): one row per candidate, best first — its name, its bar from zero, its score —
     the match threshold dashed across, the zone beyond it tinted. In a no-match the rows are
@@ -68,14 +84,16 @@ def _chart(candidates: list[dict[str, Any]], threshold_z: float | None, matched:
         rows.append(
             f'<div class="row head"><span></span><span class="track"><span class="thr-label'
             f'{" end" if (threshold_z - lo) / (hi - lo) > 0.7 else ""}" style="left:'
-            f'{at(threshold_z)}">match threshold z = {threshold_z:.2f}</span></span><span>'
-            "</span></div>"
+            f'{at(threshold_z)}">{html.escape(threshold_label)} = {threshold_z:.2f}</span>'
+            "</span><span></span></div>"
         )
     for i, c in enumerate(candidates[:CHART_ROWS]):
         v = float(c["score"])
         name = c.get("handle")
         label = html.escape(name) if name else f"#{i + 1}"
         kind = ("top match" if matched else "top") if i == 0 else ""
+        if beyond and threshold_z is not None and v >= threshold_z:  # every row that names
+            kind = "top match"
         left, right = at(min(0.0, v)), at(max(0.0, v))
         rows.append(
             f'<div class="row {kind}"><span class="name" title="{label}">{label}</span>'
@@ -93,11 +111,16 @@ def _chart(candidates: list[dict[str, Any]], threshold_z: float | None, matched:
     who = "candidate" if len(candidates) == 1 else "candidates"
     named = "" if candidates[0].get("handle") else " Nobody is named, so the bars are not either."
     lined = " has-threshold" if threshold_z is not None else ""
+    said = (
+        note
+        if note is not None
+        else "Score z of every candidate, best first. Innocent recipients score around 0; a "
+        f"name is given only beyond the dashed threshold.{named}"
+    )
     return (
         f'<figure class="scores{lined}" style="{zone}" role="img" aria-label="Score z of '
-        f'{len(candidates)} {who}">{"".join(rows)}</figure>{rest}<p class="chart-note">Score z '
-        f"of every candidate, best first. Innocent recipients score around 0; a name is given "
-        f"only beyond the dashed threshold.{named}</p>"
+        f'{len(candidates)} {who}">{"".join(rows)}</figure>{rest}<p class="chart-note">'
+        f"{html.escape(said)}</p>"
     )
 
 
@@ -142,7 +165,7 @@ def _setting(key: str, value: Any) -> str:
     return str(value)
 
 
-def _settings_table(settings: dict[str, Any]) -> str:
+def settings_table(settings: dict[str, Any]) -> str:
     """The settings a verdict depends on, one row each, in words."""
     rows = "".join(
         f"<tr><th>{html.escape(_SETTING_LABELS.get(k, k.replace('_', ' ').capitalize()))}</th>"
@@ -265,7 +288,9 @@ def _time_ticks(total: float) -> list[float]:
     return [i * step for i in range(int(total / step + 1e-9) + 1)]
 
 
-def _video_section(result: dict[str, Any], leak: np.ndarray, original: np.ndarray | None) -> str:
+def _video_section(
+    result: dict[str, Any], leak: np.ndarray | None, original: np.ndarray | None
+) -> str:
     """The video part of a report: frames side by side, evidence over time."""
     video = result["video"]
     times = _frame_times(result) or (0.0, 0.0)
@@ -344,9 +369,54 @@ def _rgb8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
+#: The look of a report (and of a case bundle's index page): plain CSS, no external files.
+CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1b1f27;
+padding:0 1em}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.6em}
+.verdict{border-radius:8px;padding:16px 20px;border:1px solid;border-left-width:6px}
+.verdict p{margin:0} .verdict-title{font-size:1.45em;font-weight:700;line-height:1.25}
+.verdict-detail{margin-top:6px!important;overflow-wrap:anywhere}
+.verdict-match{background:#e8eef9;border-color:#b5c6e6;border-left-color:#1d4fa8}
+.verdict-match .verdict-title{color:#163d84}
+.verdict-nomatch{background:#eef0f3;border-color:#d7dbe1;border-left-color:#7b8494}
+table{border-collapse:collapse;width:100%;margin:1em 0} th,td{text-align:left;
+vertical-align:top;padding:.35em .6em;border-bottom:1px solid #d7dbe1}
+th{width:14em;color:#555d6b;font-weight:500} td{overflow-wrap:anywhere}
+table.settings{font-size:.92em}
+code{font-size:.85em;word-break:break-all} .pair{display:flex;flex-wrap:wrap;gap:1em}
+.pair figure{flex:1 1 260px;margin:0} .pair img{max-width:100%;border:1px solid #ccc}
+.frames img{width:100%} .overlay{margin:0} .overlay img{max-width:100%}
+svg{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}
+.missing{padding:2em;color:#888;border:1px dashed #ccc}
+.scores{margin:1em 0 .4em;font-size:13px}
+.scores .row{display:grid;grid-template-columns:minmax(3em,11em) 1fr 3.2em;gap:8px;
+align-items:center;height:24px}
+.scores .name{text-align:right;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.scores .track{position:relative;height:100%;background:linear-gradient(to right,
+transparent var(--zone),rgba(164,35,27,.06) var(--zone))}
+.scores .track::before{content:"";position:absolute;left:var(--zero);top:0;bottom:0;
+border-left:1px solid #9aa2ae}
+.has-threshold .track::after{content:"";position:absolute;left:var(--zone);top:0;bottom:0;
+border-left:1.5px dashed #a4231b}
+.scores .bar{position:absolute;top:5px;bottom:5px;background:#aeb7c4;border-radius:2px;
+min-width:1px}
+.scores .top .bar{background:#5d6675} .scores .top.match .bar{background:#1d4fa8}
+.scores .top .name,.scores .top .value{font-weight:700}
+.scores .value{color:#555d6b;font-variant-numeric:tabular-nums}
+.scores .head{height:20px} .scores .head .track{background:none}
+.scores .head .track::before,.scores .head .track::after{display:none}
+.thr-label{position:absolute;bottom:3px;transform:translateX(-50%);white-space:nowrap;
+color:#a4231b;font-size:11px;font-weight:600} .thr-label.end{transform:translateX(-100%)}
+.chart-note{color:#555d6b;font-size:.9em;margin:.3em 0}
+@media (max-width:600px){body{margin:1em auto} th{width:auto}
+.facts th,.facts td{display:block;border:0;padding:.1em 0} .facts td{padding-bottom:.5em;
+border-bottom:1px solid #d7dbe1} .scores .row{grid-template-columns:minmax(3em,7em) 1fr 3em}}
+"""
+
+
 def html_report(
     result: dict[str, Any],
-    leak: np.ndarray,
+    leak: np.ndarray | None,
     original: np.ndarray | None,
     geometry: Geometry | None = None,
 ) -> str:
@@ -425,7 +495,7 @@ def html_report(
     else:
         title, detail = "No confident match", "Nobody is named."
     registration = ""
-    if geometry is not None and original is not None:
+    if geometry is not None and original is not None and leak is not None:
         evidence = result.get("evidence_coverage")
         counted = (
             f"the pixels inside it that really show the original — {evidence:.0%} of the "
@@ -470,7 +540,7 @@ def html_report(
         "<p>Nothing was tested: the file is the registered original itself.</p>"
         if own
         else f"<h2>Candidate scores</h2>"
-        f"{_chart(result.get('candidates', []), result.get('match_score'), matched)}"
+        f"{chart(result.get('candidates', []), result.get('match_score'), matched)}"
         f"<p>{explain}</p>"
     )
     return f"""<!doctype html>
@@ -478,48 +548,7 @@ def html_report(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>leaktrace evidence — {e(leak_info["name"])}</title>
 <style>
-body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1b1f27;
-padding:0 1em}}
-h1{{font-size:1.5em}} h2{{font-size:1.2em;margin-top:1.6em}}
-.verdict{{border-radius:8px;padding:16px 20px;border:1px solid;border-left-width:6px}}
-.verdict p{{margin:0}} .verdict-title{{font-size:1.45em;font-weight:700;line-height:1.25}}
-.verdict-detail{{margin-top:6px!important;overflow-wrap:anywhere}}
-.verdict-match{{background:#e8eef9;border-color:#b5c6e6;border-left-color:#1d4fa8}}
-.verdict-match .verdict-title{{color:#163d84}}
-.verdict-nomatch{{background:#eef0f3;border-color:#d7dbe1;border-left-color:#7b8494}}
-table{{border-collapse:collapse;width:100%;margin:1em 0}} th,td{{text-align:left;
-vertical-align:top;padding:.35em .6em;border-bottom:1px solid #d7dbe1}}
-th{{width:14em;color:#555d6b;font-weight:500}} td{{overflow-wrap:anywhere}}
-table.settings{{font-size:.92em}}
-code{{font-size:.85em;word-break:break-all}} .pair{{display:flex;flex-wrap:wrap;gap:1em}}
-.pair figure{{flex:1 1 260px;margin:0}} .pair img{{max-width:100%;border:1px solid #ccc}}
-.frames img{{width:100%}} .overlay{{margin:0}} .overlay img{{max-width:100%}}
-svg{{width:100%;height:auto;background:#fafafa;border:1px solid #ddd}}
-.missing{{padding:2em;color:#888;border:1px dashed #ccc}}
-.scores{{margin:1em 0 .4em;font-size:13px}}
-.scores .row{{display:grid;grid-template-columns:minmax(3em,11em) 1fr 3.2em;gap:8px;
-align-items:center;height:24px}}
-.scores .name{{text-align:right;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}}
-.scores .track{{position:relative;height:100%;background:linear-gradient(to right,
-transparent var(--zone),rgba(164,35,27,.06) var(--zone))}}
-.scores .track::before{{content:"";position:absolute;left:var(--zero);top:0;bottom:0;
-border-left:1px solid #9aa2ae}}
-.has-threshold .track::after{{content:"";position:absolute;left:var(--zone);top:0;bottom:0;
-border-left:1.5px dashed #a4231b}}
-.scores .bar{{position:absolute;top:5px;bottom:5px;background:#aeb7c4;border-radius:2px;
-min-width:1px}}
-.scores .top .bar{{background:#5d6675}} .scores .top.match .bar{{background:#1d4fa8}}
-.scores .top .name,.scores .top .value{{font-weight:700}}
-.scores .value{{color:#555d6b;font-variant-numeric:tabular-nums}}
-.scores .head{{height:20px}} .scores .head .track{{background:none}}
-.scores .head .track::before,.scores .head .track::after{{display:none}}
-.thr-label{{position:absolute;bottom:3px;transform:translateX(-50%);white-space:nowrap;
-color:#a4231b;font-size:11px;font-weight:600}} .thr-label.end{{transform:translateX(-100%)}}
-.chart-note{{color:#555d6b;font-size:.9em;margin:.3em 0}}
-@media (max-width:600px){{body{{margin:1em auto}} th{{width:auto}}
-.facts th,.facts td{{display:block;border:0;padding:.1em 0}} .facts td{{padding-bottom:.5em;
-border-bottom:1px solid #d7dbe1}} .scores .row{{grid-template-columns:minmax(3em,7em) 1fr 3em}}}}
-</style></head><body>
+{CSS}</style></head><body>
 <h1>leaktrace evidence report</h1>
 <div class="verdict {"verdict-match" if matched else "verdict-nomatch"}">
 <p class="verdict-title">{e(title)}</p><p class="verdict-detail">{detail}</p></div>
@@ -528,6 +557,6 @@ border-bottom:1px solid #d7dbe1}} .scores .row{{grid-template-columns:minmax(3em
 {pictures}
 {registration}
 <h2>Settings</h2>
-{_settings_table(result.get("settings") or {})}
+{settings_table(result.get("settings") or {})}
 </body></html>
 """

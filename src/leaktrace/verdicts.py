@@ -171,6 +171,9 @@ def matched(
             }
             for h, lp in found.accused
         ],
+        # What each probability was multiplied by (a case's combined probability undoes it
+        # per person: see leaktrace.combine).
+        "multiplicity": {"pairs": found.pairs, "tests": found.tests, "codes": found.groups},
         # A no-match keeps the scores (how far below the threshold) but not whose they are.
         "candidates": [
             {"handle": h, "score": round(z, 4)} if accused else {"score": round(z, 4)}

@@ -614,15 +614,41 @@ def settings() -> dict[str, Any]:
     }
 
 
+def _judged(
+    scanned: dict[str, Any] | None,
+    result: dict[str, Any],
+    media: Media | None,
+    leak: np.ndarray | None,
+) -> dict[str, Any] | None:
+    """The scan file record of a traced file (None when it is not a scan's)."""
+    if scanned is None:
+        return None
+    verdict = result["verdict"]
+    if verdict not in ("match", "original"):
+        verdict = "no_match" if media is not None else "unrelated"
+    return {
+        **scanned,
+        "status": verdict,
+        "reason": result["message"][:1000],
+        "media_id": None if media is None else media.id,
+        "fingerprint": b"" if leak is None else fingerprint(leak),
+    }
+
+
 def trace_file(
-    ws: Workspace, path: str | os.PathLike[str], *, threshold: float = DEFAULT_THRESHOLD
+    ws: Workspace,
+    path: str | os.PathLike[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    scanned: dict[str, Any] | None = None,
 ) -> TraceOutcome:
-    """Trace a leaked file against the workspace and record the trace."""
+    """Trace a leaked file against the workspace and record the trace (``scanned``: the
+    fields of the scan's record of this file, written with the trace in one transaction)."""
     ws.key  # noqa: B018 - a missing or foreign key is refused before any work
     leak_path = Path(path)
     leak_name = _utf8(leak_path.name)
     if is_video(leak_path):
-        return _trace_video_file(ws, leak_path, leak_name, threshold)
+        return _trace_video_file(ws, leak_path, leak_name, threshold, scanned)
     leak = read_image(leak_path)
     leak_sha = file_sha256(leak_path)
     registered = ws.media()
@@ -653,7 +679,13 @@ def trace_file(
     if own is not None:
         media, how, pixels = own
         result = {**original(leak_name, media, how), **base}
-        trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
+        trace_id = ws.record_trace(
+            sha256=leak_sha,
+            name=leak_name,
+            result=result,
+            media=media,
+            scanned=_judged(scanned, result, media, leak),
+        )
         return TraceOutcome(result, leak, pixels, trace_id)
     best: tuple[Detection, Media, np.ndarray] | None = None
     sent = False
@@ -688,7 +720,13 @@ def trace_file(
             else "matches no registered media"
         )
         result = {**no_match(leak_name, reason), **base}
-        trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=None)
+        trace_id = ws.record_trace(
+            sha256=leak_sha,
+            name=leak_name,
+            result=result,
+            media=None,
+            scanned=_judged(scanned, result, None, leak),
+        )
         return TraceOutcome(result, leak, None, trace_id)
     found, media, pixels = best
     sim = float(sims[registered.index(media)])
@@ -701,7 +739,13 @@ def trace_file(
         "message": message(found, named, f"media: {media.name}"),
         **base,
     }
-    trace_id = ws.record_trace(sha256=leak_sha, name=leak_name, result=result, media=media)
+    trace_id = ws.record_trace(
+        sha256=leak_sha,
+        name=leak_name,
+        result=result,
+        media=media,
+        scanned=_judged(scanned, result, media, leak),
+    )
     return TraceOutcome(result, leak, pixels, trace_id, found.geometry)
 
 
@@ -726,16 +770,24 @@ def _own_original(
     return None
 
 
-def _trace_video_file(ws: Workspace, path: Path, name: str, threshold: float) -> TraceOutcome:
+def _trace_video_file(
+    ws: Workspace, path: Path, name: str, threshold: float, scanned: dict[str, Any] | None
+) -> TraceOutcome:
     """``trace_file`` for a video: the verdict, with a leak frame and the original frame it
     shows (middle of the matched range) for the report."""
     from .videos import trace_video
 
     sha = file_sha256(path)
     result, found, media = trace_video(ws, path, name, sha, threshold=threshold)
-    trace_id = ws.record_trace(sha256=sha, name=name, result=result, media=media)
     leak_frame, original_frame = _frames_at(
         path, None if media is None else ws.original_path(media), found
+    )
+    trace_id = ws.record_trace(
+        sha256=sha,
+        name=name,
+        result=result,
+        media=media,
+        scanned=_judged(scanned, result, media, leak_frame),
     )
     return TraceOutcome(
         result, leak_frame, original_frame, trace_id, None if found is None else found.geometry

@@ -1,7 +1,8 @@
 """The registry: a workspace's records (SQLite or PostgreSQL through SQLAlchemy) and files."""
 
 from .codebook import Codebook
-from .models import Copy, Job, Media, Recipient, Token, Trace
+from .models import Case, CaseExport, Copy, Job, Media, Recipient, Scan, ScanFile, Token, Trace
+from .scans import SETTINGS
 from .workspace import (
     Batch,
     CopyRecord,
@@ -13,7 +14,10 @@ from .workspace import (
 )
 
 __all__ = [
+    "SETTINGS",
     "Batch",
+    "Case",
+    "CaseExport",
     "Codebook",
     "Copy",
     "CopyRecord",
@@ -21,6 +25,8 @@ __all__ = [
     "Job",
     "Media",
     "Recipient",
+    "Scan",
+    "ScanFile",
     "Token",
     "Trace",
     "Workspace",

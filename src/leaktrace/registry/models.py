@@ -10,6 +10,11 @@
     jobs        the service's batches: recipients fixed when accepted, status, progress
     traces      every trace and its result
     tokens      API tokens (a SHA-256 digest of each, never the token)
+    scans       runs of ``scan`` over a folder of suspected leaks: status and progress
+    scan_files  every file a scan met: where, its hash, what it is (a match and its trace, no
+                confident match, unrelated, unreadable — with the one-line reason) and its case
+    cases       one per leaker (or group of leakers together) the scans' matches name
+    case_exports  every evidence bundle exported: the SHA-256 of its manifest
 """
 
 from __future__ import annotations
@@ -32,7 +37,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ..codes import FORMAT_VERSION
 
-__all__ = ["Base", "Copy", "Job", "Media", "Meta", "Recipient", "Token", "Trace"]
+__all__ = [
+    "Base",
+    "Case",
+    "CaseExport",
+    "Copy",
+    "Job",
+    "Media",
+    "Meta",
+    "Recipient",
+    "Scan",
+    "ScanFile",
+    "Token",
+    "Trace",
+]
 
 
 def _now() -> datetime:
@@ -154,3 +172,62 @@ class Token(Base):
     hint: Mapped[str] = mapped_column(String(16))
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Scan(Base):
+    """One run of ``scan`` over a folder (or of the service's scan job over uploads)."""
+
+    __tablename__ = "scans"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Case(Base):
+    """The leaks that name one leaker (``handles``: one, or several who combined copies)."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), unique=True)  # handles, sorted, '+'-joined
+    handles: Mapped[list[str]] = mapped_column(JSON)
+    log10_p: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ScanFile(Base):
+    """One file a scan met, recorded (with its trace, in the same transaction) as it was
+    judged. ``status``: ``match`` (its trace names someone; ``case_id`` set), ``no_match``
+    (one of our media, nobody named), ``original`` (an unmarked original), ``unrelated`` (not
+    one of our media) or ``unreadable`` (``reason`` says why)."""
+
+    __tablename__ = "scan_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id"), index=True)
+    path: Mapped[str] = mapped_column(String(2048))
+    name: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    trace_id: Mapped[int | None] = mapped_column(ForeignKey("traces.id"), nullable=True)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"), nullable=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True, index=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CaseExport(Base):
+    """An evidence bundle exported from a case: its manifest's SHA-256, so that a bundle
+    whose files and manifest were both changed is still told from the one exported."""
+
+    __tablename__ = "case_exports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

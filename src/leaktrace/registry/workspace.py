@@ -59,8 +59,9 @@ from ..errors import (
 )
 from ..keys import Key
 from .codebook import Codebook
-from .models import Base, Copy, Job, Media, Meta, Recipient, Token, Trace
+from .models import Base, Copy, Job, Media, Meta, Recipient, ScanFile, Token, Trace
 from .people import read_people
+from .scans import ScansAndCases
 
 __all__ = [
     "Batch",
@@ -74,7 +75,7 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 #: The newest migration in ``migrations/versions`` (a test keeps the two in step).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 HANDLE_MAX = 64
 NAME_MAX = 200
 EMAIL_MAX = 254
@@ -150,7 +151,7 @@ class Batch:
     job_id: str | None = None
 
 
-class Workspace:
+class Workspace(ScansAndCases):
     """An open workspace. Create one with :meth:`create`, open it with :meth:`open`."""
 
     DB_NAME = "leaktrace.db"
@@ -784,8 +785,17 @@ class Workspace:
         return job
 
     # -- traces ------------------------------------------------------------------------------
-    def record_trace(self, *, sha256: str, name: str, result: dict, media: Media | None) -> int:
-        """Record a trace; returns its id."""
+    def record_trace(
+        self,
+        *,
+        sha256: str,
+        name: str,
+        result: dict,
+        media: Media | None,
+        scanned: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a trace; returns its id. ``scanned``: the fields of the scan file record
+        that this trace judges, written in the same transaction."""
         row = Trace(
             sha256=sha256,
             name=name,
@@ -798,6 +808,8 @@ class Workspace:
         with self._session() as s:
             s.add(row)
             s.flush()
+            if scanned is not None:
+                s.add(ScanFile(**scanned, trace_id=row.id))
             return row.id
 
     def trace(self, trace_id: int) -> Trace:

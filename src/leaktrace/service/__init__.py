@@ -3,10 +3,11 @@
 ::
 
     __init__.py     create_app: assembles the routers, middleware and the one error handler
-    routes/         one router per resource: recipients, media, copies, jobs, traces
+    routes/         one router per resource: recipients, media, copies, jobs, traces, cases
     schemas.py      request and response bodies; the error answers each route documents
     deps.py         the Service every route depends on (workspace, job runner, settings)
     jobs.py         batches of copies, kept in the registry, run one at a time
+    scans.py        scans of uploaded suspected leaks, kept in the registry, one at a time
     reports.py      evidence reports: private files, kept for --keep-reports days
     uploads.py      uploaded files under their own (cleaned) names, videos told from pictures
     middleware.py   token check and upload limits (photos, videos), before a body is read
@@ -54,6 +55,7 @@ from .deps import Service
 from .jobs import JobRunner
 from .middleware import RequireToken, UploadLimit
 from .reports import DEFAULT_KEEP_DAYS, expire_reports
+from .scans import ScanRunner
 from .schemas import Health, errors
 
 __all__ = ["DEFAULT_KEEP_DAYS", "DEFAULT_MAX_UPLOAD", "DEFAULT_MAX_VIDEO_UPLOAD", "create_app"]
@@ -131,6 +133,7 @@ def create_app(
         jobs=JobRunner(ws, workers=workers),
         tracing=threading.BoundedSemaphore(max(1, os.cpu_count() or 1)),
         keep_reports=keep_reports,
+        scans=ScanRunner(ws, workers=workers),
     )
 
     @asynccontextmanager
@@ -139,7 +142,11 @@ def create_app(
         resumed = service.jobs.start()
         if resumed:
             log.info("resuming %d job(s) a previous server left: %s", len(resumed), resumed)
+        rescans = service.scans.start()
+        if rescans:
+            log.info("resuming %d scan(s) a previous server left: %s", len(rescans), rescans)
         yield
+        service.scans.stop()
         service.jobs.stop()
         ws.close()
 
@@ -199,7 +206,14 @@ def create_app(
         dependencies=[Security(HTTPBearer(auto_error=False))],
         responses=errors({401: "No valid API token: nothing was done"}),
     )
-    for module in (routes.recipients, routes.media, routes.copies, routes.jobs, routes.traces):
+    for module in (
+        routes.recipients,
+        routes.media,
+        routes.copies,
+        routes.jobs,
+        routes.traces,
+        routes.cases,
+    ):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from ..registry import Workspace
 from .jobs import JobRunner
+from .scans import ScanRunner
 
 __all__ = ["Service", "ServiceDep"]
 
@@ -24,6 +25,8 @@ class Service:
     tracing: threading.BoundedSemaphore
     #: Days a trace's evidence report is kept (0: for ever).
     keep_reports: int
+    #: Scans of uploaded suspected leaks, one at a time.
+    scans: ScanRunner
 
 
 async def _service(request: Request) -> Service:

@@ -15,6 +15,9 @@ from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
 from ..workflow import MAX_STRENGTH, MIN_STRENGTH
 
 __all__ = [
+    "CaseDetailOut",
+    "CaseOut",
+    "ScanOut",
     "HANDLE_PATTERN",
     "TEXT_PATTERN",
     "CopiesIn",
@@ -249,3 +252,83 @@ class TraceSummary(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+
+
+# -- scans and cases ---------------------------------------------------------------------------
+ScanStatus = Literal["queued", "running", "done", "failed", "stopped"]
+FileStatus = Literal["match", "no_match", "original", "unrelated", "unreadable"]
+
+
+class ScanFileOut(BaseModel):
+    name: str
+    sha256: str
+    status: FileStatus = Field(
+        description='"match" (in a case), "no_match" (one of your media, nobody named), '
+        '"original" (your unmarked original), "unrelated" (not one of your media), '
+        '"unreadable" (not a picture or video leaktrace reads).'
+    )
+    reason: str = Field(description="The verdict's line, or why the file cannot be read.")
+    case_id: int | None = None
+    trace_id: int | None = None
+
+
+class ScanOut(BaseModel):
+    id: str
+    status: ScanStatus
+    done: int = Field(description="Files judged so far.")
+    total: int = Field(description="Files the scan judges.")
+    errors: list[str]
+    created: datetime
+    finished: datetime | None
+    files: list[ScanFileOut] = Field(
+        default_factory=list, description="Every file judged so far, in the order sent."
+    )
+
+
+class CaseMediaOut(BaseModel):
+    id: int
+    name: str
+    sha256: str
+    registered: datetime
+    files: int
+    leaks: int = Field(description="Distinct leaks among its files (re-shares are one leak).")
+    log10_p: float = Field(description="log10 of its strongest file's probability.")
+
+
+class CaseFileOut(BaseModel):
+    id: int
+    path: str
+    name: str
+    sha256: str
+    media_id: int
+    trace_id: int
+    traced: datetime
+    log10_p: float
+    leak: int
+    reshare: bool
+    report_url: str
+
+
+class CaseOut(BaseModel):
+    id: int
+    leakers: list[PersonOut]
+    media: list[CaseMediaOut]
+    files: int
+    leaks: int
+    p_value: float = Field(
+        description="The combined false-accusation probability (0 when below what a float "
+        "holds: see log10_p)."
+    )
+    log10_p: float
+    log10_p_per_person: dict[str, float]
+    strongest_log10_p: float = Field(description="log10 of the strongest single file's.")
+    eligible: int = Field(
+        description="Recipients who received every media item of the case (what the combined "
+        "probability is corrected for)."
+    )
+    created: datetime
+    export_url: str
+
+
+class CaseDetailOut(CaseOut):
+    file_list: list[CaseFileOut]
