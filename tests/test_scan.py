@@ -249,7 +249,12 @@ def test_verify_tells_a_changed_file_a_changed_manifest_and_a_changed_record(
     with sqlite3.connect(home / "leaktrace.db") as db:
         first, last = copies[0]["copy_id"], copies[-1]["copy_id"]
         db.execute("update copies set created = '2020-01-01 00:00:00' where id = ?", (first,))
-        db.execute("update copies set sha256 = 'f' || substr(sha256, 2) where id = ?", (last,))
+        # A hash whose first digit is changed (each run's key gives other hashes).
+        db.execute(
+            "update copies set sha256 = (case when sha256 like '0%' then '1' else '0' end)"
+            " || substr(sha256, 2) where id = ?",
+            (last,),
+        )
     bad = run(home, "cases", "verify", bundle)
     assert bad.exit_code == 1
     assert "registry changed: copy record" in bad.stderr and "sha256" in bad.stderr
