@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -151,12 +152,21 @@ def check(out: dict, truth: dict) -> dict[str, object]:
 
 
 def timed_scan(home: Path, folder: Path, workers: int | None) -> tuple[float, dict]:
+    took, _cpu, out = timed_scan_cpu(home, folder, workers)
+    return took, out
+
+
+def timed_scan_cpu(home: Path, folder: Path, workers: int | None) -> tuple[float, float, dict]:
+    """Wall time, CPU time (the scan and its pool processes) and the scan's JSON."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = cli(home, "scan", str(folder), "--json", workers=workers)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"scan failed: {done.stderr.strip()}")
-    return took, json.loads(done.stdout)
+    return took, cpu, json.loads(done.stdout)
 
 
 def killed_and_resumed(home: Path, folder: Path, total: int) -> dict[str, object]:
@@ -355,15 +365,33 @@ def grouping(
     )
 
     if not skip_speed:
-        one = base / "ws-one"
-        shutil.copytree(pristine, one)
-        took_one, _ = timed_scan(one, folder, 1)
-        print(
-            f"\n## Speed\n\n{len(truth)} files: {took:.1f} s on all {cores} cores, "
-            f"{took_one:.1f} s one by one (--workers 1): throughput ratio "
-            f"{took_one / took:.2f}"
+        speed(pristine, folder, len(truth))
+
+
+def speed(pristine: Path, folder: Path, n: int) -> None:
+    """The scan over all cores against ``--workers 1`` (tracing the files one by one), on
+    copies of the untouched workspace: wall time, and CPU time over wall time (how many cores
+    were kept busy; the machine may be shared)."""
+    cores = os.cpu_count() or 1
+    rows = []
+    for workers in (None, 1):
+        home = pristine.parent / f"ws-speed-{workers}"
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(pristine, home)
+        took, cpu, _ = timed_scan_cpu(home, folder, workers)
+        rows.append(
+            [
+                f"{'all ' + str(cores) if workers is None else 1} process(es)",
+                took,
+                cpu,
+                cpu / took,
+                n / took,
+            ]
         )
-        shutil.rmtree(one)
+        shutil.rmtree(home)
+    print(f"\n## Speed ({n} files; load average {os.getloadavg()[0]:.1f} on {cores} cores)\n")
+    print(table(["scan", "wall s", "CPU s", "cores busy", "files/s"], rows))
+    print(f"\nthroughput ratio (all cores / one by one): {rows[1][1] / rows[0][1]:.2f}")
 
 
 if __name__ == "__main__":
