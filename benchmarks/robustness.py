@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 from _common import KODAK, psnr, require_corpus, ssim, table
@@ -19,12 +20,31 @@ from _common import KODAK, psnr, require_corpus, ssim, table
 import leaktrace as lt
 from leaktrace import attacks
 
-BLIND = ("none", "jpeg50", "scale0.5", "blind:jpeg75", "blind:crop50", "blind:rot+2")
-EXTRA = {
-    "blind:jpeg75": lambda im: attacks.jpeg(im, 75),
+
+def _j75(attack: attacks.Attack) -> attacks.Attack:
+    return lambda im: attacks.jpeg(attack(im), 75)
+
+
+#: Issue 11's blind rows: every geometry blind detection must survive, on top of JPEG 75.
+EXTRA: dict[str, attacks.Attack] = {
+    "blind:none": lambda im: im,
+    "blind:jpeg75": _j75(lambda im: im),
+    **{
+        f"blind:rot{d:+d}{tail}": _j75(partial(attacks.rotate, degrees=d, crop_borders=crop))
+        for d in (2, -2, 5, -5, 10, -10, 20, -20)
+        for tail, crop in (("", False), ("-cropped", True))
+    },
+    "blind:flip": attacks.GEOMETRIC["flip"],
+    "blind:aspect0.8": attacks.GEOMETRIC["aspect0.8"],
+    "blind:aspect1.25": _j75(partial(attacks.stretch, fx=1.0, fy=1.25)),
+    "blind:scale0.4": _j75(partial(attacks.rescale, factor=0.4)),
+    "blind:scale2": attacks.GEOMETRIC["scale2"],
     "blind:crop50": attacks.GEOMETRIC["crop50"],
-    "blind:rot+2": attacks.GEOMETRIC["rot+2"],
+    "blind:crop50-corner": attacks.GEOMETRIC["crop50-corner"],
+    "blind:screenshot-png": attacks.GEOMETRIC["screenshot-png"],
+    "blind:screenshot-jpeg85": attacks.GEOMETRIC["screenshot-jpeg85"],
 }
+BLIND = ("none", "jpeg50", "scale0.5", *EXTRA)
 
 
 def suite(name: str, others: list[np.ndarray]) -> dict:
@@ -48,7 +68,12 @@ def run_photo(args: tuple[str, int, bytes, str]) -> dict:
     guilty = candidates[len(media_id) * 37 % n_candidates]
     original = lt.read_image(path)
     marked = lt.embed(original, key, media_id, guilty)
-    out: dict = {"psnr": psnr(marked, original), "ssim": ssim(marked, original), "rows": {}}
+    out: dict = {
+        "name": media_id,
+        "psnr": psnr(marked, original),
+        "ssim": ssim(marked, original),
+        "rows": {},
+    }
     codeword = lt.codes.codeword(key, media_id, guilty)
     others = [lt.read_image(p) for p in KODAK[:4] if str(p) != path][:3]
     for name, attack in suite(which, others).items():
@@ -112,6 +137,11 @@ def main() -> None:
                 float(np.mean(z)),
                 float(np.mean([c["acc"] for c in cells])),
                 float(np.max([c["innocent"] for c in cells])),
+                " ".join(
+                    r["name"].removeprefix("kodim").removesuffix(".png")
+                    for r, c in zip(results, cells, strict=True)
+                    if not c["traced"]
+                ),
             ]
         )
     print(
@@ -125,6 +155,7 @@ def main() -> None:
                 "z mean",
                 "soft-value sign accuracy",
                 "max innocent z",
+                "missed",
             ],
             rows,
         )

@@ -151,11 +151,14 @@ class Code:
         p = self.bias
         return 2 * p - 1, 2 * np.sqrt(p * (1 - p))
 
-    def totals(self, soft: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    def totals(self, soft: np.ndarray, symbols: np.ndarray, *, rough: bool = False) -> np.ndarray:
         """The symmetric score ``Σ_j soft_j·(c_j − μ_j)/σ_j`` of each row of ``symbols``
-        (a codeword, or a matrix of them), over this code's positions."""
+        (a codeword, or a matrix of them), over this code's positions; ``rough``: in the
+        symbols' own precision (float32), to rank readings rather than to state a p-value."""
         mean, spread = self._moments()
         y = np.asarray(soft, np.float64) / spread
+        if rough:
+            return np.asarray(symbols @ y.astype(symbols.dtype), np.float64) - float(mean @ y)
         return np.asarray(symbols, np.float64) @ y - float(mean @ y)
 
     def restricted(self, positions: np.ndarray) -> Code:

@@ -376,36 +376,141 @@ def _valid(
     return cv2.erode(seen, np.ones((9, 9), np.uint8)).astype(np.float32)
 
 
-def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | None:
-    """The leak as a picture rotated on a grown canvas (empty corners), turned back."""
+def _mapped(
+    plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int], *, flipped: bool = False
+) -> _Hypothesis:
+    """The leak ``plane`` read on ``grid`` through ``matrix`` (3×3, grid pixel → leak pixel)."""
+    factor = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))  # leak pixels per grid pixel
+    full = matrix
+    if factor > 1.5:  # average down first, as to_working does
+        size = (max(1, round(plane.shape[0] / factor)), max(1, round(plane.shape[1] / factor)))
+        down = np.diag([size[1] / plane.shape[1], size[0] / plane.shape[0], 1.0])
+        down[:2, 2] = 0.5 * np.diag(down)[:2] - 0.5  # pixel centres stay pixel centres
+        plane, matrix = resize(plane, size), down @ matrix
+    warped = cv2.warpAffine(
+        plane, matrix[:2], (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
+    valid = _valid(grid, matrix[:2], plane.shape)
+    return _grid_hypothesis(warped, valid, Geometry(full, flipped, 0, float(valid.mean())))
+
+
+def _edges(
+    grid: tuple[int, int], top: float, left: float, bottom: float, right: float
+) -> np.ndarray:
+    """The map (3×3) from a grid to the leak that shows it between these pixel edges."""
+    sx, sy = (right - left) / grid[1], (bottom - top) / grid[0]
+    return np.array([[sx, 0, left + 0.5 * sx], [0, sy, top + 0.5 * sy], [0, 0, 1]])
+
+
+def _grids(shape: tuple[int, ...] | None, height: float, width: float) -> list[tuple[int, int]]:
+    """The working grids a whole picture of ``height`` × ``width`` may have been marked on:
+    the original's when its shape is known, else its own and the two whose long side is one
+    step (16 pixels) away, which a rescale's rounding may have moved it from."""
+    if shape is not None:
+        return [working_shape(shape)]
+    own = working_shape((max(1, round(height)), max(1, round(width))))
+    steps = [(0, 16), (0, -16)] if own[1] > own[0] else [(16, 0), (-16, 0)]
+    if own[0] == own[1]:
+        steps = [(16, 0), (0, 16)]
+    return [own, *((own[0] + a, own[1] + b) for a, b in steps)]
+
+
+def _whole(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as the whole picture, rescaled or stretched at most, and as its mirror image:
+    two readings per candidate grid (one grid when the original's shape is known, three
+    otherwise, see :func:`_grids`)."""
+    h, w = plane.shape
+    mirror = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]])
+    out = []
+    for grid in _grids(shape, h, w):
+        upright = resize(plane, grid)
+        matrix = _edges(grid, -0.5, -0.5, h - 0.5, w - 0.5)
+        out.append(_grid_hypothesis(upright, None, Geometry(matrix, False, 0, 1.0)))
+        mirrored = np.ascontiguousarray(upright[:, ::-1])
+        out.append(_grid_hypothesis(mirrored, None, Geometry(mirror @ matrix, True, 0, 1.0)))
+    return out
+
+
+def _framed(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as a picture rotated on a grown canvas (empty corners, :func:`sync.frame`),
+    turned back: one reading when it shows such a frame, none otherwise."""
     corners = sync.frame(plane)
     if corners is None:
-        return None
+        return []
     # The corners are those of the picture's outer edge: grid pixel edges -0.5 and size - 0.5.
     width = float(np.linalg.norm(corners[1] - corners[0]))
     height = float(np.linalg.norm(corners[3] - corners[0]))
     if shape is None:
-        shape = (round(height), round(width))
         try:  # a sliver of a frame would make a grid too large to hold
-            check_shape(shape)
+            check_shape((round(height), round(width)))
         except ImageArrayError:
-            return None
-    grid = working_shape(shape)
-    factor = width / grid[1]  # leak pixels per grid pixel
-    if factor > 1.5:  # average down first, as to_working does
-        plane = resize(plane, (round(plane.shape[0] / factor), round(plane.shape[1] / factor)))
-        corners = (corners + 0.5) / factor - 0.5
+            return []
+    grid = _grids(shape, height, width)[0]
     edge = [-0.5, grid[1] - 0.5, grid[0] - 0.5]
     src = np.array([[edge[0], edge[0]], [edge[1], edge[0]], [edge[1], edge[2]]], np.float32)
     matrix = cv2.getAffineTransform(src, corners[:3].astype(np.float32))
-    warped = cv2.warpAffine(
-        plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    )
-    valid = _valid(grid, matrix, plane.shape)
-    full = np.vstack([matrix, [0, 0, 1]])
-    if factor > 1.5:
-        full = np.diag([factor, factor, 1.0]) @ full
-    return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
+    return [_mapped(plane, np.vstack([matrix, [0, 0, 1]]), grid)]
+
+
+def _shown(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as a screenshot: an upright picture on a flat canvas (bars, margins, text;
+    :func:`sync.picture`), read on its grid: one reading per candidate grid when the leak
+    shows such a picture with the original's aspect (within 3 %), none otherwise."""
+    edges = sync.picture(plane)
+    if edges is None:
+        return []
+    top, left, bottom, right = edges
+    if shape is not None:
+        aspect = (right - left) / (bottom - top) * shape[0] / shape[1]
+        if abs(np.log(aspect)) > 0.03:
+            return []
+    return [
+        _mapped(plane, _edges(grid, *edges), grid)
+        for grid in _grids(shape, bottom - top, right - left)
+    ]
+
+
+def _turned(
+    plane: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...] | None
+) -> list[_Hypothesis]:
+    """The leak as a picture turned about its centre and cropped about it (a "straighten"),
+    unscaled: the template chooses the :data:`sync.ANGLES` best angles (no codeword: free),
+    and each is read with its neighbours 0.1° on either side — 3 × ANGLES readings, or none
+    when the original's shape is not known or the leak could not be a turned crop of it."""
+    if shape is None:
+        return []
+    grid = working_shape(shape)
+    fy, fx = grid[0] / shape[0], grid[1] / shape[1]  # grid pixels per original pixel
+    small = resize(plane, (max(1, round(plane.shape[0] * fy)), max(1, round(plane.shape[1] * fx))))
+    limit = _turn_limit((small.shape[0], small.shape[1]), grid)
+    if limit < 0.5:
+        return []
+    out = []
+    for degrees in sync.angles(small, key, media_id, grid, limit=limit):
+        for near in (degrees, degrees - 0.1, degrees + 0.1):
+            matrix = np.vstack([sync.centred(grid, small.shape, near), [0, 0, 1]])
+            back = np.diag([plane.shape[1] / small.shape[1], plane.shape[0] / small.shape[0], 1])
+            back[:2, 2] = 0.5 * np.diag(back)[:2] - 0.5
+            out.append(_mapped(plane, back @ matrix, grid))
+    return out
+
+
+#: Largest rotation (degrees) a turned crop is searched for.
+_MOST_TURN = 30.0
+
+
+def _turn_limit(size: tuple[int, int], grid: tuple[int, int]) -> float:
+    """The largest angle (degrees, at most :data:`_MOST_TURN`) by which a picture of ``grid``
+    can be turned about its centre and still hold a centred crop of ``size`` (with 2 % slack
+    for rounding), 0 when none can."""
+    h, w = size[0] / 2, size[1] / 2
+    gh, gw = 1.02 * grid[0] / 2 + 1, 1.02 * grid[1] / 2 + 1
+    for degrees in np.arange(0.0, _MOST_TURN + 1e-9, 0.1):
+        a = np.deg2rad(degrees)
+        c, s_ = np.cos(a), np.sin(a)
+        if w * c + h * s_ > gw or w * s_ + h * c > gh:
+            return float(max(degrees - 0.1, 0.0))
+    return _MOST_TURN
 
 
 def _band_starts(grid: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -480,16 +585,16 @@ def _cropped(
 def _blind_hypotheses(
     leak: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...] | None
 ) -> list[_Hypothesis]:
-    """Every way blind detection reads the leak: as the whole picture (rescaled at most), as
-    a picture rotated on a grown canvas, and — when the original's size is known — as a crop
-    placed by the sync template."""
-    out = [_grid_hypothesis(to_working(leak), None, None)]
+    """Every way blind detection reads the leak, each one a test paid for in the p-value:
+    as the whole picture and its mirror image (:func:`_whole`), as a picture rotated on a
+    grown canvas (:func:`_framed`), as a screenshot (:func:`_shown`), and — when the
+    original's size is known — as a turned crop (:func:`_turned`) and as a crop placed by the
+    sync template (:func:`_cropped`)."""
     plane = luma(leak)
-    rotated = _rotated(plane, shape)
-    if rotated is not None:
-        out.append(rotated)
+    out = _whole(plane, shape) + _framed(plane, shape) + _shown(plane, shape)
     if shape is not None:
-        out.extend(_cropped(plane, key, media_id, shape))
+        out += _turned(plane, key, media_id, shape)
+        out += _cropped(plane, key, media_id, shape)
     return out
 
 
@@ -583,7 +688,9 @@ class Scorer:
         norm = float(np.linalg.norm(soft))
         if norm == 0:
             return 0.0
-        return max(float(full.totals(soft, m).max()) for full, _, m in self._groups) / norm
+        return (
+            max(float(full.totals(soft, m, rough=True).max()) for full, _, m in self._groups) / norm
+        )
 
     def judge(
         self,
