@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 
 import numpy as np
 from _common import KODAK, psnr, require_corpus, ssim, table
@@ -20,30 +19,8 @@ from _common import KODAK, psnr, require_corpus, ssim, table
 import leaktrace as lt
 from leaktrace import attacks
 
-
-def _j75(attack: attacks.Attack) -> attacks.Attack:
-    return lambda im: attacks.jpeg(attack(im), 75)
-
-
-#: Issue 11's blind rows: every geometry blind detection must survive, on top of JPEG 75.
-EXTRA: dict[str, attacks.Attack] = {
-    "blind:none": lambda im: im,
-    "blind:jpeg75": _j75(lambda im: im),
-    **{
-        f"blind:rot{d:+d}{tail}": _j75(partial(attacks.rotate, degrees=d, crop_borders=crop))
-        for d in (2, -2, 5, -5, 10, -10, 20, -20)
-        for tail, crop in (("", False), ("-cropped", True))
-    },
-    "blind:flip": attacks.GEOMETRIC["flip"],
-    "blind:aspect0.8": attacks.GEOMETRIC["aspect0.8"],
-    "blind:aspect1.25": _j75(partial(attacks.stretch, fx=1.0, fy=1.25)),
-    "blind:scale0.4": _j75(partial(attacks.rescale, factor=0.4)),
-    "blind:scale2": attacks.GEOMETRIC["scale2"],
-    "blind:crop50": attacks.GEOMETRIC["crop50"],
-    "blind:crop50-corner": attacks.GEOMETRIC["crop50-corner"],
-    "blind:screenshot-png": attacks.GEOMETRIC["screenshot-png"],
-    "blind:screenshot-jpeg85": attacks.GEOMETRIC["screenshot-jpeg85"],
-}
+#: Issue 11's blind rows (leaktrace.attacks.BLIND), traced blind only.
+EXTRA = {f"blind:{name}": attack for name, attack in attacks.BLIND.items()}
 BLIND = ("none", "jpeg50", "scale0.5", *EXTRA)
 
 
