@@ -9,9 +9,24 @@ attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bou
 every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
 most suspect one's is the ``p_value`` reported.
 
-Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
-grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
-multiplies the p-value by the number of readings it tried, like by the number of candidates.
+Blind detection reads a leak in several ways and multiplies the p-value by the number of
+readings it tried, like by the number of candidates (each reading is one more chance for an
+innocent to score high). What it tries, and what each costs in readings:
+
+- the whole picture, rescaled or stretched onto the original's grid, and its mirror image:
+  2 (6 when the original's size is not known: the leak's own grid and its two neighbours);
+- a picture rotated on a grown canvas, its outer edge found (:func:`sync.frame`): 1;
+- a screenshot, the picture's edges found on the flat canvas around it (:func:`sync.picture`):
+  1 (3 without the size);
+- given the original's size, a picture turned about its centre and cropped about it: the
+  template chooses the angle without looking at any codeword, and the 2 best angles are read
+  with their neighbours 0.1° apart: 6;
+- given the original's size, an unscaled crop placed by the template modulo its period: 36
+  residues × every whole-period placement (a few hundred for a 50 % crop).
+
+Choosing among geometries by the template, the picture's outline or the frame is free: none of
+them depends on a candidate's codeword, so an innocent's score on the reading chosen keeps the
+null law. Only readings scored with the codewords are paid for.
 """
 
 from __future__ import annotations
@@ -376,9 +391,7 @@ def _valid(
     return cv2.erode(seen, np.ones((9, 9), np.uint8)).astype(np.float32)
 
 
-def _mapped(
-    plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int], *, flipped: bool = False
-) -> _Hypothesis:
+def _mapped(plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int]) -> _Hypothesis:
     """The leak ``plane`` read on ``grid`` through ``matrix`` (3×3, grid pixel → leak pixel)."""
     factor = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))  # leak pixels per grid pixel
     full = matrix
@@ -391,7 +404,7 @@ def _mapped(
         plane, matrix[:2], (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     )
     valid = _valid(grid, matrix[:2], plane.shape)
-    return _grid_hypothesis(warped, valid, Geometry(full, flipped, 0, float(valid.mean())))
+    return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
 
 
 def _edges(

@@ -1,22 +1,28 @@
-"""Synchronisation template: lets blind detection find a crop's or a rotation's geometry.
+"""Synchronisation: how blind detection finds where a leak sits on its working grid.
 
 Every copy of a media item carries, besides its recipient's codeword, the same faint keyed
 *template*: a :data:`PERIOD` × :data:`PERIOD` tile of band-limited noise (periods of 8 to 32
 working-grid pixels, the marked bands' range) repeated over the working grid and shaped by the
 perceptual mask. It is common to all recipients, so it reveals nothing about who received a
-copy; only the recipient codeword layout, which is never periodic, says that.
+copy; only the recipient codeword layout, which is never periodic, says that. The tile is
+keyed on the working grid's shape too.
 
-In a leak the repetition shows as a lattice of peaks in the autocorrelation of the whitened
-luma: the lattice's two basis vectors give the linear part of the map from the working grid to
-the leak (scale, rotation, aspect, shear), whatever was cropped. Folding the leak, resampled
-back onto the grid's scale, modulo the period and correlating it with the keyed tile gives the
-translation modulo the period. The tile is keyed on the working grid's shape too, so the same
-correlation tells which grid (which original size) the leak was cut from. What is left — the
-translation's multiple of the period — is a handful of hypotheses that the detector tests with
-the codewords and pays for in the p-value.
+The template is faint (a tenth of the mark's energy): its correlation with a whitened leak at
+the right geometry stands 3 to 10 standard deviations above noise on a Kodak photo, enough to
+choose among a few dozen geometries but not to find a rotation, scale and shift from nothing
+(its autocorrelation lattice is lost in the host's on most photos). So geometry comes first
+from the picture itself and the template settles what is left:
+
+- :func:`frame` — a picture rotated on a grown canvas: its outer edge against the empty corners;
+- :func:`picture` — a screenshot: the picture's edges against the flat bars and margins;
+- :func:`angles` — a picture turned about its centre and cropped about it (the leak's centre is
+  the picture's): the template turned by every angle, the best kept;
+- :func:`residues` — an unscaled crop: the leak folded modulo the period and correlated with
+  the tile gives its translation modulo the period (the multiple of the period is left to
+  the detector, which tests each with the codewords and pays for it).
 
 Nothing here depends on the recipients' codewords, so choosing a geometry from the template
-is no search over codeword hypotheses.
+or from the picture's outline is no search over codeword hypotheses.
 """
 
 from __future__ import annotations
