@@ -26,7 +26,11 @@ innocent to score high). What it tries, and what each costs in readings:
 
 Choosing among geometries by the template, the picture's outline or the frame is free: none of
 them depends on a candidate's codeword, so an innocent's score on the reading chosen keeps the
-null law. Only readings scored with the codewords are paid for.
+null law. Only readings scored with the codewords are paid for, by weighted Bonferroni: the
+whole-picture readings, the other outline readings and the crop placements each have a third
+of the false-accusation budget, shared evenly inside (:func:`_blind_judgement`). So a
+whole-picture reading costs 3 × 2 = 6 tests, a turned crop 3 × (6 to 8), a crop placement
+3 × (the number of placements).
 """
 
 from __future__ import annotations
@@ -362,20 +366,25 @@ def _as_seen(
 class _Hypothesis:
     """One blind reading of a leak: the grid it is placed on, the whitened values of the
     grid's coefficients it shows (``index`` into the grid's :func:`analyse` order, all of
-    them when None) and where it sits (None: the leak is the whole grid)."""
+    them when None), where it sits (None: the leak is the whole grid), and the family of
+    readings whose share of the false-accusation budget it draws on."""
 
     shape: tuple[int, int]
     values: np.ndarray
     index: np.ndarray | None
     geometry: Geometry | None
+    family: Literal["whole", "outline", "placement"] = "outline"
 
 
 def _grid_hypothesis(
-    plane: np.ndarray, valid: np.ndarray | None, geometry: Geometry | None
+    plane: np.ndarray,
+    valid: np.ndarray | None,
+    geometry: Geometry | None,
+    family: Literal["whole", "outline"] = "outline",
 ) -> _Hypothesis:
     bands = analyse(plane)
     values = _whitened(bands, plane, valid) * band_gains(bands)
-    return _Hypothesis((plane.shape[0], plane.shape[1]), values, None, geometry)
+    return _Hypothesis((plane.shape[0], plane.shape[1]), values, None, geometry, family)
 
 
 def _valid(
@@ -438,9 +447,10 @@ def _whole(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis
     for grid in _grids(shape, h, w):
         upright = resize(plane, grid)
         matrix = _edges(grid, -0.5, -0.5, h - 0.5, w - 0.5)
-        out.append(_grid_hypothesis(upright, None, Geometry(matrix, False, 0, 1.0)))
         mirrored = np.ascontiguousarray(upright[:, ::-1])
-        out.append(_grid_hypothesis(mirrored, None, Geometry(mirror @ matrix, True, 0, 1.0)))
+        for picture, flipped in ((upright, False), (mirrored, True)):
+            geometry = Geometry(mirror @ matrix if flipped else matrix, flipped, 0, 1.0)
+            out.append(_grid_hypothesis(picture, None, geometry, "whole"))
     return out
 
 
@@ -591,7 +601,8 @@ def _cropped(
                     ]
                 )
                 geometry = Geometry(matrix, False, 0, cover)
-                out.append(_Hypothesis(grid, np.concatenate(vals), np.concatenate(index), geometry))
+                values_, index_ = np.concatenate(vals), np.concatenate(index)
+                out.append(_Hypothesis(grid, values_, index_, geometry, "placement"))
     return out
 
 
@@ -767,6 +778,43 @@ def score(
     return np.array([scores[c] for c in candidates])
 
 
+def _blind_judgement(
+    scorer: Scorer,
+    readings: list[_Hypothesis],
+    key: Key,
+    media_id: str,
+    *,
+    threshold: float,
+    hypotheses: int,
+) -> tuple[np.ndarray, Geometry | None, Judgement]:
+    """Judge the candidates on the best of ``readings``, every reading paid for.
+
+    Weighted Bonferroni: each family of readings — the whole picture and its mirror image;
+    the other readings found from the picture's outline or turned by the template; crop
+    placements — gets an equal share of the false-accusation budget, split evenly among its
+    readings, so a reading of a family of ``n`` costs ``n × families`` tests (a whole-picture
+    reading 6 instead of the hundreds a 50 % crop's placements would charge it). The shares
+    are fixed before any codeword is looked at, so the bound holds. In each family the
+    reading where some candidate scores best is judged; the verdict with the smaller
+    probability is reported."""
+    families: dict[str, list[_Hypothesis]] = {}
+    for reading in readings:
+        families.setdefault(reading.family, []).append(reading)
+    layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
+    judged = []
+    for members in families.values():
+        top, soft, geometry = -np.inf, np.zeros(CODE_LENGTH), None
+        for reading in members:
+            if reading.shape not in layouts:
+                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
+            values = _collect(reading, layouts[reading.shape])
+            if (z := scorer.top(values)) > top:
+                top, soft, geometry = z, values, reading.geometry
+        tests = hypotheses * len(members) * len(families)
+        judged.append((soft, geometry, scorer.judge(soft, threshold=threshold, tests=tests)))
+    return min(judged, key=lambda j: next(iter(j[2].log10_p.values())))
+
+
 def detect(
     leak: np.ndarray,
     key: Key,
@@ -817,32 +865,23 @@ def detect(
         raise DetectionInputError("hypotheses must be at least 1")
     scorer = Scorer(key, media_id, candidates)
     check_image(leak, least=MIN_LEAK_SIDE)
-    if original is not None:
-        check_image(original)
-        if shape is not None:
-            raise DetectionInputError("shape is for blind detection; the original has its own")
-        soft, geometry, coverage = _soft_values(leak, key, media_id, original)
-        tests = 1
-    else:
+    if original is None:
         if shape is not None and (len(shape) < 2 or min(shape[:2]) < 1):
             raise DetectionInputError(f"shape must be an original's (height, width), not {shape}")
-        # Every reading of the leak (whole, turned back, each crop placement) is one test,
-        # paid for in the p-value; the one where some candidate scores best is reported.
         readings = _blind_hypotheses(leak, key, media_id, shape)
-        top, soft, geometry, coverage = -np.inf, np.zeros(CODE_LENGTH), None, None
-        layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
-        for reading in readings:
-            if reading.shape not in layouts:
-                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
-            s_ = _collect(reading, layouts[reading.shape])
-            if (z := scorer.top(s_)) > top:
-                top, soft, geometry = z, s_, reading.geometry
-        tests = len(readings)
-    found = scorer.judge(soft, threshold=threshold, tests=hypotheses * tests)
+        soft, geometry, found = _blind_judgement(
+            scorer, readings, key, media_id, threshold=threshold, hypotheses=hypotheses
+        )
+        return Detection.of(found, threshold=threshold, mode="blind", geometry=geometry, soft=soft)
+    check_image(original)
+    if shape is not None:
+        raise DetectionInputError("shape is for blind detection; the original has its own")
+    soft, geometry, coverage = _soft_values(leak, key, media_id, original)
+    found = scorer.judge(soft, threshold=threshold, tests=hypotheses)
     return Detection.of(
         found,
         threshold=threshold,
-        mode="blind" if original is None else "informed",
+        mode="informed",
         geometry=geometry,
         coverage=coverage,
         soft=soft,
