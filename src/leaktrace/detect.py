@@ -477,20 +477,53 @@ def _framed(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesi
 
 def _shown(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
     """The leak as a screenshot: an upright picture on a flat canvas (bars, margins, text;
-    :func:`sync.picture`), read on its grid: one reading per candidate grid when the leak
-    shows such a picture with the original's aspect (within 3 %), none otherwise."""
-    edges = sync.picture(plane)
-    if edges is None:
-        return []
-    top, left, bottom, right = edges
-    if shape is not None:
-        aspect = (right - left) / (bottom - top) * shape[0] / shape[1]
-        if abs(np.log(aspect)) > 0.03:
+    :func:`sync.picture`), read on its grid. Given the original's size, the picture must
+    have its aspect (within 3 %), and each edge is also re-derived from the other three and
+    that aspect (an edge where a flat sky met a flat bar is found a few pixels off, or not at
+    all): up to 5 readings; without it, the edges as found on each candidate grid: 3."""
+    found = sync.picture(plane)
+    if shape is None:
+        if any(e is None for e in found):
             return []
-    return [
-        _mapped(plane, _edges(grid, *edges), grid)
-        for grid in _grids(shape, bottom - top, right - left)
-    ]
+        top, left, bottom, right = (float(e) for e in found if e is not None)
+        return [
+            _mapped(plane, _edges(grid, top, left, bottom, right), grid)
+            for grid in _grids(None, bottom - top, right - left)
+        ]
+    grid = working_shape(shape)
+    aspect = shape[1] / shape[0]
+    tries: list[tuple[float, float, float, float]] = []
+    for missing in (None, 0, 1, 2, 3):
+        edges = list(found)
+        if missing is not None:
+            edges[missing] = None
+        rect = _completed(edges, aspect)
+        if rect is None or abs(np.log((rect[3] - rect[1]) / (rect[2] - rect[0]) / aspect)) > 0.03:
+            continue
+        if all(max(abs(a - b) for a, b in zip(rect, o, strict=True)) > 1 for o in tries):
+            tries.append(rect)
+    return [_mapped(plane, _edges(grid, *rect), grid) for rect in tries]
+
+
+def _completed(
+    edges: list[float | None], aspect: float
+) -> tuple[float, float, float, float] | None:
+    """A picture's four edges (top, left, bottom, right), one missing edge derived from the
+    other three and the aspect (width over height); None when more are missing."""
+    t, le, b, r = edges
+    if le is not None and r is not None:
+        if t is None and b is not None:
+            t = b - (r - le) / aspect
+        elif b is None and t is not None:
+            b = t + (r - le) / aspect
+    if t is not None and b is not None:
+        if le is None and r is not None:
+            le = r - (b - t) * aspect
+        elif r is None and le is not None:
+            r = le + (b - t) * aspect
+    if t is None or le is None or b is None or r is None:
+        return None
+    return t, le, b, r
 
 
 def _turned(

@@ -286,10 +286,13 @@ def _boundary(plane: np.ndarray, outer: int, step: int, span: slice) -> float | 
     return float(outer + step * pos)
 
 
-def picture(plane: np.ndarray) -> tuple[float, float, float, float] | None:
+def picture(plane: np.ndarray) -> tuple[float | None, float | None, float | None, float | None]:
     """Edges (top, left, bottom, right; pixel-edge coordinates, a whole picture of ``plane``
     being -0.5, -0.5, h - 0.5, w - 0.5) of an upright picture pasted on a flat canvas, as a
-    screenshot's bars and margins hold it; None when no flat canvas surrounds a picture."""
+    screenshot's bars and margins hold it. An edge is None where it could not be told from
+    the canvas (a flat sky against a flat bar); all four are None when no flat canvas
+    surrounds a picture."""
+    none = (None, None, None, None)
     h, w = plane.shape
     mean = cv2.blur(plane, (3, 3))
     busy = (cv2.blur(plane * plane, (3, 3)) - mean * mean > 1.0).astype(np.uint8)
@@ -298,10 +301,10 @@ def picture(plane: np.ndarray) -> tuple[float, float, float, float] | None:
     busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
     if count < 2:
-        return None
+        return none
     x, y, bw, bh, area = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
-    if bw * bh < 0.05 * h * w or area < 0.6 * bw * bh or min(bw, bh) < 32:
-        return None
+    if bw * bh < 0.05 * h * w or area < 0.3 * bw * bh or min(bw, bh) < 32:
+        return none
     rows, cols = slice(y + 4, y + bh - 4), slice(x + 4, x + bw - 4)
     walks = (
         (y <= 1, -0.5, lambda: _boundary(plane, y - 8, 1, cols)),
@@ -309,14 +312,9 @@ def picture(plane: np.ndarray) -> tuple[float, float, float, float] | None:
         (y + bh >= h - 1, h - 0.5, lambda: _boundary(plane, y + bh + 7, -1, cols)),
         (x + bw >= w - 1, w - 0.5, lambda: _boundary(plane.T, x + bw + 7, -1, rows)),
     )
-    edges = []
-    for touches, own, walk in walks:
-        # A side the picture fills to the leak's edge has no canvas beyond it.
-        edge = own if touches else walk()
-        if edge is None:
-            return None
-        edges.append(edge)
-    top, left, bottom, right = edges
-    if (bottom - top) * (right - left) > 0.97 * h * w:
-        return None
+    # A side the picture fills to the leak's edge has no canvas beyond it.
+    top, left, bottom, right = (own if touches else walk() for touches, own, walk in walks)
+    found = [e for e in (top, left, bottom, right) if e is not None]
+    if len(found) < 3 or all(touches for touches, _, _ in walks):
+        return none
     return top, left, bottom, right
