@@ -204,13 +204,18 @@ def _informed_residual(
 
 
 def _whitened(
-    bands: list[np.ndarray], plane: np.ndarray, valid: np.ndarray | None = None
+    bands: list[np.ndarray],
+    plane: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Blind mode: weight every coefficient by how much mark it can carry (the perceptual
-    mask, estimated on the leak) over the host detail competing with it (its band's local
-    energy) — the matched filter for a mark shaped by the mask in host noise. Coefficients
-    outside ``valid`` (pixels the leak does not show) get zero weight."""
-    weight = perceptual_mask(plane)
+    mask, estimated on the leak, or ``weight`` when the caller has it) over the host detail
+    competing with it (its band's local energy) — the matched filter for a mark shaped by
+    the mask in host noise. Coefficients outside ``valid`` (pixels the leak does not show)
+    get zero weight."""
+    weight = perceptual_mask(plane) if weight is None else weight
     if valid is not None:
         weight = weight * valid
     out = []
@@ -597,6 +602,7 @@ def _cropped(
     starts = _band_starts(grid)
     levels = [level for level in MARKED_LEVELS for _ in range(3)]
     cover = lh * lw / (grid[0] * grid[1])
+    mask = perceptual_mask(small)  # once: every canvas below holds the same pixels
     out = []
     for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
         # The leak on a canvas with a period of margin; canvas pixel c is then grid pixel
@@ -606,11 +612,11 @@ def _cropped(
         canvas = np.zeros((rows, cols), np.float32)
         valid = np.zeros_like(canvas)
         inside = (slice(period + dy, period + dy + lh), slice(period + dx, period + dx + lw))
-        canvas[inside] = small
-        valid[inside] = 1
+        weight = np.zeros_like(canvas)
+        canvas[inside], valid[inside], weight[inside] = small, 1, mask
         valid = cv2.erode(valid, np.ones((9, 9), np.uint8))
         bands = analyse(canvas)
-        values = _whitened(bands, canvas, valid) * band_gains(bands)
+        values = _whitened(bands, canvas, valid, weight=weight) * band_gains(bands)
         seen = []  # per band: canvas coefficient rows, columns and values it shows
         begin = 0
         for band in bands:
