@@ -17,7 +17,9 @@ P(z ≥ t) ≤ exp(-t²/2) (and the standard normal it is close to).
 the original's size: each trial is the best of every reading blind detection tries (whole,
 mirrored, turned back, screenshot, turned crops, crop placements), so its z is no sample of
 the null; what is checked is the reported p-value: the share of trials at or under p must
-stay under p.
+stay under p. Reading a leak is what costs time, scoring it is cheap, so each leak is judged
+against ``--sets`` disjoint sets of ``--candidates`` innocent recipients: each set is one
+trial (its codewords are independent of the leak and of the other sets').
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from _common import KODAK, require_corpus, table
 
 import leaktrace as lt
 from leaktrace import attacks
+from leaktrace.detect import Detection, Scorer, _blind_hypotheses, _blind_judgement
 
 ATTACKS = [
     "none",
@@ -59,8 +62,31 @@ SUITES = {
 }
 
 
+def _blind_sets(
+    leak: np.ndarray, key: lt.Key, media_id: str, shape: tuple[int, ...], sets: list[list[str]]
+) -> list[tuple[str, float]]:
+    """``lt.detect(leak, ..., shape=shape)`` against each candidate set, the leak read once."""
+    readings = _blind_hypotheses(leak, key, media_id, shape)
+    out = []
+    for names in sets:
+        scorer = Scorer(key, media_id, names)
+        _, _, judged = _blind_judgement(
+            scorer, readings, key, media_id, threshold=lt.DEFAULT_THRESHOLD, hypotheses=1
+        )
+        found = Detection.of(judged, threshold=lt.DEFAULT_THRESHOLD, mode="blind")
+        out.append((found.verdict, found.p_value))
+    return out
+
+
 def run_photo(
-    path: str, *, secret: bytes, candidates: int, outsiders: int, suite: str, informed_only: bool
+    path: str,
+    *,
+    secret: bytes,
+    candidates: int,
+    outsiders: int,
+    suite: str,
+    informed_only: bool,
+    sets: int = 1,
 ) -> dict:
     key = lt.Key(secret)
     media_id = path.rsplit("/", 1)[-1]
@@ -74,8 +100,8 @@ def run_photo(
         for name in SUITES[suite]:
             leak = ALL_ATTACKS[name](source)
             if suite == "blind":
-                found = lt.detect(leak, key, media_id, names, shape=original.shape)
-                searched.append((found.verdict, found.p_value))
+                groups = [[f"set{k}-{n}" for n in names] for k in range(sets)]
+                searched += _blind_sets(leak, key, media_id, original.shape, groups)
                 continue
             for ref in (original,) if informed_only else (original, None):
                 found = lt.detect(leak, key, media_id, names, original=ref)
@@ -102,6 +128,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=len(KODAK))
     parser.add_argument("--suite", choices=list(SUITES), default="standard")
     parser.add_argument("--informed-only", action="store_true")
+    parser.add_argument("--sets", type=int, default=1, help="blind suite: candidate sets per leak")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     require_corpus()
@@ -112,6 +139,7 @@ def main() -> None:
         outsiders=args.outsiders,
         suite=args.suite,
         informed_only=args.informed_only,
+        sets=args.sets,
     )
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(job, [str(p) for p in KODAK[: args.photos]]))
