@@ -104,8 +104,9 @@ class Detection:
     threshold, most suspect first, each with its log10 probability; ``recipient`` is the first.
     ``code`` names the code the most suspect candidate's copy was made with, ``needed`` the
     score z a candidate under it needs to be accused (None: no score could be).
-    ``geometry`` tells where an informed leak was found on the original (None when it was
-    only resized, or in blind mode); ``coverage`` is the share of the original whose pixels
+    ``geometry`` tells where the leak was found on the original's working grid (registered
+    in informed mode, the reading reported in blind mode; None when it was only resized);
+    ``coverage`` is the share of the original whose pixels
     the leak really shows and that counted as evidence (informed mode); ``soft`` holds the
     soft value of every code position that the scores were computed from.
     """
@@ -453,9 +454,9 @@ def _whole(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis
         upright = resize(plane, grid)
         matrix = _edges(grid, -0.5, -0.5, h - 0.5, w - 0.5)
         mirrored = np.ascontiguousarray(upright[:, ::-1])
-        for picture, flipped in ((upright, False), (mirrored, True)):
-            geometry = Geometry(mirror @ matrix if flipped else matrix, flipped, 0, 1.0)
-            out.append(_grid_hypothesis(picture, None, geometry, "whole"))
+        out.append(_grid_hypothesis(upright, None, None, "whole"))  # only resized: no geometry
+        flipped = Geometry(mirror @ matrix, True, 0, 1.0)
+        out.append(_grid_hypothesis(mirrored, None, flipped, "whole"))
     return out
 
 
