@@ -87,6 +87,7 @@ def run_photo(
     suite: str,
     informed_only: bool,
     sets: int = 1,
+    rows: list[str] | None = None,
 ) -> dict:
     key = lt.Key(secret)
     media_id = path.rsplit("/", 1)[-1]
@@ -97,7 +98,7 @@ def run_photo(
         sources[f"outsider-{j}"] = lt.embed(original, key, media_id, f"outsider-{j}")
     scores, best_p, verdicts, searched = [], [], [], []
     for source in sources.values():
-        for name in SUITES[suite]:
+        for name in rows or SUITES[suite]:
             leak = ALL_ATTACKS[name](source)
             if suite == "blind":
                 groups = [[f"set{k}-{n}" for n in names] for k in range(sets)]
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--suite", choices=list(SUITES), default="standard")
     parser.add_argument("--informed-only", action="store_true")
     parser.add_argument("--sets", type=int, default=1, help="blind suite: candidate sets per leak")
+    parser.add_argument("--rows", default="", help="comma-separated attacks of the suite to run")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     require_corpus()
@@ -140,6 +142,7 @@ def main() -> None:
         suite=args.suite,
         informed_only=args.informed_only,
         sets=args.sets,
+        rows=[r for r in args.rows.split(",") if r] or None,
     )
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(job, [str(p) for p in KODAK[: args.photos]]))
