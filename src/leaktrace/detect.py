@@ -106,9 +106,9 @@ class Detection:
     score z a candidate under it needs to be accused (None: no score could be).
     ``geometry`` tells where the leak was found on the original's working grid (registered
     in informed mode, the reading reported in blind mode; None when it was only resized);
-    ``coverage`` is the share of the original whose pixels
-    the leak really shows and that counted as evidence (informed mode); ``soft`` holds the
-    soft value of every code position that the scores were computed from.
+    ``coverage`` is the share of the original whose pixels the leak really shows and that
+    counted as evidence (informed mode); ``soft`` holds the soft value of every code position
+    that the scores were computed from.
     """
 
     verdict: Literal["match", "no_match"]
