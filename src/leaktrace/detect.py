@@ -19,8 +19,8 @@ innocent to score high). What it tries, and what each costs in readings:
 - a screenshot, the picture's edges found on the flat canvas around it (:func:`sync.picture`):
   1 (3 without the size);
 - given the original's size, a picture turned about its centre and cropped about it: the
-  template chooses the angle without looking at any codeword, and the 2 best angles are read
-  with their neighbours 0.1° apart: 6;
+  template chooses the angle without looking at any codeword, and the 4 best angles are read
+  with their neighbours 0.1° apart, and the crop not turned at all: 13;
 - given the original's size, an unscaled crop placed by the template modulo its period: 36
   residues × every whole-period placement (a few hundred for a 50 % crop).
 
@@ -29,7 +29,7 @@ them depends on a candidate's codeword, so an innocent's score on the reading ch
 null law. Only readings scored with the codewords are paid for, by weighted Bonferroni: the
 whole-picture readings, the other outline readings and the crop placements each have a third
 of the false-accusation budget, shared evenly inside (:func:`_blind_judgement`). So a
-whole-picture reading costs 3 × 2 = 6 tests, an outline reading 3 × (6 to 9), a crop
+whole-picture reading costs 3 × 2 = 6 tests, an outline reading 3 × (13 to 16), a crop
 placement 3 × (the number of placements: about 330 for a 50 % crop of a Kodak photo).
 """
 
@@ -552,8 +552,9 @@ def _turned(
 ) -> list[_Hypothesis]:
     """The leak as a picture turned about its centre and cropped about it (a "straighten"),
     unscaled: the template chooses the :data:`sync.ANGLES` best angles (no codeword: free),
-    and each is read with its neighbours 0.1° on either side — 3 × ANGLES readings, or none
-    when the original's shape is not known or the leak could not be a turned crop of it."""
+    and each is read with its neighbours 0.1° on either side, and the crop about the centre
+    not turned at all — 1 + 3 × ANGLES readings, or none when the original's shape is not
+    known or the leak could not be a turned crop of it."""
     if shape is None:
         return []
     grid = working_shape(shape)
@@ -562,12 +563,15 @@ def _turned(
     limit = _turn_limit((small.shape[0], small.shape[1]), grid)
     if limit < 0.5:
         return []
-    out = []
+    back = np.diag([plane.shape[1] / small.shape[1], plane.shape[0] / small.shape[0], 1])
+    back[:2, 2] = 0.5 * np.diag(back)[:2] - 0.5  # grid-scale pixel → leak pixel
+    # Not turned at all (a crop about the centre) is always read, whatever the template says.
+    out = [
+        _mapped(plane, back @ np.vstack([sync.centred(grid, small.shape, 0.0), [0, 0, 1]]), grid)
+    ]
     for degrees in sync.angles(small, key, media_id, grid, limit=limit):
         for near in (degrees, degrees - 0.1, degrees + 0.1):
             matrix = np.vstack([sync.centred(grid, small.shape, near), [0, 0, 1]])
-            back = np.diag([plane.shape[1] / small.shape[1], plane.shape[0] / small.shape[0], 1])
-            back[:2, 2] = 0.5 * np.diag(back)[:2] - 0.5
             out.append(_mapped(plane, back @ matrix, grid))
     return out
 

@@ -208,7 +208,7 @@ def frame(plane: np.ndarray) -> np.ndarray | None:
 
 
 #: Rotation angles (about the picture's centre) kept from the template's scan, best first.
-ANGLES = 2
+ANGLES = 4
 
 
 def centred(grid: tuple[int, int], shape: tuple[int, int], degrees: float) -> np.ndarray:
