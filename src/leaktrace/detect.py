@@ -721,8 +721,9 @@ def extract(
     tone-matched to it and the original subtracted, on the pixels the leak covers only;
     without it (blind mode) the leak's own wavelet bands are whitened, which leaves the host
     picture as noise and so is weaker. Blind, this reads the leak as the whole picture; the
-    other readings (a rotated frame, a crop placed by the sync template) need candidates to
-    choose among them, so only :func:`detect` tries them.
+    other readings (its mirror image, a rotated frame, a screenshot's picture, a turned crop,
+    a crop placed by the sync template) need candidates to choose among them, so only
+    :func:`detect` tries them.
     """
     return _soft_values(leak, key, media_id, original)[0]
 
