@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -151,3 +152,17 @@ def test_the_fitted_filter_leaves_an_untouched_copys_mark(marked):
         soft[name] = layout(key, "kodim7", base.shape, values.size).collect(values)
     z = {k: float(score(v, key, "kodim7", [GUILTY])[0]) for k, v in soft.items()}
     assert z["fitted"] >= 0.99 * z["plain"] > 25
+
+
+def test_blind_traces_an_untouched_strong_texture(key, candidates):
+    # Gravel-like: grey noise blurred to grains of about the marked bands' size, full contrast.
+    rng = np.random.default_rng(0)
+    grains = cv2.GaussianBlur(rng.normal(0, 1, (256, 384)).astype(np.float32), (0, 0), 1.5)
+    texture = np.clip(128 + 45 * grains / grains.std(), 0, 255).astype(np.uint8)
+    img = np.dstack([texture] * 3)
+    copy = lt.embed(img, key, "gravel", GUILTY)
+    found = lt.detect(copy, key, "gravel", candidates, shape=img.shape)
+    assert found.recipient == GUILTY, found
+    # The host's texture is predicted away: far above the 7.5 of the band's energy alone.
+    assert found.scores[GUILTY] > 12
+    assert lt.detect(img, key, "gravel", candidates, shape=img.shape).verdict == "no_match"

@@ -1,9 +1,11 @@
+import cv2
 import numpy as np
 import pytest
 
 import leaktrace as lt
 from leaktrace import attacks, sync
 from leaktrace.detect import Scorer
+from leaktrace.transform import working_shape
 
 from .conftest import mark_photos
 
@@ -90,3 +92,42 @@ def test_shape_is_for_blind_mode_only(kodak, key):
         lt.detect(img, key, "m", ["a"], original=img, shape=img.shape)
     with pytest.raises(lt.DetectionInputError):
         lt.detect(img, key, "m", ["a"], shape=(0, 5))
+
+
+@pytest.mark.parametrize(("n", "name"), [(15, "flip"), (19, "aspect1.25"), (15, "screenshot-png")])
+def test_blind_whole_picture_geometries_are_traced(marked, candidates, n, name):
+    original, copy = marked[n]
+    key = lt.Key(bytes(range(32)))
+    leak = attacks.BLIND[name](copy)
+    found = lt.detect(leak, key, f"kodim{n}", candidates, shape=original.shape)
+    assert [h for h, _ in found.accused] == [GUILTY], found
+    # Only resized (a stretch): no geometry; mirrored or shown on a screen: where it sits.
+    assert (found.geometry is None) == (name == "aspect1.25")
+    assert name == "aspect1.25" or found.geometry.flipped == (name == "flip")
+
+
+def test_blind_turned_crop_is_traced_and_its_angle_found(marked, candidates):
+    original, copy = marked[15]
+    key = lt.Key(bytes(range(32)))
+    leak = attacks.BLIND["rot+10-cropped"](copy)
+    found = lt.detect(leak, key, "kodim15", candidates, shape=original.shape)
+    assert [h for h, _ in found.accused] == [GUILTY], found
+    m = found.geometry.matrix
+    # Grid → leak: the picture turned 10° counter-clockwise on screen (y down).
+    assert np.degrees(np.arctan2(-m[1, 0], m[0, 0])) == pytest.approx(10, abs=0.3)
+
+
+def test_blind_reads_a_leak_on_its_originals_grid_without_the_size(marked, candidates):
+    original, copy = marked[15]  # 768×512: a 768×512 grid
+    key = lt.Key(bytes(range(32)))
+    leak = attacks.jpeg(cv2.resize(copy, (376, 256), interpolation=cv2.INTER_AREA), 75)
+    assert working_shape(leak.shape) != working_shape(original.shape)  # 512×752
+    found = lt.detect(leak, key, "kodim15", candidates)
+    assert found.recipient == GUILTY, found
+
+
+def test_unmarked_turned_crop_and_flip_are_no_match(kodak, key, candidates):
+    img = kodak(15)
+    for name in ("rot+10-cropped", "flip"):
+        found = lt.detect(attacks.BLIND[name](img), key, "kodim15", candidates, shape=img.shape)
+        assert found.verdict == "no_match" and found.p_value > 1e-9, name

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "BLIND",
     "GEOMETRIC",
     "SOFTENING",
     "STANDARD",
@@ -356,4 +357,31 @@ GEOMETRIC: dict[str, Attack] = {
             at=(0.3, 0.4),
         )
     ),
+}
+
+
+def _j75_after(attack: Attack) -> Attack:
+    return lambda im: _j75(attack(im))
+
+
+#: What blind detection (no original: the key, the media id and the original's size) is held
+#: to (issue 11): rotations turned back or cropped, flips, aspect changes, rescales, crops and
+#: screenshots, each on top of JPEG 75 unless its name says otherwise.
+BLIND: dict[str, Attack] = {
+    "none": lambda im: im,
+    "jpeg75": _j75,
+    **{
+        f"rot{d:+d}{tail}": partial(_rotated_j75, degrees=d, crop_borders=cropped)
+        for d in (2, -2, 5, -5, 10, -10, 20, -20)
+        for tail, cropped in (("", False), ("-cropped", True))
+    },
+    "flip": GEOMETRIC["flip"],
+    "aspect0.8": GEOMETRIC["aspect0.8"],
+    "aspect1.25": _j75_after(partial(stretch, fx=1.0, fy=1.25)),
+    "scale0.4": _j75_after(partial(rescale, factor=0.4)),
+    "scale2": GEOMETRIC["scale2"],
+    "crop50": GEOMETRIC["crop50"],
+    "crop50-corner": GEOMETRIC["crop50-corner"],
+    "screenshot-png": GEOMETRIC["screenshot-png"],
+    "screenshot-jpeg85": GEOMETRIC["screenshot-jpeg85"],
 }

@@ -9,9 +9,28 @@ attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bou
 every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
 most suspect one's is the ``p_value`` reported.
 
-Blind detection reads a leak in several ways — as the whole picture, as a picture rotated on a
-grown canvas turned back, as a crop placed by the sync template (:mod:`leaktrace.sync`) — and
-multiplies the p-value by the number of readings it tried, like by the number of candidates.
+Blind detection reads a leak in several ways and multiplies the p-value by the number of
+readings it tried, like by the number of candidates (each reading is one more chance for an
+innocent to score high). What it tries, and what each costs in readings:
+
+- the whole picture, rescaled or stretched onto the original's grid, and its mirror image:
+  2 (6 when the original's size is not known: the leak's own grid and its two neighbours);
+- a picture rotated on a grown canvas, its outer edge found (:func:`sync.frame`): 1;
+- a screenshot, the picture's edges found on the flat canvas around it (:func:`sync.picture`):
+  1 (3 without the size);
+- given the original's size, a picture turned about its centre and cropped about it: the
+  template chooses the angle without looking at any codeword, and the 4 best angles are read
+  with their neighbours 0.1° apart, and the crop not turned at all: 13;
+- given the original's size, an unscaled crop placed by the template modulo its period: 36
+  residues × every whole-period placement (a few hundred for a 50 % crop).
+
+Choosing among geometries by the template, the picture's outline or the frame is free: none of
+them depends on a candidate's codeword, so an innocent's score on the reading chosen keeps the
+null law. Only readings scored with the codewords are paid for, by weighted Bonferroni: the
+whole-picture readings, the other outline readings and the crop placements each have a third
+of the false-accusation budget, shared evenly inside (:func:`_blind_judgement`). So a
+whole-picture reading costs 3 × 2 = 6 tests, an outline reading 3 × (13 to 16), a crop
+placement 3 × (the number of placements: about 330 for a 50 % crop of a Kodak photo).
 """
 
 from __future__ import annotations
@@ -148,10 +167,11 @@ class Detection:
     threshold, most suspect first, each with its log10 probability; ``recipient`` is the first.
     ``code`` names the code the most suspect candidate's copy was made with, ``needed`` the
     score z a candidate under it needs to be accused (None: no score could be).
-    ``geometry`` tells where an informed leak was found on the original (None when it was
-    only resized, or in blind mode); ``coverage`` is the share of the original whose pixels
-    the leak really shows and that counted as evidence (informed mode); ``soft`` holds the
-    soft value of every code position that the scores were computed from.
+    ``geometry`` tells where the leak was found on the original's working grid (registered
+    in informed mode, the reading reported in blind mode; None when it was only resized);
+    ``coverage`` is the share of the original whose pixels the leak really shows and that
+    counted as evidence (informed mode); ``soft`` holds the soft value of every code position
+    that the scores were computed from.
     """
 
     verdict: Literal["match", "no_match"]
@@ -253,18 +273,38 @@ def _informed_residual(
     return _tone_matched_residual(plane, reference, keep), float(keep.mean())
 
 
+def _unpredicted(band: np.ndarray) -> np.ndarray:
+    """``band`` less what its eight neighbours predict of each coefficient (least squares over
+    the band, 8 weights). A texture's coefficients (gravel, leaves, grass) are correlated
+    with their neighbours; the mark's keyed chips are not, so this removes host and keeps
+    the mark (8 weights fitted over thousands of coefficients learn a negligible part of
+    it). Blind mode's host estimate, as the original is informed mode's."""
+    shifts = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
+    near = np.stack([np.roll(band, s_, axis=(0, 1)).ravel() for s_ in shifts], axis=1)
+    near = near.astype(np.float64)
+    target = band.ravel().astype(np.float64)
+    gram = near.T @ near + 1e-9 * np.eye(len(shifts))
+    weights = np.linalg.solve(gram, near.T @ target)
+    return (target - near @ weights).reshape(band.shape).astype(np.float32)
+
+
 def _whitened(
-    bands: list[np.ndarray], plane: np.ndarray, valid: np.ndarray | None = None
+    bands: list[np.ndarray],
+    plane: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Blind mode: weight every coefficient by how much mark it can carry (the perceptual
-    mask, estimated on the leak) over the host detail competing with it (its band's local
-    energy) — the matched filter for a mark shaped by the mask in host noise. Coefficients
-    outside ``valid`` (pixels the leak does not show) get zero weight."""
-    weight = perceptual_mask(plane)
+    mask, estimated on the leak, or ``weight`` when the caller has it) over the host detail
+    competing with it (its band's local energy) — the matched filter for a mark shaped by
+    the mask in host noise. Coefficients outside ``valid`` (pixels the leak does not show)
+    get zero weight."""
+    weight = perceptual_mask(plane) if weight is None else weight
     if valid is not None:
         weight = weight * valid
     out = []
-    for band in bands:
+    for band in (_unpredicted(b) for b in bands):
         local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(_FLOOR)
         size = (band.shape[1], band.shape[0])
         mask = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
@@ -416,20 +456,25 @@ def _as_seen(
 class _Hypothesis:
     """One blind reading of a leak: the grid it is placed on, the whitened values of the
     grid's coefficients it shows (``index`` into the grid's :func:`analyse` order, all of
-    them when None) and where it sits (None: the leak is the whole grid)."""
+    them when None), where it sits (None: the leak is the whole grid), and the family of
+    readings whose share of the false-accusation budget it draws on."""
 
     shape: tuple[int, int]
     values: np.ndarray
     index: np.ndarray | None
     geometry: Geometry | None
+    family: Literal["whole", "outline", "placement"] = "outline"
 
 
 def _grid_hypothesis(
-    plane: np.ndarray, valid: np.ndarray | None, geometry: Geometry | None
+    plane: np.ndarray,
+    valid: np.ndarray | None,
+    geometry: Geometry | None,
+    family: Literal["whole", "outline"] = "outline",
 ) -> _Hypothesis:
     bands = analyse(plane)
     values = _whitened(bands, plane, valid) * band_gains(bands)
-    return _Hypothesis((plane.shape[0], plane.shape[1]), values, None, geometry)
+    return _Hypothesis((plane.shape[0], plane.shape[1]), values, None, geometry, family)
 
 
 def _valid(
@@ -445,36 +490,177 @@ def _valid(
     return cv2.erode(seen, np.ones((9, 9), np.uint8)).astype(np.float32)
 
 
-def _rotated(plane: np.ndarray, shape: tuple[int, ...] | None) -> _Hypothesis | None:
-    """The leak as a picture rotated on a grown canvas (empty corners), turned back."""
+def _mapped(plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int]) -> _Hypothesis:
+    """The leak ``plane`` read on ``grid`` through ``matrix`` (3×3, grid pixel → leak pixel)."""
+    factor = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))  # leak pixels per grid pixel
+    full = matrix
+    if factor > 1.5:  # average down first, as to_working does
+        size = (max(1, round(plane.shape[0] / factor)), max(1, round(plane.shape[1] / factor)))
+        down = np.diag([size[1] / plane.shape[1], size[0] / plane.shape[0], 1.0])
+        down[:2, 2] = 0.5 * np.diag(down)[:2] - 0.5  # pixel centres stay pixel centres
+        plane, matrix = resize(plane, size), down @ matrix
+    warped = cv2.warpAffine(
+        plane, matrix[:2], (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
+    valid = _valid(grid, matrix[:2], plane.shape)
+    return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
+
+
+def _edges(
+    grid: tuple[int, int], top: float, left: float, bottom: float, right: float
+) -> np.ndarray:
+    """The map (3×3) from a grid to the leak that shows it between these pixel edges."""
+    sx, sy = (right - left) / grid[1], (bottom - top) / grid[0]
+    return np.array([[sx, 0, left + 0.5 * sx], [0, sy, top + 0.5 * sy], [0, 0, 1]])
+
+
+def _grids(shape: tuple[int, ...] | None, height: float, width: float) -> list[tuple[int, int]]:
+    """The working grids a whole picture of ``height`` × ``width`` may have been marked on:
+    the original's when its shape is known, else its own and the two whose long side is one
+    step (16 pixels) away, which a rescale's rounding may have moved it from."""
+    if shape is not None:
+        return [working_shape(shape)]
+    own = working_shape((max(1, round(height)), max(1, round(width))))
+    steps = [(0, 16), (0, -16)] if own[1] > own[0] else [(16, 0), (-16, 0)]
+    if own[0] == own[1]:
+        steps = [(16, 0), (0, 16)]
+    return [own, *((own[0] + a, own[1] + b) for a, b in steps)]
+
+
+def _whole(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as the whole picture, rescaled or stretched at most, and as its mirror image:
+    two readings per candidate grid (one grid when the original's shape is known, three
+    otherwise, see :func:`_grids`)."""
+    h, w = plane.shape
+    mirror = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]])
+    out = []
+    for grid in _grids(shape, h, w):
+        upright = resize(plane, grid)
+        matrix = _edges(grid, -0.5, -0.5, h - 0.5, w - 0.5)
+        mirrored = np.ascontiguousarray(upright[:, ::-1])
+        out.append(_grid_hypothesis(upright, None, None, "whole"))  # only resized: no geometry
+        flipped = Geometry(mirror @ matrix, True, 0, 1.0)
+        out.append(_grid_hypothesis(mirrored, None, flipped, "whole"))
+    return out
+
+
+def _framed(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as a picture rotated on a grown canvas (empty corners, :func:`sync.frame`),
+    turned back: one reading when it shows such a frame, none otherwise."""
     corners = sync.frame(plane)
     if corners is None:
-        return None
+        return []
     # The corners are those of the picture's outer edge: grid pixel edges -0.5 and size - 0.5.
     width = float(np.linalg.norm(corners[1] - corners[0]))
     height = float(np.linalg.norm(corners[3] - corners[0]))
     if shape is None:
-        shape = (round(height), round(width))
         try:  # a sliver of a frame would make a grid too large to hold
-            check_shape(shape)
+            check_shape((round(height), round(width)))
         except ImageArrayError:
-            return None
-    grid = working_shape(shape)
-    factor = width / grid[1]  # leak pixels per grid pixel
-    if factor > 1.5:  # average down first, as to_working does
-        plane = resize(plane, (round(plane.shape[0] / factor), round(plane.shape[1] / factor)))
-        corners = (corners + 0.5) / factor - 0.5
+            return []
+    grid = _grids(shape, height, width)[0]
     edge = [-0.5, grid[1] - 0.5, grid[0] - 0.5]
     src = np.array([[edge[0], edge[0]], [edge[1], edge[0]], [edge[1], edge[2]]], np.float32)
     matrix = cv2.getAffineTransform(src, corners[:3].astype(np.float32))
-    warped = cv2.warpAffine(
-        plane, matrix, (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    )
-    valid = _valid(grid, matrix, plane.shape)
-    full = np.vstack([matrix, [0, 0, 1]])
-    if factor > 1.5:
-        full = np.diag([factor, factor, 1.0]) @ full
-    return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
+    return [_mapped(plane, np.vstack([matrix, [0, 0, 1]]), grid)]
+
+
+def _shown(plane: np.ndarray, shape: tuple[int, ...] | None) -> list[_Hypothesis]:
+    """The leak as a screenshot: an upright picture on a flat canvas (bars, margins, text;
+    :func:`sync.picture`), read on its grid. Given the original's size, the picture must
+    have its aspect (within 3 %), and each edge is also re-derived from the other three and
+    that aspect (an edge where a flat sky met a flat bar is found a few pixels off, or not at
+    all): up to 5 readings; without it, the edges as found on each candidate grid: 3."""
+    found = sync.picture(plane)
+    if shape is None:
+        if any(e is None for e in found):
+            return []
+        top, left, bottom, right = (float(e) for e in found if e is not None)
+        return [
+            _mapped(plane, _edges(grid, top, left, bottom, right), grid)
+            for grid in _grids(None, bottom - top, right - left)
+        ]
+    grid = working_shape(shape)
+    aspect = shape[1] / shape[0]
+    tries: list[tuple[float, float, float, float]] = []
+    for missing in (None, 0, 1, 2, 3):
+        edges = list(found)
+        if missing is not None:
+            edges[missing] = None
+        rect = _completed(edges, aspect)
+        if rect is None or abs(np.log((rect[3] - rect[1]) / (rect[2] - rect[0]) / aspect)) > 0.03:
+            continue
+        if all(max(abs(a - b) for a, b in zip(rect, o, strict=True)) > 1 for o in tries):
+            tries.append(rect)
+    return [_mapped(plane, _edges(grid, *rect), grid) for rect in tries]
+
+
+def _completed(
+    edges: list[float | None], aspect: float
+) -> tuple[float, float, float, float] | None:
+    """A picture's four edges (top, left, bottom, right), one missing edge derived from the
+    other three and the aspect (width over height); None when more are missing."""
+    t, le, b, r = edges
+    if le is not None and r is not None:
+        if t is None and b is not None:
+            t = b - (r - le) / aspect
+        elif b is None and t is not None:
+            b = t + (r - le) / aspect
+    if t is not None and b is not None:
+        if le is None and r is not None:
+            le = r - (b - t) * aspect
+        elif r is None and le is not None:
+            r = le + (b - t) * aspect
+    if t is None or le is None or b is None or r is None:
+        return None
+    return t, le, b, r
+
+
+def _turned(
+    plane: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...] | None
+) -> list[_Hypothesis]:
+    """The leak as a picture turned about its centre and cropped about it (a "straighten"),
+    unscaled: the template chooses the :data:`sync.ANGLES` best angles (no codeword: free),
+    and each is read with its neighbours 0.1° on either side, and the crop about the centre
+    not turned at all — 1 + 3 × ANGLES readings, or none when the original's shape is not
+    known or the leak could not be a turned crop of it."""
+    if shape is None:
+        return []
+    grid = working_shape(shape)
+    fy, fx = grid[0] / shape[0], grid[1] / shape[1]  # grid pixels per original pixel
+    small = resize(plane, (max(1, round(plane.shape[0] * fy)), max(1, round(plane.shape[1] * fx))))
+    limit = _turn_limit((small.shape[0], small.shape[1]), grid)
+    if limit < 0.5:
+        return []
+    back = np.diag([plane.shape[1] / small.shape[1], plane.shape[0] / small.shape[0], 1])
+    back[:2, 2] = 0.5 * np.diag(back)[:2] - 0.5  # grid-scale pixel → leak pixel
+    # Not turned at all (a crop about the centre) is always read, whatever the template says.
+    out = [
+        _mapped(plane, back @ np.vstack([sync.centred(grid, small.shape, 0.0), [0, 0, 1]]), grid)
+    ]
+    for degrees in sync.angles(small, key, media_id, grid, limit=limit):
+        for near in (degrees, degrees - 0.1, degrees + 0.1):
+            matrix = np.vstack([sync.centred(grid, small.shape, near), [0, 0, 1]])
+            out.append(_mapped(plane, back @ matrix, grid))
+    return out
+
+
+#: Largest rotation (degrees) a turned crop is searched for.
+_MOST_TURN = 30.0
+
+
+def _turn_limit(size: tuple[int, int], grid: tuple[int, int]) -> float:
+    """The largest angle (degrees, at most :data:`_MOST_TURN`) by which a picture of ``grid``
+    can be turned about its centre and still hold a centred crop of ``size`` (with 2 % slack
+    for rounding), 0 when none can."""
+    h, w = size[0] / 2, size[1] / 2
+    gh, gw = 1.02 * grid[0] / 2 + 1, 1.02 * grid[1] / 2 + 1
+    for degrees in np.arange(0.0, _MOST_TURN + 1e-9, 0.1):
+        a = np.deg2rad(degrees)
+        c, s_ = np.cos(a), np.sin(a)
+        if w * c + h * s_ > gw or w * s_ + h * c > gh:
+            return float(max(degrees - 0.1, 0.0))
+    return _MOST_TURN
 
 
 def _band_starts(grid: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -505,6 +691,7 @@ def _cropped(
     starts = _band_starts(grid)
     levels = [level for level in MARKED_LEVELS for _ in range(3)]
     cover = lh * lw / (grid[0] * grid[1])
+    mask = perceptual_mask(small)  # once: every canvas below holds the same pixels
     out = []
     for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
         # The leak on a canvas with a period of margin; canvas pixel c is then grid pixel
@@ -514,11 +701,11 @@ def _cropped(
         canvas = np.zeros((rows, cols), np.float32)
         valid = np.zeros_like(canvas)
         inside = (slice(period + dy, period + dy + lh), slice(period + dx, period + dx + lw))
-        canvas[inside] = small
-        valid[inside] = 1
+        weight = np.zeros_like(canvas)
+        canvas[inside], valid[inside], weight[inside] = small, 1, mask
         valid = cv2.erode(valid, np.ones((9, 9), np.uint8))
         bands = analyse(canvas)
-        values = _whitened(bands, canvas, valid) * band_gains(bands)
+        values = _whitened(bands, canvas, valid, weight=weight) * band_gains(bands)
         seen = []  # per band: canvas coefficient rows, columns and values it shows
         begin = 0
         for band in bands:
@@ -542,23 +729,24 @@ def _cropped(
                     ]
                 )
                 geometry = Geometry(matrix, False, 0, cover)
-                out.append(_Hypothesis(grid, np.concatenate(vals), np.concatenate(index), geometry))
+                values_, index_ = np.concatenate(vals), np.concatenate(index)
+                out.append(_Hypothesis(grid, values_, index_, geometry, "placement"))
     return out
 
 
 def _blind_hypotheses(
     leak: np.ndarray, key: Key, media_id: str, shape: tuple[int, ...] | None
 ) -> list[_Hypothesis]:
-    """Every way blind detection reads the leak: as the whole picture (rescaled at most), as
-    a picture rotated on a grown canvas, and — when the original's size is known — as a crop
-    placed by the sync template."""
-    out = [_grid_hypothesis(to_working(leak), None, None)]
+    """Every way blind detection reads the leak, each one a test paid for in the p-value:
+    as the whole picture and its mirror image (:func:`_whole`), as a picture rotated on a
+    grown canvas (:func:`_framed`), as a screenshot (:func:`_shown`), and — when the
+    original's size is known — as a turned crop (:func:`_turned`) and as a crop placed by the
+    sync template (:func:`_cropped`)."""
     plane = luma(leak)
-    rotated = _rotated(plane, shape)
-    if rotated is not None:
-        out.append(rotated)
+    out = _whole(plane, shape) + _framed(plane, shape) + _shown(plane, shape)
     if shape is not None:
-        out.extend(_cropped(plane, key, media_id, shape))
+        out += _turned(plane, key, media_id, shape)
+        out += _cropped(plane, key, media_id, shape)
     return out
 
 
@@ -602,8 +790,9 @@ def extract(
     tone-matched to it and the original subtracted, on the pixels the leak covers only;
     without it (blind mode) the leak's own wavelet bands are whitened, which leaves the host
     picture as noise and so is weaker. Blind, this reads the leak as the whole picture; the
-    other readings (a rotated frame, a crop placed by the sync template) need candidates to
-    choose among them, so only :func:`detect` tries them.
+    other readings (its mirror image, a rotated frame, a screenshot's picture, a turned crop,
+    a crop placed by the sync template) need candidates to choose among them, so only
+    :func:`detect` tries them.
     """
     return _soft_values(leak, key, media_id, original)[0]
 
@@ -784,6 +973,43 @@ def score(
     return np.array([scores[c] for c in candidates])
 
 
+def _blind_judgement(
+    scorer: Scorer,
+    readings: list[_Hypothesis],
+    key: Key,
+    media_id: str,
+    *,
+    threshold: float,
+    hypotheses: int,
+) -> tuple[np.ndarray, Geometry | None, Judgement]:
+    """Judge the candidates on the best of ``readings``, every reading paid for.
+
+    Weighted Bonferroni: each family of readings — the whole picture and its mirror image;
+    the other readings found from the picture's outline or turned by the template; crop
+    placements — gets an equal share of the false-accusation budget, split evenly among its
+    readings, so a reading of a family of ``n`` costs ``n × families`` tests (a whole-picture
+    reading 6 instead of the hundreds a 50 % crop's placements would charge it). The shares
+    are fixed before any codeword is looked at, so the bound holds. In each family the
+    reading where some candidate scores best is judged; the verdict with the smaller
+    probability is reported."""
+    families: dict[str, list[_Hypothesis]] = {}
+    for reading in readings:
+        families.setdefault(reading.family, []).append(reading)
+    layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
+    judged = []
+    for members in families.values():
+        top, soft, geometry = -np.inf, np.zeros(CODE_LENGTH), None
+        for reading in members:
+            if reading.shape not in layouts:
+                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
+            values = _collect(reading, layouts[reading.shape])
+            if (z := scorer.top(values)) > top:
+                top, soft, geometry = z, values, reading.geometry
+        tests = hypotheses * len(members) * len(families)
+        judged.append((soft, geometry, scorer.judge(soft, threshold=threshold, tests=tests)))
+    return min(judged, key=lambda j: next(iter(j[2].log10_p.values())))
+
+
 def detect(
     leak: np.ndarray,
     key: Key,
@@ -838,32 +1064,23 @@ def detect(
         raise DetectionInputError("hypotheses must be at least 1")
     scorer = Scorer(key, media_id, candidates, codebook=codebook)
     check_image(leak, least=MIN_LEAK_SIDE)
-    if original is not None:
-        check_image(original)
-        if shape is not None:
-            raise DetectionInputError("shape is for blind detection; the original has its own")
-        soft, geometry, coverage = _soft_values(leak, key, media_id, original)
-        tests = 1
-    else:
+    if original is None:
         if shape is not None and (len(shape) < 2 or min(shape[:2]) < 1):
             raise DetectionInputError(f"shape must be an original's (height, width), not {shape}")
-        # Every reading of the leak (whole, turned back, each crop placement) is one test,
-        # paid for in the p-value; the one where some candidate scores best is reported.
         readings = _blind_hypotheses(leak, key, media_id, shape)
-        top, soft, geometry, coverage = -np.inf, np.zeros(CODE_LENGTH), None, None
-        layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
-        for reading in readings:
-            if reading.shape not in layouts:
-                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
-            s_ = _collect(reading, layouts[reading.shape])
-            if (z := scorer.top(s_)) > top:
-                top, soft, geometry = z, s_, reading.geometry
-        tests = len(readings)
-    found = scorer.judge(soft, threshold=threshold, tests=hypotheses * tests)
+        soft, geometry, found = _blind_judgement(
+            scorer, readings, key, media_id, threshold=threshold, hypotheses=hypotheses
+        )
+        return Detection.of(found, threshold=threshold, mode="blind", geometry=geometry, soft=soft)
+    check_image(original)
+    if shape is not None:
+        raise DetectionInputError("shape is for blind detection; the original has its own")
+    soft, geometry, coverage = _soft_values(leak, key, media_id, original)
+    found = scorer.judge(soft, threshold=threshold, tests=hypotheses)
     return Detection.of(
         found,
         threshold=threshold,
-        mode="blind" if original is None else "informed",
+        mode="informed",
         geometry=geometry,
         coverage=coverage,
         soft=soft,
