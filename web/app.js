@@ -1626,8 +1626,9 @@
 
   // -- drop zone -------------------------------------------------------------------------
 
-  function setupDropZone() {
-    const zone = $("drop-zone");
+  // A zone that takes dropped files (highlighted while something is dragged over it, deaf
+  // while busy); onDrop gets the list of files, empty for a dropped link or text.
+  function dropTarget(zone, onDrop) {
     let depth = 0;
     zone.addEventListener("dragenter", (e) => {
       e.preventDefault();
@@ -1647,7 +1648,13 @@
       depth = 0;
       zone.classList.remove("dragging");
       if (zone.classList.contains("busy")) return;
-      const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
+      onDrop(e.dataTransfer ? [...e.dataTransfer.files] : []);
+    });
+  }
+
+  function setupDropZone() {
+    const zone = $("drop-zone");
+    dropTarget(zone, (files) => {
       if (!files.length) {
         showError("trace-error", "Drop a file (a photo or a video), not a link or text.");
         return;
@@ -1924,28 +1931,7 @@
   }
 
   function setupScanDrop() {
-    const zone = $("scan-drop");
-    let depth = 0;
-    zone.addEventListener("dragenter", (e) => {
-      e.preventDefault();
-      depth += 1;
-      zone.classList.add("dragging");
-    });
-    zone.addEventListener("dragover", (e) => {
-      e.preventDefault();
-      if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
-    });
-    zone.addEventListener("dragleave", () => {
-      depth = Math.max(depth - 1, 0);
-      if (!depth) zone.classList.remove("dragging");
-    });
-    zone.addEventListener("drop", (e) => {
-      e.preventDefault();
-      depth = 0;
-      zone.classList.remove("dragging");
-      if (zone.classList.contains("busy")) return;
-      scanFiles(e.dataTransfer ? [...e.dataTransfer.files] : []);
-    });
+    dropTarget($("scan-drop"), scanFiles);
     $("scan-files").addEventListener("change", (e) => {
       const files = [...e.target.files];
       e.target.value = "";
