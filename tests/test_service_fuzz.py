@@ -249,7 +249,7 @@ def test_damaged_uploads_never_get_a_server_error(service, caplog, record_proper
 #: Upload routes: a byte string the schema allows is seldom an image (or a CSV), so refusing
 #: one is right there; everywhere else, a request the schema allows must not get a 4xx beyond
 #: Schemathesis's defaults (401, 403, 404, 409).
-UPLOADS = ["POST /api/media", "POST /api/trace", "POST /api/recipients/import"]
+UPLOADS = ["POST /api/media", "POST /api/trace", "POST /api/recipients/import", "POST /api/scan"]
 MAX_EXAMPLES = 50
 
 

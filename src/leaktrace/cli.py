@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .bundle import export_case, p_words, verify_bundle
-from .cases import CaseView, case_dict, case_view, case_views, regroup
+from .cases import CaseView, case_dict, case_view, case_views
 from .errors import LeaktraceError
 from .registry import SETTINGS, Workspace, default_home
 from .report import html_report, json_report
@@ -526,7 +526,7 @@ def scan_command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    views = regroup(ws)
+    views = case_views(ws)
     by_file = {f.path: v.id for v in views for f in v.files}
     if as_json:
         record = {

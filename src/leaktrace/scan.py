@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 
+from .cases import regroup
 from .detect import DEFAULT_THRESHOLD
 from .errors import KeyFileError, LeaktraceError, MediaError, WorkspaceError
 from .registry import Workspace, file_sha256
@@ -142,7 +143,8 @@ def scan(
     ``workers``: processes (default: all cores). ``stop``: set it to end the scan at its next
     safe point (the files in hand are finished and recorded), then :class:`Stopped` is raised.
     ``scan_id``: the scan record to report progress to (a new one is made when None).
-    Group the matches into cases afterwards with :func:`leaktrace.cases.regroup`.
+    When every file is judged, the matches are grouped into cases
+    (:func:`leaktrace.cases.regroup`) before the scan is marked done.
     """
     if not 0 < threshold < 1:
         raise InputError("the threshold must be between 0 and 1")
@@ -211,6 +213,7 @@ def scan(
     except BaseException as exc:
         ws.update_scan(scan_id, status="failed", done=done, errors=[_one_line(exc)])
         raise
+    regroup(ws)  # a scan is done once its matches are in their cases
     ws.update_scan(scan_id, status="done", done=done)
 
 

@@ -13,7 +13,6 @@ import queue
 import threading
 from pathlib import Path
 
-from ..cases import regroup
 from ..errors import LeaktraceError
 from ..registry import Scan, Workspace
 from ..scan import scan
@@ -69,7 +68,6 @@ class ScanRunner:
                     self.ws, paths=paths, workers=self.workers, stop=self._stop, scan_id=scan_id
                 ):
                     pass
-                regroup(self.ws)
             except Stopped:
                 self.ws.update_scan(scan_id, status="queued")  # the next server resumes it
             except LeaktraceError as exc:
