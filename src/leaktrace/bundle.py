@@ -437,6 +437,15 @@ def verify_bundle(ws: Workspace, path: str | os.PathLike[str]) -> Verification:
     return Verification(case_id, len(listed), records, problems)
 
 
+def _changed(what: str, bundled: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One line for each field of a record whose registry value ``now`` is not the bundle's."""
+    return [
+        f"registry changed: {what}: {k} is {v}, the bundle says {bundled.get(k)}"
+        for k, v in now.items()
+        if bundled.get(k) != v
+    ]
+
+
 def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
     """Compare the proof's records with the registry's; returns (records checked, problems)."""
     problems: list[str] = []
@@ -448,12 +457,8 @@ def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
         if now is None:
             problems.append(f"registry changed: original {m.get('name')} is no longer registered")
             continue
-        for k, v in (("sha256", now.sha256), ("registered", _iso(now.created))):
-            if m.get(k) != v:
-                problems.append(
-                    f"registry changed: original {m.get('name')}'s {k} is {v}, the bundle "
-                    f"says {m.get(k)}"
-                )
+        fields = {"sha256": now.sha256, "registered": _iso(now.created)}
+        problems += _changed(f"original {m.get('name')}", m, fields)
     media_ids = [m.get("id") for m in proof.get("media", [])]
     handles = [p.get("handle") for p in proof.get("case", {}).get("leakers", [])]
     current = {c["copy_id"]: c for c in ws.copy_proof(media_ids, handles)}
@@ -466,12 +471,9 @@ def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
                 f"{c.get('media')}) is gone"
             )
             continue
-        for k in ("handle", "media_id", "sent", "sha256"):
-            if c.get(k) != sent[k]:
-                problems.append(
-                    f"registry changed: copy record {c.get('copy_id')} ({c.get('handle')}, "
-                    f"{c.get('media')}): {k} is {sent[k]}, the bundle says {c.get(k)}"
-                )
+        fields = {k: sent[k] for k in ("handle", "media_id", "sent", "sha256")}
+        what = f"copy record {c.get('copy_id')} ({c.get('handle')}, {c.get('media')})"
+        problems += _changed(what, c, fields)
     traces = ws.traces_by_id([f.get("trace_id") for f in proof.get("files", [])])
     for f in proof.get("files", []):
         count += 1
@@ -479,10 +481,6 @@ def _check_proof(ws: Workspace, proof: dict[str, Any]) -> tuple[int, list[str]]:
         if t is None:
             problems.append(f"registry changed: trace {f.get('trace_id')} is gone")
             continue
-        for k, v in (("sha256", t.sha256), ("verdict", t.verdict), ("traced", _iso(t.created))):
-            if f.get(k) != v:
-                problems.append(
-                    f"registry changed: trace {t.id} of {f.get('name')}: {k} is {v}, the "
-                    f"bundle says {f.get(k)}"
-                )
+        fields = {"sha256": t.sha256, "verdict": t.verdict, "traced": _iso(t.created)}
+        problems += _changed(f"trace {t.id} of {f.get('name')}", f, fields)
     return count, problems

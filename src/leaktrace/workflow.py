@@ -651,6 +651,19 @@ def trace_file(
         return _trace_video_file(ws, leak_path, leak_name, threshold, scanned)
     leak = read_image(leak_path)
     leak_sha = file_sha256(leak_path)
+
+    def recorded(
+        result: dict[str, Any],
+        media: Media | None,
+        pixels: np.ndarray | None,
+        geometry: Geometry | None = None,
+    ) -> TraceOutcome:
+        scan = _judged(scanned, result, media, leak)
+        trace_id = ws.record_trace(
+            sha256=leak_sha, name=leak_name, result=result, media=media, scanned=scan
+        )
+        return TraceOutcome(result, leak, pixels, trace_id, geometry)
+
     registered = ws.media()
     probe = fingerprint(leak)
     prints = [m.fingerprint for m in registered]
@@ -679,14 +692,7 @@ def trace_file(
     if own is not None:
         media, how, pixels = own
         result = {**original(leak_name, media, how), **base}
-        trace_id = ws.record_trace(
-            sha256=leak_sha,
-            name=leak_name,
-            result=result,
-            media=media,
-            scanned=_judged(scanned, result, media, leak),
-        )
-        return TraceOutcome(result, leak, pixels, trace_id)
+        return recorded(result, media, pixels)
     best: tuple[Detection, Media, np.ndarray] | None = None
     sent = False
     for media in tried:
@@ -720,14 +726,7 @@ def trace_file(
             else "matches no registered media"
         )
         result = {**no_match(leak_name, reason), **base}
-        trace_id = ws.record_trace(
-            sha256=leak_sha,
-            name=leak_name,
-            result=result,
-            media=None,
-            scanned=_judged(scanned, result, None, leak),
-        )
-        return TraceOutcome(result, leak, None, trace_id)
+        return recorded(result, None, None)
     found, media, pixels = best
     sim = float(sims[registered.index(media)])
     named = people(ws, [h for h, _ in found.accused])
@@ -739,14 +738,7 @@ def trace_file(
         "message": message(found, named, f"media: {media.name}"),
         **base,
     }
-    trace_id = ws.record_trace(
-        sha256=leak_sha,
-        name=leak_name,
-        result=result,
-        media=media,
-        scanned=_judged(scanned, result, media, leak),
-    )
-    return TraceOutcome(result, leak, pixels, trace_id, found.geometry)
+    return recorded(result, media, pixels, found.geometry)
 
 
 def _own_original(
