@@ -48,6 +48,21 @@ from PIL import Image, JpegImagePlugin, UnidentifiedImageError, features
 from .errors import ImageArrayError, ImageTooLargeError, MediaError, UnsupportedMediaError
 from .transform import MIN_SIDE, check_grid
 
+
+def _quiet_decoders() -> None:
+    """Hide the decoders' own warnings (Pillow's "possibly corrupt EXIF data", "truncated
+    file"...): our checks decide what is refused, with a one-line message.
+
+    They are filtered once, by the module that warns, when this module is imported. Wrapping
+    each decode in ``warnings.catch_warnings`` instead swaps the process-wide filter list and is
+    not thread-safe: a job thread leaving it put back the filters it had saved while a request
+    built a route's schema inside FastAPI's own ``catch_warnings``, and FastAPI's filter was lost.
+    """
+    warnings.filterwarnings("ignore", module=r"(PIL|pillow_heif)(\.|$)")
+
+
+_quiet_decoders()
+
 __all__ = [
     "FORMATS",
     "LEAK_FORMATS",
@@ -140,14 +155,6 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Python warnings from decoders (our own checks decide what is refused)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-@contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's log lines (libtiff's warnings and errors) around one decode."""
     level = cv2.utils.logging.getLogLevel()
@@ -196,13 +203,12 @@ def _open_heif(fh: IO[bytes]) -> Image.Image:
 def _open_pillow(fh: IO[bytes], name: str, head: bytes) -> Image.Image:
     """Open the header with Pillow (or pillow-heif), translating every failure."""
     try:
-        with _quiet():
-            try:
-                return Image.open(fh, formats=_PILLOW_PLUGINS)
-            except UnidentifiedImageError:
-                if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
-                    raise
-                return _open_heif(fh)
+        try:
+            return Image.open(fh, formats=_PILLOW_PLUGINS)
+        except UnidentifiedImageError:
+            if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
+                raise
+            return _open_heif(fh)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(
             f"{name}: too many pixels to read safely ({_reason(exc)})"
@@ -437,8 +443,7 @@ def _opened(source: Source, purpose: Purpose) -> Iterator[_Opened]:
         img = _open_pillow(fh, name, head)
         with img:
             try:
-                with _quiet():
-                    info = _inspect(img, fh, head, total, name, purpose)
+                info = _inspect(img, fh, head, total, name, purpose)
             except MediaError:
                 raise
             except Exception as exc:  # a malformed header Pillow parsed lazily
@@ -513,8 +518,7 @@ def read_image(source: Source, *, purpose: Purpose = "leak") -> np.ndarray:
     name = _name(source)
     with _opened(source, purpose) as (img, info, fh):
         try:
-            with _quiet():
-                pixels = _decode(img, info, fh, name)
+            pixels = _decode(img, info, fh, name)
         except MediaError:
             raise
         except Exception as exc:  # decoders of untrusted data fail in many ways
@@ -667,8 +671,7 @@ def _reference(like: Source, target: Path) -> tuple[str, dict[str, Any]]:
         if info.format == "PNG":
             # A PNG may keep its EXIF after the pixel data, where only a full read finds it.
             try:
-                with _quiet():
-                    ref.load()
+                ref.load()
             except Exception as exc:
                 raise MediaError(
                     f"{name}: the file is truncated or corrupt ({_reason(exc)})"
