@@ -27,6 +27,8 @@ __all__ = [
     "ImportOut",
     "JobOut",
     "JobStatus",
+    "LinkOut",
+    "LinksIn",
     "MediaOut",
     "PersonOut",
     "RecipientIn",
@@ -164,6 +166,27 @@ class CopiesIn(BaseModel):
         strict=True,  # a number: true/false is not a strength (Schemathesis found it taken)
         description="Mark strength: 1 ≈ 48 dB PSNR, 2 ≈ 42 dB.",
     )
+
+
+class LinksIn(BaseModel):
+    recipients: Annotated[list[Handle], Field(min_length=1)] | Literal["all"] = Field(
+        description='Handles, or "all": everyone registered now.'
+    )
+    expires: str = Field(
+        "7d",
+        description="How long the links work: a number and a unit (s, m, h, d or w), at most "
+        "366 days.",
+        json_schema_extra={"pattern": r"^\s*[0-9]{1,9}[smhdwSMHDW]\s*$"},
+    )
+
+
+class LinkOut(BaseModel):
+    handle: str
+    url: str = Field(
+        description="The link to send: it downloads this recipient's copy (made when first "
+        "opened) without an API token, until it expires or links are revoked."
+    )
+    expires: datetime
 
 
 class JobOut(BaseModel):
