@@ -128,9 +128,7 @@ def verify(
             s.isdigit() and s.isascii() for s in (media, expires, made_in)
         ):
             raise ValueError("unknown version or malformed fields")
-        link = Link(
-            int(media), handle, datetime.fromtimestamp(int(expires), UTC), int(made_in)
-        )
+        link = Link(int(media), handle, datetime.fromtimestamp(int(expires), UTC), int(made_in))
     except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, OSError):
         raise refused from None
     if link.epoch > epoch or not hmac.compare_digest(_mac(secret(link.epoch), payload), signature):
@@ -176,7 +174,5 @@ def opened(ws: Workspace, token: str, *, now: datetime | None = None) -> tuple[M
         media = ws.media_by_id(link.media_id)
         (person,) = ws.recipients([link.handle])
     except NotFoundError:
-        raise LinkGoneError(
-            "this link's original or recipient is no longer registered"
-        ) from None
+        raise LinkGoneError("this link's original or recipient is no longer registered") from None
     return media, person.handle
