@@ -276,9 +276,10 @@ def test_bad_link_requests_get_4xx(served):
     client, ws, photo, _ = served
     route = f"/api/media/{photo['id']}/links"
     for body, status in (
-        ({"recipients": ["ann"], "expires": "7 days"}, 422),
-        ({"recipients": ["ann"], "expires": "0s"}, 422),
-        ({"recipients": ["ann"], "expires": "400d"}, 422),
+        ({"recipients": ["ann"], "expires_in": "7d"}, 422),
+        ({"recipients": ["ann"], "expires_in": 0}, 422),
+        ({"recipients": ["ann"], "expires_in": 400 * 86400}, 422),
+        ({"recipients": ["ann"], "expires_in": 1.5}, 422),
         ({"recipients": []}, 422),
         ({"recipients": ["zed"]}, 404),
     ):

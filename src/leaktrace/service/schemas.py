@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..links import DEFAULT_EXPIRY, MAX_EXPIRY
 from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
 from ..workflow import MAX_STRENGTH, MIN_STRENGTH
 
@@ -172,11 +173,12 @@ class LinksIn(BaseModel):
     recipients: Annotated[list[Handle], Field(min_length=1)] | Literal["all"] = Field(
         description='Handles, or "all": everyone registered now.'
     )
-    expires: str = Field(
-        "7d",
-        description="How long the links work: a number and a unit (s, m, h, d or w), at most "
-        "366 days.",
-        json_schema_extra={"pattern": r"^\s*[0-9]{1,9}[smhdwSMHDW]\s*$"},
+    expires_in: int = Field(
+        int(DEFAULT_EXPIRY.total_seconds()),
+        ge=1,
+        le=int(MAX_EXPIRY.total_seconds()),
+        strict=True,
+        description="Seconds the links work (default 7 days, at most 366 days).",
     )
 
 

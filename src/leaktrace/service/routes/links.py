@@ -4,11 +4,12 @@ is the credential (see :mod:`leaktrace.links`)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from ...errors import LinkError
-from ...links import issue, opened, parse_duration
+from ...links import issue, opened
 from ..deps import ServiceDep
 from ..schemas import LinkOut, LinksIn, errors
 from .media import ON_DEMAND, deliver
@@ -28,7 +29,7 @@ public = APIRouter(tags=["links"])
             400: "The body cannot be decoded (not UTF-8)",
             404: "No media with that id, or an unknown recipient (named)",
             413: "The body is larger than the upload limit",
-            422: "Not JSON, no recipients, or a duration that is not one",
+            422: "Not JSON, no recipients, or expires_in out of range",
         }
     ),
 )
@@ -36,10 +37,7 @@ def make_links(media_id: int, body: LinksIn, request: Request, s: ServiceDep) ->
     """A signed link to each recipient's copy of an original, to send instead of the file:
     it works without the API token until it expires (or every link is revoked with
     ``leaktrace links revoke``); the copy is made and recorded when the link is first used."""
-    try:
-        valid_for = parse_duration(body.expires)
-    except ValueError as exc:
-        raise LinkError(f"expires: {exc}") from None
+    valid_for = timedelta(seconds=body.expires_in)
     wanted = None if body.recipients == "all" else body.recipients
     base = str(request.base_url).rstrip("/")
     return [
