@@ -349,3 +349,65 @@ def test_a_marked_videos_copy_is_made_on_demand_and_an_unmarked_one_is_refused(t
         traced = upload(client, "/api/trace", "leak.mp4", r.content).json()
         assert (traced["verdict"], traced["recipient"]) == ("match", "bob")
         assert client.get(f"/api/media/{media['id']}/copies/bob").headers["x-copy-made"] == "false"
+
+
+# -- a real server with two processes --------------------------------------------------------------
+def test_two_server_processes_make_one_copy_once_and_log_no_link(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx2 as httpx
+
+    ws = lt.Workspace.create(tmp_path / "ws")
+    token, _ = ws.create_token("tests")
+    ws.add_recipients([("ann", "", "")])
+    media = ws.register_media(
+        PHOTO, sha256=lt.registry.file_sha256(PHOTO), width=768, height=512, fingerprint=b""
+    )
+    ((_, link),) = links.issue(ws, media.id, ["ann"])
+    ws.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "leaktrace", "--home", str(ws.home), "serve"]
+            + ["--port", str(port), "--processes", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        gate = threading.Barrier(8)
+
+        def fetch(i):
+            gate.wait()
+            if i % 2:
+                return httpx.get(f"{base}/d/{link}", timeout=60)
+            auth = {"Authorization": f"Bearer {token}"}
+            return httpx.get(f"{base}/api/media/{media.id}/copies/ann", headers=auth, timeout=60)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(fetch, range(8)))
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert [r.status_code for r in answers] == [200] * 8
+    assert len({r.content for r in answers}) == 1
+    assert [r.headers["x-copy-made"] for r in answers].count("true") == 1
+    assert [row[0] for row in copy_rows(ws.home, media.id, "ann")] == ["done"]
+    text = log.read_text()
+    assert "GET /d/<link>" in text and link not in text and link.split(".")[1] not in text

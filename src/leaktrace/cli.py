@@ -755,6 +755,8 @@ def links_make(
     made = issue(
         ws, _media_id(ws, media), None if everyone else to, valid_for=parse_duration(expires)
     )
+    if not made:
+        _fail("no recipients registered: add some with `leaktrace recipients add`")
     base = base_url.rstrip("/")
     rows = [
         {"handle": link.handle, "url": f"{base}/d/{token}", "expires": link.expires.isoformat()}
@@ -856,12 +858,13 @@ def serve(
     if not ws.tokens():
         err.print("no API tokens yet: make one with `leaktrace token create`")
     ws.close()
+    from .service.serving import OPTIONS_ENV, log_config
+
     if processes == 1:
         home = options.pop("home")
-        uvicorn.run(create_app(home, **options), host=host, port=port, log_level="info")
+        service = create_app(home, **options)
+        uvicorn.run(service, host=host, port=port, log_level="info", log_config=log_config())
         return
-    from .service.serving import OPTIONS_ENV
-
     os.environ[OPTIONS_ENV] = json.dumps(options)
     uvicorn.run(
         "leaktrace.service.serving:app_from_environment",
@@ -870,6 +873,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        log_config=log_config(),
     )
 
 

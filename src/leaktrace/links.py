@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .errors import LinkError, LinkGoneError, LinkRefusedError, NotFoundError, RecipientError
+from .errors import LinkError, LinkGoneError, LinkRefusedError, NotFoundError
 from .keys import Key, derived_secret
 
 if TYPE_CHECKING:
@@ -153,13 +153,12 @@ def issue(
     now: datetime | None = None,
 ) -> list[tuple[Link, str]]:
     """A link, with its token, to each recipient's copy of the original ``media_id``
-    (``handles`` None: everyone registered), working for ``valid_for`` from ``now``."""
+    (``handles`` None: everyone registered, maybe nobody), working for ``valid_for`` from
+    ``now``."""
     if not timedelta(0) < valid_for <= MAX_EXPIRY:
         raise LinkError(f"a link works for 1 second to {MAX_EXPIRY.days} days")
     media = ws.media_by_id(media_id)
-    people = ws.recipients(handles)
-    if not people:
-        raise RecipientError("no recipients to make links for: add some first")
+    people = ws.recipients(handles)  # "all" of nobody: no links
     epoch = ws.links_epoch()
     secret = link_secret(ws.key, epoch)
     expires = (now if now is not None else datetime.now(UTC)).replace(microsecond=0) + valid_for

@@ -9,14 +9,17 @@ runs), so one resumed at start by several is still run once.
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
+from typing import Any
 
 from fastapi import FastAPI
 
 from . import create_app
 
-__all__ = ["OPTIONS_ENV", "app_from_environment"]
+__all__ = ["OPTIONS_ENV", "HideLinks", "app_from_environment", "log_config"]
 
 #: The environment variable holding ``create_app``'s arguments as JSON (no secret in it).
 OPTIONS_ENV = "LEAKTRACE_SERVE_OPTIONS"
@@ -26,3 +29,24 @@ def app_from_environment() -> FastAPI:
     """The app one server process serves (uvicorn's factory)."""
     options = json.loads(os.environ[OPTIONS_ENV])
     return create_app(options.pop("home"), **options)
+
+
+class HideLinks(logging.Filter):
+    """Keeps download links' tokens out of the access log: a link is a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            if args[2].startswith("/d/"):
+                record.args = (*args[:2], "/d/<link>", *args[3:])
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with :class:`HideLinks` on the access log (in every process)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_links"] = {"()": f"{__name__}.HideLinks"}
+    config["handlers"]["access"].setdefault("filters", []).append("hide_links")
+    return config
