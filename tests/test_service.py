@@ -46,6 +46,8 @@ GUARDED = [
     ("get", "/api/media/1/copies"),
     ("post", "/api/media/1/copies"),
     ("get", "/api/media/1/copies/ann/download"),
+    ("get", "/api/media/1/copies/ann"),
+    ("post", "/api/media/1/links"),
     ("get", "/api/copies"),
     ("get", "/api/jobs"),
     ("get", "/api/jobs/x"),
@@ -116,6 +118,9 @@ def test_health_needs_no_token_and_docs_list_the_routes(served):
         "/api/media/{media_id}",
         "/api/media/{media_id}/copies",
         "/api/media/{media_id}/copies/{handle}/download",
+        "/api/media/{media_id}/copies/{handle}",
+        "/api/media/{media_id}/links",
+        "/d/{token}",
         "/api/copies",
         "/api/jobs",
         "/api/jobs/{job_id}",
@@ -694,7 +699,7 @@ def test_the_openapi_documents_the_errors_really_sent(served):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             codes = {int(c) for c in operation["responses"]}
-            guarded = path != "/api/health"
+            guarded = path.startswith("/api/") and path != "/api/health"  # not a /d/ link
             assert (401 in codes) == guarded, (method, path)
             for code in codes - {200, 201, 202, 204}:
                 body = operation["responses"][str(code)]["content"]["application/json"]
@@ -795,7 +800,7 @@ def test_the_contract_lists_every_route(served):
     text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
     documented = {
         (method, re.sub(r"\{[^}]+\}", "{}", path))
-        for method, path in re.findall(r"^\| `([A-Z]+) (/api/[^`?]*)`", text, re.MULTILINE)
+        for method, path in re.findall(r"^\| `([A-Z]+) (/(?:api|d)/[^`?]*)`", text, re.MULTILINE)
     }
     schema = client.get("/openapi.json").json()
     served_routes = {

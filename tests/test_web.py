@@ -231,6 +231,14 @@ def test_recipients_copies_and_traces(
         bob_copy = zf.read(f"bob/{ORIGINAL.name}")
     assert names == sorted(f"{h}/{ORIGINAL.name}" for h, _, _ in PEOPLE)
 
+    # A signed link to bob's copy, to send instead of the file: it needs no token.
+    page.click("[data-testid=link-bob]")
+    expect(page.locator("#link-status")).to_contain_text("Link to bob's copy")
+    link = page.locator("#link-status").get_attribute("data-url")
+    assert link is not None and "/d/" in link
+    opened = page.request.get(link)
+    assert opened.status == 200 and opened.body() == bob_copy
+
     # Bob's copy, re-encoded as a JPEG 75 the way a re-share would, dropped on the zone.
     leak = io.BytesIO()
     Image.open(io.BytesIO(bob_copy)).convert("RGB").save(leak, "JPEG", quality=75)

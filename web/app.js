@@ -628,6 +628,9 @@
         ` (${media.width}×${media.height}) → ${plural(state.picked.size, "recipient")}`,
       );
     }
+    for (const button of $("pick-list").querySelectorAll(".link-button")) {
+      button.disabled = !media;
+    }
     updateMakeButton();
   }
 
@@ -688,27 +691,80 @@
       ...state.recipients.map((r) => {
         const id = `pick-${r.handle}`;
         return el(
-          "label",
-          { class: "check", for: id },
-          el("input", {
-            type: "checkbox",
-            id,
-            value: r.handle,
-            "data-testid": id,
-            checked: state.picked.has(r.handle),
-            onchange: (e) => {
-              if (e.target.checked) state.picked.add(r.handle);
-              else state.picked.delete(r.handle);
-              renderPickSummary();
-            },
+          "div",
+          { class: "pick-row" },
+          el(
+            "label",
+            { class: "check", for: id },
+            el("input", {
+              type: "checkbox",
+              id,
+              value: r.handle,
+              "data-testid": id,
+              checked: state.picked.has(r.handle),
+              onchange: (e) => {
+                if (e.target.checked) state.picked.add(r.handle);
+                else state.picked.delete(r.handle);
+                renderPickSummary();
+              },
+            }),
+            el("span", { text: r.handle }),
+            r.name ? el("span", { class: "muted", text: r.name }) : null,
+          ),
+          el("button", {
+            type: "button",
+            class: "btn btn-small link-button",
+            text: "Copy link",
+            title: `A download link to ${r.handle}'s copy of the chosen original`,
+            "data-testid": `link-${r.handle}`,
+            disabled: !currentMedia(),
+            onclick: (e) => copyLink(r.handle, e.currentTarget),
           }),
-          el("span", { text: r.handle }),
-          r.name ? el("span", { class: "muted", text: r.name }) : null,
         );
       }),
     );
     $("pick-fieldset").hidden = state.recipients.length === 0;
     renderPickSummary();
+  }
+
+  /** Make a signed link to this recipient's copy of the chosen original and put it on the
+   * clipboard (or show it, where the page may not write the clipboard). */
+  async function copyLink(handle, button) {
+    const media = currentMedia();
+    if (!media) return;
+    setStatus("link-status", "");
+    busyButton(button, true, "…");
+    try {
+      const [link] = await api(`/api/media/${media.id}/links`, {
+        method: "POST",
+        json: { recipients: [handle] },
+      });
+      const until = `works until ${formatDate(link.expires)}`;
+      $("link-status").dataset.url = link.url;
+      let copied = false;
+      try {
+        await navigator.clipboard.writeText(link.url);
+        copied = true;
+      } catch (err) {
+        copied = false; // not a secure context, or refused: the link is shown instead
+      }
+      if (copied) {
+        setStatus(
+          "link-status",
+          `Link to ${handle}'s copy of ${media.name} copied (${until}; no token needed).`,
+          { kind: "ok" },
+        );
+      } else {
+        $("link-status").replaceChildren(
+          `Link to ${handle}'s copy (${until}): `,
+          el("code", { class: "link-url", text: link.url }),
+        );
+      }
+    } catch (err) {
+      if (err.status !== 401) showError("copies-error", err.message);
+    } finally {
+      busyButton(button, false);
+    }
   }
 
   function renderPickSummary() {

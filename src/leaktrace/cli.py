@@ -8,6 +8,7 @@ traceback), 130 interrupted.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,8 @@ from typer.core import TyperGroup
 from . import __version__
 from .bundle import export_case, p_words, verify_bundle
 from .cases import CaseView, case_dict, case_view, case_views
-from .errors import LeaktraceError
+from .errors import LeaktraceError, NotFoundError
+from .links import DEFAULT_EXPIRY, issue, parse_duration
 from .registry import SETTINGS, Workspace, default_home
 from .report import html_report, json_report
 from .scan import STATUSES, Scanned, scan
@@ -84,6 +86,11 @@ settings_app = typer.Typer(
     help="Your details, for the takedown notices of evidence bundles.", no_args_is_help=True
 )
 app.add_typer(settings_app, name="settings")
+links_app = typer.Typer(
+    help="Signed, expiring download links to recipients' copies (served by `leaktrace serve`).",
+    no_args_is_help=True,
+)
+app.add_typer(links_app, name="links")
 
 # No markup: file names and handles are printed as they are, brackets included.
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -693,6 +700,82 @@ def settings_list(ctx: typer.Context, as_json: _JSON = False) -> None:
         out.print(f"{name} = {value}" if value else f"{name}: not set ({SETTINGS[name]})")
 
 
+def _media_id(ws: Workspace, which: str) -> int:
+    """A registered original by its id (``media list``) or its name, if only one has it."""
+    if which.isdigit():
+        return ws.media_by_id(int(which)).id
+    named = [m.id for m in ws.media() if m.name == which]
+    if len(named) != 1:
+        raise NotFoundError(
+            f"no original named {which!r}"
+            if not named
+            else f"several originals are named {which!r}; give its id (see `leaktrace media list`)"
+        )
+    return named[0]
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return text
+
+
+@links_app.command("make")
+def links_make(
+    ctx: typer.Context,
+    media: Annotated[str, typer.Argument(help="The original: its id or its name.")],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A recipient's handle (repeat for more).")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Every registered recipient.")] = False,
+    expires: Annotated[
+        str,
+        typer.Option(
+            help="How long the links work: 90s, 30m, 12h, 7d, 2w (at most 366 days).",
+            callback=_duration,
+        ),
+    ] = f"{DEFAULT_EXPIRY.days}d",
+    base_url: Annotated[
+        str,
+        typer.Option(
+            help="Where the service is reached from outside (the links start with it).",
+            envvar="LEAKTRACE_PUBLIC_URL",
+        ),
+    ] = "http://127.0.0.1:8000",
+    as_json: _JSON = False,
+) -> None:
+    """Print a download link to each recipient's copy of an original, one line per recipient
+    (handle, tab, link): the link downloads the copy from `leaktrace serve` without an API
+    token until it expires, making and recording the copy when it is first opened."""
+    if everyone == bool(to):
+        _fail("name the recipients with --to HANDLE, or give --all (not both)")
+    ws = _open(ctx)
+    made = issue(
+        ws, _media_id(ws, media), None if everyone else to, valid_for=parse_duration(expires)
+    )
+    if not made:
+        _fail("no recipients registered: add some with `leaktrace recipients add`")
+    base = base_url.rstrip("/")
+    rows = [
+        {"handle": link.handle, "url": f"{base}/d/{token}", "expires": link.expires.isoformat()}
+        for link, token in made
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    sys.stdout.write("".join(f"{r['handle']}\t{r['url']}\n" for r in rows))
+    err.print(f"{len(rows)} link(s), working until {made[0][0].expires:%Y-%m-%d %H:%M} UTC")
+
+
+@links_app.command("revoke")
+def links_revoke(ctx: typer.Context) -> None:
+    """Revoke every download link made so far (links made from now on work)."""
+    epoch = _open(ctx).revoke_links()
+    out.print(f"every link made before now is revoked (link epoch {epoch})")
+
+
 @token_app.command("create")
 def token_create(
     ctx: typer.Context,
@@ -750,22 +833,48 @@ def serve(
             metavar="DAYS",
         ),
     ] = 90,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="Server processes answering requests (uvicorn workers); more than one "
+            "suits a registry on PostgreSQL (LEAKTRACE_DB_URL).",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API and the web page on the workspace (Ctrl-C stops it)."""
     import uvicorn
 
     from .service import create_app
 
-    service = create_app(
-        _home(ctx),
-        max_upload=int(max_upload_mb * 1024 * 1024),
-        max_video_upload=int(max_video_upload_mb * 1024 * 1024),
-        workers=workers,
-        keep_reports=keep_reports,
-    )
-    if not _open(ctx).tokens():
+    options: dict[str, Any] = {
+        "home": str(_home(ctx).absolute()),
+        "max_upload": int(max_upload_mb * 1024 * 1024),
+        "max_video_upload": int(max_video_upload_mb * 1024 * 1024),
+        "workers": workers,
+        "keep_reports": keep_reports,
+    }
+    ws = _open(ctx)  # refused here, in one line, rather than in every process
+    if not ws.tokens():
         err.print("no API tokens yet: make one with `leaktrace token create`")
-    uvicorn.run(service, host=host, port=port, log_level="info")
+    ws.close()
+    from .service.serving import OPTIONS_ENV, log_config
+
+    if processes == 1:
+        home = options.pop("home")
+        service = create_app(home, **options)
+        uvicorn.run(service, host=host, port=port, log_level="info", log_config=log_config())
+        return
+    os.environ[OPTIONS_ENV] = json.dumps(options)
+    uvicorn.run(
+        "leaktrace.service.serving:app_from_environment",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=log_config(),
+    )
 
 
 def main() -> None:

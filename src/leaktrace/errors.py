@@ -10,6 +10,9 @@
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
     ├── BundleError             a case bundle that cannot be read (not a zip, no manifest)
+    ├── LinkError               a download link that does not open a copy
+    │   ├── LinkRefusedError        malformed, tampered with, or signed by another workspace
+    │   └── LinkGoneError           expired, revoked, or its recipient was removed
     └── WorkspaceError          the registry refuses: no workspace, one already there, ...
         ├── NotFoundError           no such recipient, media item, trace, job or token
         ├── ConflictError           a duplicate, or a record others depend on
@@ -33,6 +36,9 @@ __all__ = [
     "ImageTooLargeError",
     "KeyFileError",
     "LeaktraceError",
+    "LinkError",
+    "LinkGoneError",
+    "LinkRefusedError",
     "MediaError",
     "NotFoundError",
     "RecipientError",
@@ -96,3 +102,15 @@ class RecipientConflictError(RecipientError, ConflictError):
 
 class BundleError(LeaktraceError):
     """A case's evidence bundle that cannot be read: not a zip, corrupt, or no manifest."""
+
+
+class LinkError(LeaktraceError):
+    """A signed download link that does not open a copy."""
+
+
+class LinkRefusedError(LinkError):
+    """A link that is malformed, was tampered with, or was signed by another workspace."""
+
+
+class LinkGoneError(LinkError):
+    """A genuine link that no longer works: expired, revoked, or its recipient removed."""

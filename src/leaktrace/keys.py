@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import KeyFileError
 
-__all__ = ["Key", "keyed_bytes", "keyed_rows"]
+__all__ = ["Key", "derived_secret", "keyed_bytes", "keyed_rows"]
 
 _HEADER = "leaktrace-key v1"
 _KEY_BYTES = 32
@@ -108,6 +108,13 @@ class Key:
             h = base.copy()
             h.update(suffix.encode("utf-8"))
             yield h.digest()
+
+
+def derived_secret(key: Key, label: str) -> bytes:
+    """A 32-byte secret for one use of the key that must not be the key itself (``label``
+    names the use, e.g. signing download links): HMAC-SHA256 under a context no keyed stream
+    uses. Knowing it reveals neither the key nor any other label's secret."""
+    return key._mac(f"leaktrace/secret\x00{label}")
 
 
 def keyed_bytes(key: Key, context: str, nbytes: int) -> np.ndarray:

@@ -67,6 +67,7 @@ __all__ = [
     "make_copies",
     "register_original",
     "trace_file",
+    "write_photo_copy",
 ]
 
 #: The range of ``strength`` a batch accepts: 1 aims at 48 dB PSNR, 2 at 42 dB (the most that
@@ -170,6 +171,15 @@ def _make_copy(
         plan = prepare(pixels, _worker_key, f"sha256:{media_sha}", strength=strength)
         _worker_cache[media_sha] = (pixels, plan)
     pixels, plan = _worker_cache[media_sha]
+    return write_photo_copy(plan, pixels, source, handle, target, batch)
+
+
+def write_photo_copy(
+    plan: EmbedPlan, pixels: np.ndarray, source: str, handle: str, target: str, batch: str
+) -> tuple[str, bool]:
+    """Write ``handle``'s copy of the photo ``source`` (decoded as ``pixels``, prepared as
+    ``plan``) to ``target`` through the batch's temporary name, unless a file has that name;
+    returns (its sha256, whether it was placed)."""
     data = encode_image(apply(plan, pixels, handle), target, like=source)
     final, part = Path(target), part_path(target, batch)
     try:

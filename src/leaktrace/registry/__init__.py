@@ -5,6 +5,7 @@ from .models import Case, CaseExport, Copy, Job, Media, Recipient, Scan, ScanFil
 from .scans import SETTINGS
 from .workspace import (
     Batch,
+    Claim,
     CopyRecord,
     Imported,
     Workspace,
@@ -17,6 +18,7 @@ __all__ = [
     "SETTINGS",
     "Batch",
     "Case",
+    "Claim",
     "CaseExport",
     "Codebook",
     "Copy",

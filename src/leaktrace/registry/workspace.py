@@ -65,6 +65,7 @@ from .scans import ScansAndCases
 
 __all__ = [
     "Batch",
+    "Claim",
     "CopyRecord",
     "Imported",
     "Workspace",
@@ -149,6 +150,18 @@ class Batch:
     id: str
     lock: Path
     job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer of :meth:`Workspace.claim_copy`: the copy is there (``done``), someone else
+    is making it (``busy``: their batch), or this process is to make it (``batch`` and
+    ``copy_id``, its pending record)."""
+
+    done: CopyRecord | None = None
+    busy: str | None = None
+    batch: Batch | None = None
+    copy_id: int | None = None
 
 
 class Workspace(ScansAndCases):
@@ -661,6 +674,72 @@ class Workspace(ScansAndCases):
             self._release(batch)
             raise
 
+    def claim_copy(self, media: Media, handle: str, path: Path, *, strength: float) -> Claim:
+        """Claim the making of ``handle``'s copy of ``media`` at ``path``, for any number of
+        processes (and machines sharing the registry) asking at once: in one transaction —
+        which the registry serialises (SQLite's write lock, PostgreSQL's advisory lock) — the
+        newest done copy there whose file is in place is returned, else a pending one's batch
+        (someone is making it), else a pending record is written under a new batch whose lock
+        this process holds until :meth:`end_batch`. Exactly one asker gets the claim."""
+        (recipient,) = self.recipients([handle])
+        name = secrets.token_hex(8)
+        batch = Batch(name, self.private_dir("locks") / f"{name}.lock")
+        fd = os.open(batch.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._locks[batch.id] = fd
+        claim = Claim()
+        try:
+            with self._session() as s:
+                rows = s.execute(
+                    select(Copy.id, Copy.state, Copy.batch, Copy.sha256, Copy.created)
+                    .where(
+                        Copy.media_id == media.id,
+                        Copy.recipient_id == recipient.id,
+                        Copy.path == os.fspath(path),
+                    )
+                    .order_by(Copy.id.desc())
+                ).all()
+                done = [r for r in rows if r.state == "done"]
+                pending = [r for r in rows if r.state == "pending"]
+                if done and os.path.isfile(path):
+                    record = CopyRecord(
+                        media.sha256,
+                        recipient.handle,
+                        os.fspath(path),
+                        done[0].sha256,
+                        done[0].created,
+                        media.name,
+                        media.id,
+                    )
+                    claim = Claim(done=record)
+                elif pending:
+                    claim = Claim(busy=pending[0].batch or "")
+                else:
+                    row = Copy(
+                        media_id=media.id,
+                        recipient_id=recipient.id,
+                        path=os.fspath(path),
+                        strength=strength,
+                        state="pending",
+                        batch=batch.id,
+                    )
+                    s.add(row)
+                    s.flush()
+                    claim = Claim(batch=batch, copy_id=row.id)
+        finally:
+            if claim.batch is None:
+                self._release(batch)
+                batch.lock.unlink(missing_ok=True)
+        return claim
+
+    def copy_record(self, copy_id: int) -> CopyRecord:
+        """The done copy with this record id."""
+        with self._session() as s:
+            row = s.execute(_done_copies().where(Copy.id == copy_id)).first()
+        if row is None:
+            raise NotFoundError(f"no copy made with record id {copy_id}")
+        return CopyRecord(*row)
+
     def finish_copies(self, done: Sequence[tuple[int, str]]) -> None:
         """Mark pending copies done, each with its file's hash: ``(record id, sha256)``."""
         if not done:
@@ -737,6 +816,23 @@ class Workspace(ScansAndCases):
         self.finish_copies(done)
         self.forget_copies(gone)
         return len(done)
+
+    # -- download links ----------------------------------------------------------------------
+    def links_epoch(self) -> int:
+        """The current epoch of download links: links signed in an earlier one are revoked."""
+        with self._session() as s:
+            row = s.get(Meta, "links_epoch")
+        return 0 if row is None else int(row.value)
+
+    def revoke_links(self) -> int:
+        """Revoke every download link made so far (the epoch moves on); returns the new epoch."""
+        with self._session() as s:
+            row = s.get(Meta, "links_epoch")
+            if row is None:
+                row = Meta(name="links_epoch", value="0")
+                s.add(row)
+            row.value = str(int(row.value) + 1)
+            return int(row.value)
 
     # -- jobs --------------------------------------------------------------------------------
     def add_job(self, media: Media, handles: Sequence[str], strength: float) -> Job:

@@ -45,6 +45,8 @@ from ..errors import (
     ImageTooLargeError,
     KeyFileError,
     LeaktraceError,
+    LinkGoneError,
+    LinkRefusedError,
     NotFoundError,
     UnsupportedMediaError,
 )
@@ -68,6 +70,8 @@ log = logging.getLogger("leaktrace.service")
 
 # The most specific class first: UnknownRecipientError is a NotFoundError (404).
 _STATUS: list[tuple[type[LeaktraceError], int]] = [
+    (LinkRefusedError, 403),
+    (LinkGoneError, 410),
     (NotFoundError, 404),
     (ConflictError, 409),
     (UnsupportedMediaError, 415),
@@ -209,6 +213,7 @@ def create_app(
     for module in (
         routes.recipients,
         routes.media,
+        routes.links,
         routes.copies,
         routes.jobs,
         routes.traces,
@@ -216,6 +221,7 @@ def create_app(
     ):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(routes.links.public)  # /d/{token}: the link is the credential
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from ..ondemand import CopyMaker
 from ..registry import Workspace
 from .jobs import JobRunner
 from .scans import ScanRunner
@@ -17,7 +18,7 @@ __all__ = ["Service", "ServiceDep"]
 
 @dataclass
 class Service:
-    """The workspace an app serves, its job runner and its settings."""
+    """The workspace an app serves, its job runner, copy maker and settings."""
 
     ws: Workspace
     jobs: JobRunner
@@ -27,6 +28,8 @@ class Service:
     keep_reports: int
     #: Scans of uploaded suspected leaks, one at a time.
     scans: ScanRunner
+    #: Copies made on demand (a download of a copy not made yet), with their prepared photos.
+    copies: CopyMaker = field(default_factory=CopyMaker)
 
 
 async def _service(request: Request) -> Service:

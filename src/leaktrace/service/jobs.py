@@ -16,11 +16,13 @@ memory only (a resumed job marks again from the start).
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import threading
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,12 +32,35 @@ from ..registry import CopyRecord, Job, Media, Workspace
 from ..workflow import BatchSummary, Stopped, make_copies
 from .schemas import utc
 
-__all__ = ["ACTIVE", "JobRunner", "Progress", "job_copies", "job_folder"]
+__all__ = ["ACTIVE", "JobRunner", "Progress", "job_copies", "job_folder", "run_lock"]
 
 log = logging.getLogger("leaktrace.service")
 
 #: The statuses of a job that has not ended.
 ACTIVE = ("queued", "running")
+
+
+@contextmanager
+def run_lock(ws: Workspace, name: str) -> Iterator[bool]:
+    """Hold the lock file ``locks/<name>.run`` while running a job or scan, if no other
+    process holds it (yields whether this one does): with several server processes, each
+    resumes the jobs left at start and takes new ones, and this keeps each run once."""
+    path = ws.private_dir("locks") / f"{name}.run"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            # The run's status says it ended (or will be resumed): whoever opens the name
+            # next reads that before running anything.
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def job_folder(ws: Workspace, media_id: int) -> Path:
@@ -142,25 +167,32 @@ class JobRunner:
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
         while (job_id := self._queue.get()) is not None:
+            with run_lock(self.ws, f"job-{job_id}") as mine:
+                if mine:  # else another server process runs it
+                    self._run_one(job_id)
+            if self._closing:
+                return
+
+    def _run_one(self, job_id: str) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            job = self.ws.job(job_id)
+            if job.status not in ACTIVE:  # cancelled while it waited, or run elsewhere
+                return
+            job = self.ws.update_job(job_id, status="running")
+            self._current = job_id
+            self._progress = None
+            self._stop = threading.Event()
+        try:
+            self._make(job)
+        except Exception:  # a job must end, whatever happens; the log has the rest
+            log.exception("job %s could not be recorded as ended", job_id)
+        finally:
             with self._lock:
-                if self._closing:
-                    return
-                job = self.ws.job(job_id)
-                if job.status not in ACTIVE:  # cancelled while it waited
-                    continue
-                job = self.ws.update_job(job_id, status="running")
-                self._current = job_id
+                self._current = None
                 self._progress = None
-                self._stop = threading.Event()
-            try:
-                self._make(job)
-            except Exception:  # a job must end, whatever happens; the log has the rest
-                log.exception("job %s could not be recorded as ended", job_id)
-            finally:
-                with self._lock:
-                    self._current = None
-                    self._progress = None
-                    self._ended.notify_all()
+                self._ended.notify_all()
 
     def _make(self, job: Job) -> None:
         ws = self.ws
@@ -201,7 +233,9 @@ class JobRunner:
             )
             with closing(batch):  # on the way out: the copies in hand are recorded
                 for done, _ in enumerate(batch, 1):
-                    ws.update_job(job.id, done=done, warnings=said(summary.warnings))
+                    now = ws.update_job(job.id, done=done, warnings=said(summary.warnings))
+                    if now.status == "cancelled":  # by another server process
+                        self._stop.set()
         except Stopped:
             stopped = True
         except LeaktraceError as exc:

@@ -17,6 +17,7 @@ from ..errors import LeaktraceError
 from ..registry import Scan, Workspace
 from ..scan import scan
 from ..workflow import Stopped
+from .jobs import run_lock
 
 __all__ = ["ScanRunner", "scan_folder"]
 
@@ -60,22 +61,29 @@ class ScanRunner:
         while (scan_id := self._queue.get()) is not None:
             if self._stop.is_set():
                 return
-            folder = scan_folder(self.ws, scan_id)
-            paths = sorted(p for p in folder.rglob("*") if p.is_file())
-            try:
-                self.ws.update_scan(scan_id, status="running")
-                for _ in scan(
-                    self.ws, paths=paths, workers=self.workers, stop=self._stop, scan_id=scan_id
-                ):
-                    pass
-            except Stopped:
-                self.ws.update_scan(scan_id, status="queued")  # the next server resumes it
-            except LeaktraceError as exc:
-                self.ws.update_scan(scan_id, status="failed", errors=str(exc).splitlines())
-            except Exception as exc:  # a scan must end, whatever happens
-                log.exception("scan %s failed", scan_id)
-                self.ws.update_scan(
-                    scan_id,
-                    status="failed",
-                    errors=[f"internal error ({type(exc).__name__}); the server's log has it"],
-                )
+            with run_lock(self.ws, f"scan-{scan_id}") as mine:
+                if mine:  # else another server process runs it
+                    self._run_one(scan_id)
+
+    def _run_one(self, scan_id: str) -> None:
+        if self.ws.scan_run(scan_id).status not in ("queued", "running"):
+            return  # run meanwhile by another server process
+        folder = scan_folder(self.ws, scan_id)
+        paths = sorted(p for p in folder.rglob("*") if p.is_file())
+        try:
+            self.ws.update_scan(scan_id, status="running")
+            for _ in scan(
+                self.ws, paths=paths, workers=self.workers, stop=self._stop, scan_id=scan_id
+            ):
+                pass
+        except Stopped:
+            self.ws.update_scan(scan_id, status="queued")  # the next server resumes it
+        except LeaktraceError as exc:
+            self.ws.update_scan(scan_id, status="failed", errors=str(exc).splitlines())
+        except Exception as exc:  # a scan must end, whatever happens
+            log.exception("scan %s failed", scan_id)
+            self.ws.update_scan(
+                scan_id,
+                status="failed",
+                errors=[f"internal error ({type(exc).__name__}); the server's log has it"],
+            )

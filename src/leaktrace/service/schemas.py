@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..links import DEFAULT_EXPIRY, MAX_EXPIRY
 from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
 from ..workflow import MAX_STRENGTH, MIN_STRENGTH
 
@@ -27,6 +28,8 @@ __all__ = [
     "ImportOut",
     "JobOut",
     "JobStatus",
+    "LinkOut",
+    "LinksIn",
     "MediaOut",
     "PersonOut",
     "RecipientIn",
@@ -164,6 +167,28 @@ class CopiesIn(BaseModel):
         strict=True,  # a number: true/false is not a strength (Schemathesis found it taken)
         description="Mark strength: 1 ≈ 48 dB PSNR, 2 ≈ 42 dB.",
     )
+
+
+class LinksIn(BaseModel):
+    recipients: Annotated[list[Handle], Field(min_length=1)] | Literal["all"] = Field(
+        description='Handles, or "all": everyone registered now.'
+    )
+    expires_in: int = Field(
+        int(DEFAULT_EXPIRY.total_seconds()),
+        ge=1,
+        le=int(MAX_EXPIRY.total_seconds()),
+        strict=True,
+        description="Seconds the links work (default 7 days, at most 366 days).",
+    )
+
+
+class LinkOut(BaseModel):
+    handle: str
+    url: str = Field(
+        description="The link to send: it downloads this recipient's copy (made when first "
+        "opened) without an API token, until it expires or links are revoked."
+    )
+    expires: datetime
 
 
 class JobOut(BaseModel):

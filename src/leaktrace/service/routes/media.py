@@ -11,13 +11,13 @@ from fastapi.responses import FileResponse
 from ...errors import ConflictError, NotFoundError, RecipientError
 from ...registry import CopyRecord, Media, Workspace, file_sha256
 from ...workflow import register_original
-from ..deps import ServiceDep
+from ..deps import Service, ServiceDep
 from ..jobs import job_folder
 from ..schemas import CopiesIn, CopyOut, JobOut, MediaOut, errors, utc
 from ..uploads import as_uploaded, named_for_its_format, saved
 from .jobs import job_out
 
-__all__ = ["copy_out", "media_out", "router", "served"]
+__all__ = ["ON_DEMAND", "copy_out", "deliver", "media_out", "router", "served"]
 
 #: Content types of the copies the service writes, by suffix.
 _TYPES = {
@@ -167,11 +167,48 @@ def download_copy(media_id: int, handle: str, s: ServiceDep) -> FileResponse:
     path = Path(copy.path)
     if not path.is_file():
         raise ConflictError(f"{copy.handle}/{path.name} is no longer there; make the copy again")
+    return _file(path)
+
+
+def _file(path: Path, made: bool | None = None) -> FileResponse:
+    """A copy's file as a download, named as in a job's zip."""
     return FileResponse(
         path,
         media_type=_TYPES.get(path.suffix.lower(), "application/octet-stream"),
         filename=path.name,
+        headers=None if made is None else {"X-Copy-Made": "true" if made else "false"},
     )
+
+
+#: The answers of a route that serves a copy made on demand (also through a signed link).
+ON_DEMAND = {
+    200: {
+        "content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}},
+        "description": "The copy's file, named as in a job's zip; X-Copy-Made says whether "
+        "this request made it",
+    },
+    **errors(
+        {
+            404: "No media with that id, or no recipient with that handle",
+            409: "A video not marked yet (its first batch marks it), or the copy is being made "
+            "by another process for longer than a request waits",
+        }
+    ),
+}
+
+
+@router.get("/{media_id}/copies/{handle}", response_class=FileResponse, responses=ON_DEMAND)
+def copy_on_demand(media_id: int, handle: str, s: ServiceDep) -> FileResponse:
+    """One recipient's copy of an original, made now if it was not made yet: recorded before
+    it is sent, made once however many ask for it at once (a photo's per-original work is
+    cached, so each further recipient's copy costs its mark and encode)."""
+    return deliver(s, s.ws.media_by_id(media_id), handle)
+
+
+def deliver(s: Service, media: Media, handle: str) -> FileResponse:
+    """``handle``'s copy of ``media`` (made on demand) as a download."""
+    done = s.copies.copy(s.ws, media, handle, job_folder(s.ws, media.id))
+    return _file(done.path, done.made)
 
 
 @router.post(
