@@ -26,7 +26,7 @@ from leaktrace.service import create_app
 from leaktrace.service.jobs import job_folder
 from leaktrace.workflow import make_copies
 
-from .conftest import KODAK, TEST_DB, registry
+from .conftest import KODAK, registry
 from .test_service import upload, wait_for
 
 PHOTO = KODAK / "kodim05.png"
@@ -352,11 +352,6 @@ def test_a_marked_videos_copy_is_made_on_demand_and_an_unmarked_one_is_refused(t
 
 
 # -- a real server with two processes --------------------------------------------------------------
-@pytest.mark.skipif(
-    TEST_DB == "postgres",
-    reason="under the PostgreSQL pass the server's child processes die at start (not yet "
-    "understood; benchmarks/load_service.py runs 2 processes on PostgreSQL without error)",
-)
 def test_two_server_processes_make_one_copy_once_and_log_no_link(tmp_path):
     import os
     import socket

@@ -316,7 +316,13 @@ def test_the_api_answers_as_its_openapi_says(api_schema, record_property):
                     if check.status == Status.FAILURE and check.failure_info is not None:
                         label = rec.cases[case_id].value.operation.label
                         failure = check.failure_info.failure
-                        failures.setdefault((label, check.name), f"{failure.title}: {failure}")
+                        answer = rec.interactions.get(case_id)
+                        status = answer.response.status_code if answer and answer.response else None
+                        failures.setdefault(
+                            (label, check.name),
+                            f"{failure.title}: {failure} (answered {status}; "
+                            f"{check.failure_info.code_sample})",
+                        )
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(repr(event))
     record_property("requests", dict(sorted(requests.items())))

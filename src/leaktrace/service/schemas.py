@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..links import DEFAULT_EXPIRY, MAX_EXPIRY
 from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
@@ -169,11 +169,17 @@ class CopiesIn(BaseModel):
     )
 
 
+def _whole(value: object) -> object:
+    """1.0 is an integer to JSON Schema (and so to clients): taken as 1. A bool or a string
+    still is not a number of seconds (the field is strict)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class LinksIn(BaseModel):
     recipients: Annotated[list[Handle], Field(min_length=1)] | Literal["all"] = Field(
         description='Handles, or "all": everyone registered now.'
     )
-    expires_in: int = Field(
+    expires_in: Annotated[int, BeforeValidator(_whole)] = Field(
         int(DEFAULT_EXPIRY.total_seconds()),
         ge=1,
         le=int(MAX_EXPIRY.total_seconds()),
