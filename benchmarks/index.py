@@ -35,23 +35,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import CORPUS, HIGHRES, KODAK, require_corpus, table
+from _common import HIGHRES, KODAK, require_corpus
 
 import leaktrace as lt
-from leaktrace import attacks
 from leaktrace.identify import (
-    feature_shortlist,
     features,
     fingerprint,
-    shortlist,
-    similarities,
 )
 from leaktrace.register import sift_features
 from leaktrace.transform import luma
