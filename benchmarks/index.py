@@ -35,20 +35,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import HIGHRES, KODAK, require_corpus
+from _common import HIGHRES, KODAK, require_corpus, table
 
 import leaktrace as lt
+from leaktrace import attacks
 from leaktrace.identify import (
     features,
     fingerprint,
+    print_vectors,
+    probe_descriptors,
+    shortlist,
 )
 from leaktrace.register import sift_features
+from leaktrace.registry.index import (
+    CANDIDATES,
+    build_features,
+    build_prints,
+    nearest_prints,
+    voted_ids,
+)
 from leaktrace.transform import luma
 
 DATA = Path(os.environ.get("LEAKTRACE_BENCH_DATA", "/work/bench-data")) / "index"
@@ -156,16 +168,149 @@ def make(n: int, workers: int) -> None:
             print(f"{done}/{len(todo)} blocks, {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def _load(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cached originals 0..n-1: fingerprints (int8 rows), descriptors and their owners."""
+    prints, desc, owners = [], [], []
+    for start in range(0, n, 1000):
+        path = DATA / f"block-{start:07d}.npz"
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run `python benchmarks/index.py make` first")
+        with np.load(path) as block:
+            counts = block["counts"].astype(np.intp)
+            prints.append(block["prints"])
+            desc.append(np.concatenate([d[:c] for d, c in zip(block["desc"], counts, strict=True)]))
+            owners.append(np.repeat(np.arange(start, start + len(counts)), counts))
+    return np.concatenate(prints)[:n], np.concatenate(desc), np.concatenate(owners)
+
+
+LEAKS = {
+    "resize 0.5 + JPEG 70": lambda img, i: attacks.jpeg(attacks.rescale(img, 0.5), 70),
+    "crop 60 % + JPEG 85": lambda img, i: attacks.jpeg(
+        attacks.crop(img, 0.6, at=tuple(np.random.default_rng(i).random(2))), 85
+    ),
+    "screenshot 0.8": lambda img, i: attacks.screenshot(img, 0.8, seed=i),
+}
+
+
+def _size(index: object, path: Path) -> float:
+    import faiss
+
+    faiss.write_index(index, str(path))
+    return path.stat().st_size / 1e6
+
+
+def run(n: int, leaks: int, exact_features: int) -> None:
+    """Build the index of n originals and identify leaks of the targets through it."""
+    import faiss
+
+    t0 = time.perf_counter()
+    prints, desc, owners = _load(n)
+    vectors = np.concatenate(
+        [print_vectors([r.tobytes() for r in prints[s : s + 5000]]) for s in range(0, n, 5000)]
+    )
+    ids = np.arange(n, dtype=np.int64)
+    print(f"loaded {n} originals, {len(desc)} descriptors in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    pidx = build_prints(vectors, ids)
+    t_prints = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fidx = build_features(desc, owners)
+    t_feats = time.perf_counter() - t0
+    out = DATA / f"run-{n}"
+    out.mkdir(exist_ok=True)
+    mb = _size(pidx, out / "prints.faiss"), _size(fidx, out / "features.faiss")
+    t0 = time.perf_counter()
+    faiss.read_index(str(out / "prints.faiss"))
+    faiss.read_index(str(out / "features.faiss"))
+    t_read = time.perf_counter() - t0
+    print(
+        f"index of {n} originals: prints {t_prints:.0f} s, {mb[0]:.0f} MB; features "
+        f"{t_feats:.0f} s, {mb[1]:.0f} MB ({len(desc)} descriptors); read back {t_read:.1f} s"
+    )
+    exact_bank = None
+    if exact_features:
+        exact_bank = faiss.IndexIDMap2(faiss.IndexFlatL2(128))
+        exact_bank.add_with_ids(desc.astype(np.float32), owners.astype(np.int64))
+    targets = [i for i in range(n) if is_target(i)][:leaks]
+    rows = []
+    for kind, attack in LEAKS.items():
+        found = {"index": [], "exact": [], "prints": [], "features": [], "exact features": []}
+        times = {"index": [], "search": [], "exact": []}
+        for k, i in enumerate(targets):
+            leak = attack(variant(i, LARGE), i)
+            t0 = time.perf_counter()
+            probe = fingerprint(leak)
+            probe_desc = probe_descriptors(leak)
+            t1 = time.perf_counter()
+            near = sorted(nearest_prints(pidx, probe))
+            similar = [near[j] for j in shortlist(probe, [prints[j].tobytes() for j in near])]
+            votes = voted_ids(fidx, probe_desc)
+            t2 = time.perf_counter()
+            times["index"].append(t2 - t0)
+            times["search"].append(t2 - t1)
+            found["index"].append(i in similar + votes)
+            found["prints"].append(i in similar)
+            found["features"].append(i in votes)
+            # Exact: every fingerprint scored, the same shortlist rule on the best of them.
+            t0 = time.perf_counter()
+            sims = vectors @ print_vectors([probe])[0]
+            best = np.sort(np.argpartition(-sims, CANDIDATES)[:CANDIDATES])
+            exact = [int(best[j]) for j in shortlist(probe, [prints[j].tobytes() for j in best])]
+            times["exact"].append(time.perf_counter() - t0)
+            found["exact"].append(i in exact)
+            if exact_bank is not None and k < exact_features:
+                found["exact features"].append(i in voted_ids(exact_bank, probe_desc))
+        rows.append(
+            [
+                kind,
+                len(targets),
+                f"{np.mean(found['index']):.0%}",
+                f"{np.mean(found['prints']):.0%}",
+                f"{np.mean(found['exact']):.0%}",
+                f"{np.mean(found['features']):.0%}",
+                f"{np.mean(found['exact features']):.0%}" if found["exact features"] else "–",
+                f"{statistics.median(times['index']):.3f}",
+                f"{statistics.median(times['search']):.3f}",
+                f"{statistics.median(times['exact']):.3f}",
+            ]
+        )
+    print()
+    print(f"{n} originals, {len(desc)} descriptors indexed")
+    print()
+    print(
+        table(
+            [
+                "leak",
+                "leaks",
+                "recall@shortlist (index)",
+                "fingerprint: index",
+                "fingerprint: exact",
+                "features: index",
+                f"features: exact (first {exact_features})",
+                "s / leak (index, median)",
+                "of which searches",
+                "s / leak exact fingerprint",
+            ],
+            rows,
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=["make", "run"])
     parser.add_argument("--originals", type=int, default=100_000)
     parser.add_argument("--leaks", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--exact-features", type=int, default=0, help="leaks also voted by brute force (slow)"
+    )
     args = parser.parse_args()
     require_corpus()
     if args.stage == "make":
         make(args.originals, args.workers)
+    else:
+        run(args.originals, args.leaks, args.exact_features)
 
 
 if __name__ == "__main__":

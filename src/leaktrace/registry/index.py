@@ -93,7 +93,7 @@ _PRINT_DIM = 64 * 64 + 16 * 16
 _FLAT_PRINTS = 4096  # below: exact inner product
 _FLAT_FEATURES = 65536  # below: exact L2
 _PRINT_PROBES = 16
-_FEATURE_PROBES = 8
+_FEATURE_PROBES = 16
 _PROBE_MOST = 1500  # leak descriptors searched in the index
 _RATIO = 0.65  # stricter than the exact 0.75: the index keeps 1 descriptor in 8
 _CHUNK = 2000  # registry rows read at a time when building
@@ -126,7 +126,7 @@ def indexed_descriptors(blob: bytes) -> np.ndarray:
 
 def _lists(n: int, flat_below: int) -> int:
     """The IVF's number of lists for ``n`` vectors (0: a flat index)."""
-    return 0 if n < flat_below else int(np.clip(4 * np.sqrt(n), 64, 16384))
+    return 0 if n < flat_below else int(np.clip(2 * np.sqrt(n), 64, min(8192, n // 40)))
 
 
 def _sample(vectors: np.ndarray, most: int) -> np.ndarray:
@@ -148,7 +148,7 @@ def build_prints(vectors: np.ndarray, ids: np.ndarray, *, lists: int | None = No
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, _PRINT_DIM, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
-        index.train(_sample(vectors, 64 * nlist))
+        index.train(_sample(vectors, 40 * nlist))
         index.nprobe = _PRINT_PROBES
     if len(vectors):
         index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64))
@@ -165,7 +165,7 @@ def build_features(descriptors: np.ndarray, ids: np.ndarray, *, lists: int | Non
     else:
         quantizer = faiss.IndexFlatL2(_DESCRIPTOR)
         index = faiss.IndexIVFPQ(quantizer, _DESCRIPTOR, nlist, 32, 8)
-        index.train(np.ascontiguousarray(_sample(descriptors, 64 * nlist), np.float32))
+        index.train(np.ascontiguousarray(_sample(descriptors, 40 * nlist), np.float32))
         index.nprobe = _FEATURE_PROBES
     _add(index, descriptors, ids)
     return index
