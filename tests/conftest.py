@@ -95,7 +95,7 @@ def postgres():
 
 #: Module-scoped fixtures that make a workspace shared by their module's tests: those tests
 #: keep the module's database.
-MODULE_WORKSPACES = {"shoot", "served"}
+MODULE_WORKSPACES = {"shoot", "served", "indexed"}
 
 
 @pytest.fixture(scope="module", autouse=True)

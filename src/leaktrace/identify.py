@@ -35,8 +35,11 @@ __all__ = [
     "feature_shortlist",
     "features",
     "fingerprint",
+    "print_vectors",
+    "probe_descriptors",
     "shortlist",
     "similarities",
+    "voted",
 ]
 
 _STRUCTURE, _LAYOUT = 64, 16
@@ -79,6 +82,16 @@ def similarities(probe: bytes, prints: list[bytes]) -> np.ndarray:
     return (structure + layout) / 2
 
 
+def print_vectors(prints: list[bytes]) -> np.ndarray:
+    """Fingerprints as unit float32 rows whose inner products are their :func:`similarities`
+    (each part scaled to length 1/√2): what an inner-product index searches."""
+    matrix = np.frombuffer(b"".join(prints), np.int8).reshape(len(prints), -1).astype(np.float32)
+    for part in (matrix[:, :_SPLIT], matrix[:, _SPLIT:]):
+        norms = np.linalg.norm(part, axis=1, keepdims=True) * np.sqrt(2)
+        part /= np.where(norms > 0, norms, 1.0)
+    return matrix
+
+
 def shortlist(probe: bytes, prints: list[bytes], *, most: int = 3) -> list[int]:
     """Indices of the originals a leak may come from, most similar first (maybe none)."""
     sims = similarities(probe, prints)
@@ -114,6 +127,26 @@ def features(image: np.ndarray) -> bytes:
     return np.clip(np.rint(descriptors[np.sort(keep)]), 0, 255).astype(np.uint8).tobytes()
 
 
+def probe_descriptors(leak: np.ndarray) -> np.ndarray | None:
+    """The SIFT descriptors of a leak that :func:`feature_shortlist` matches (float32 rows),
+    or None when it has fewer than two."""
+    _, probe = sift_features(luma(leak), most=_PROBE_PIXELS)
+    if probe is None or len(probe) < 2:
+        return None
+    return probe.astype(np.float32)
+
+
+def voted(owners: np.ndarray, n: int, *, most: int = 3) -> list[int]:
+    """The originals (of ``n``) that clear matches vote for, best first: ``owners`` holds the
+    original of each leak descriptor's clear nearest neighbour."""
+    votes = np.bincount(owners, minlength=n) if owners.size else np.zeros(n, np.intp)
+    if n == 0:
+        return []
+    order = np.argsort(-votes, kind="stable")[:most]
+    top = votes[order[0]]
+    return [int(i) for i in order if votes[i] >= max(_LEAST_VOTES, top / 4)]
+
+
 def feature_shortlist(leak: np.ndarray, stored: list[bytes], *, most: int = 3) -> list[int]:
     """Indices of the originals whose stored features the leak's features vote for, best first."""
     counts = [len(b) // _DESCRIPTOR for b in stored]
@@ -121,16 +154,12 @@ def feature_shortlist(leak: np.ndarray, stored: list[bytes], *, most: int = 3) -
     if owners.size < 2:
         return []
     bank = np.frombuffer(b"".join(stored), np.uint8).reshape(-1, _DESCRIPTOR).astype(np.float32)
-    plane = luma(leak)
-    _, probe = sift_features(plane, most=_PROBE_PIXELS)
-    if probe is None or len(probe) < 2:
+    probe = probe_descriptors(leak)
+    if probe is None:
         return []
     matcher = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
-    pairs = matcher.knnMatch(probe.astype(np.float32), bank, k=2)
+    pairs = matcher.knnMatch(probe, bank, k=2)
     clear = [
         m.trainIdx for m, n in (p for p in pairs if len(p) == 2) if m.distance < 0.75 * n.distance
     ]
-    votes = np.bincount(owners[clear], minlength=len(stored)) if clear else np.zeros(len(stored))
-    order = np.argsort(-votes, kind="stable")[:most]
-    top = votes[order[0]]
-    return [int(i) for i in order if votes[i] >= max(_LEAST_VOTES, top / 4)]
+    return voted(owners[np.asarray(clear, np.intp)], len(stored), most=most)

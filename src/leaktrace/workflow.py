@@ -45,11 +45,12 @@ from .codes import CODE_LENGTH, FORMAT_VERSION, PHOTO_CODE
 from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import EmbedPlan, apply, prepare
 from .errors import LeaktraceError, MediaError, RecipientError, WorkspaceError
-from .identify import feature_shortlist, features, fingerprint, shortlist, similarities
+from .identify import features, fingerprint
 from .keys import Key
 from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Media, Workspace, file_sha256, part_path
+from .registry.index import identify, keep_up
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 
@@ -352,6 +353,8 @@ def _registered(
         src.sha256: ws.register_media(src.path, sha256=src.sha256, name=src.label.name, **meta)
         for src, meta in new
     }
+    if made:
+        keep_up(ws)
     for src in sources:
         if is_video(src.path) and (src.media is None or src.sha256 in marking):
             from .videos import register_video
@@ -674,17 +677,12 @@ def trace_file(
         )
         return TraceOutcome(result, leak, pixels, trace_id, geometry)
 
-    registered = ws.media()
-    probe = fingerprint(leak)
-    prints = [m.fingerprint for m in registered]
-    sims = similarities(probe, prints)
     # Originals to test: the global fingerprint's shortlist, then those the leak's local
-    # features vote for (crops, rotated screenshots, collages). Every one tried counts in
-    # the p-value.
-    similar = shortlist(probe, prints)
-    picks = similar + feature_shortlist(leak, [m.features for m in registered])
-    tried = [registered[i] for i in dict.fromkeys(picks)]
-    similar_ids = {registered[i].id for i in similar}
+    # features vote for (crops, rotated screenshots, collages); among many originals, found
+    # through the workspace's index. Every one tried counts in the p-value.
+    found_in = identify(ws, leak, fingerprint(leak))
+    tried = found_in.tried
+    similar_ids = {m.id for m in found_in.similar}
     base: dict[str, Any] = {
         "leak": {
             "name": leak_name,
@@ -698,7 +696,7 @@ def trace_file(
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     decoded: dict[int, np.ndarray] = {}  # originals read so far, by media id
-    own = _own_original(ws, leak, leak_sha, [registered[i] for i in similar], decoded)
+    own = _own_original(ws, leak, leak_sha, found_in.similar, decoded)
     if own is not None:
         media, how, pixels = own
         result = {**original(leak_name, media, how), **base}
@@ -738,7 +736,7 @@ def trace_file(
         result = {**no_match(leak_name, reason), **base}
         return recorded(result, None, None)
     found, media, pixels = best
-    sim = float(sims[registered.index(media)])
+    sim = found_in.similarity[media.id]
     named = people(ws, [h for h, _ in found.accused])
     result = {
         **matched(found, media, similarity=sim, tried=len(tried), named=named),

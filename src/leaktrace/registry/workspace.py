@@ -11,6 +11,8 @@
       locks/<batch>.lock       held by every process of a running batch of copies
       codewords/…              recipients' codewords as packed bits, for fast traces (never
                                the key; safe to delete: see :mod:`leaktrace.registry.codebook`)
+      index/…                  the originals' fingerprints and features for finding a leak's
+                               among many (safe to delete: see :mod:`leaktrace.registry.index`)
 
 The registry stores the key's public fingerprint (never the key): a workspace refuses a key
 that is not its own. Every write is one transaction; the schema is migrated by Alembic
@@ -59,6 +61,7 @@ from ..errors import (
 )
 from ..keys import Key
 from .codebook import Codebook
+from .index import MediaIndex
 from .models import Base, Copy, Job, Media, Meta, Recipient, ScanFile, Token, Trace
 from .people import read_people
 from .scans import ScansAndCases
@@ -193,6 +196,7 @@ class Workspace(ScansAndCases):
         self._key: Key | None = None
         self._locks: dict[str, int] = {}
         self._codebook: Codebook | None = None
+        self._index: MediaIndex | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
@@ -351,6 +355,13 @@ class Workspace(ScansAndCases):
         if self._codebook is None:
             self._codebook = Codebook(self.private_dir("codewords"))
         return self._codebook
+
+    @property
+    def index(self) -> MediaIndex:
+        """The originals' search index (:mod:`leaktrace.registry.index`)."""
+        if self._index is None:
+            self._index = MediaIndex(self, self.private_dir("index"))
+        return self._index
 
     def private_dir(self, *parts: str) -> Path:
         """A folder inside the workspace, created private to its owner (0700)."""
@@ -564,6 +575,40 @@ class Workspace(ScansAndCases):
     def media(self) -> list[Media]:
         with self._session() as s:
             return list(s.scalars(select(Media).order_by(Media.id)))
+
+    def media_stamp(self) -> tuple[int, int, int]:
+        """How many originals are registered, their largest id and the sum of their ids: what
+        changes whenever one is added or removed (one query, no row loaded)."""
+        with self._session() as s:
+            n, top, total = s.execute(
+                select(func.count(Media.id), func.max(Media.id), func.sum(Media.id))
+            ).one()
+        return int(n), int(top or 0), int(total or 0)
+
+    def media_ids(self) -> list[int]:
+        with self._session() as s:
+            return list(s.scalars(select(Media.id).order_by(Media.id)))
+
+    def media_rows(self, ids: Sequence[int]) -> list[Media]:
+        """The registered originals with these ids (those that still exist), by id."""
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return []
+        with self._session() as s:
+            return list(s.scalars(select(Media).where(Media.id.in_(wanted)).order_by(Media.id)))
+
+    def media_blobs(self, ids: Sequence[int]) -> list[tuple[int, bytes, bytes]]:
+        """(id, fingerprint, features) of the originals with these ids, by id."""
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return []
+        with self._session() as s:
+            q = (
+                select(Media.id, Media.fingerprint, Media.features)
+                .where(Media.id.in_(wanted))
+                .order_by(Media.id)
+            )
+            return [(int(i), bytes(p), bytes(f or b"")) for i, p, f in s.execute(q)]
 
     def media_by_id(self, media_id: int) -> Media:
         return self._get(Media, media_id, "media")
