@@ -318,6 +318,16 @@ def embed(
         float,
         typer.Option(help=f"Mark strength, {MIN_STRENGTH}–{MAX_STRENGTH} (1 ≈ 48 dB PSNR)."),
     ] = 1.0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEAKTRACE_CLUSTER",
+            help="Make the photos' copies on this Dask scheduler's workers (tcp://host:8786); "
+            "the workspace, files and output folder must be on storage every worker mounts "
+            "at the same path.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Make one marked copy of each file per recipient: OUTPUT/<handle>/<file name>.
@@ -384,6 +394,7 @@ def embed(
                 summary=summary,
                 stop=stop,
                 on_variants=encoded,
+                cluster=cluster or None,
             )
             for _ in jobs:
                 progress.update(task, completed=summary.made + summary.skipped)

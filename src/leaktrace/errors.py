@@ -10,6 +10,7 @@
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
     ├── BundleError             a case bundle that cannot be read (not a zip, no manifest)
+    ├── ClusterError            a Dask cluster that cannot be reached, has no workers, or lost them
     └── WorkspaceError          the registry refuses: no workspace, one already there, ...
         ├── NotFoundError           no such recipient, media item, trace, job or token
         ├── ConflictError           a duplicate, or a record others depend on
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "ClusterError",
     "ConflictError",
     "DetectionInputError",
     "RecipientConflictError",
@@ -96,3 +98,7 @@ class RecipientConflictError(RecipientError, ConflictError):
 
 class BundleError(LeaktraceError):
     """A case's evidence bundle that cannot be read: not a zip, corrupt, or no manifest."""
+
+
+class ClusterError(LeaktraceError):
+    """A batch's Dask cluster cannot be reached, has no workers, or lost the batch's tasks."""

@@ -1,0 +1,162 @@
+"""Batches on a Dask cluster: a LocalCluster of worker processes makes the same copies, byte
+for byte, and the same records as this machine's process pool."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+import leaktrace as lt
+from leaktrace.cli import app
+from leaktrace.registry import Workspace
+from leaktrace.workflow import make_copies
+
+from .conftest import KODAK, registry
+
+distributed = pytest.importorskip(
+    "distributed", reason="the cluster tests need Dask distributed: pip install -e '.[cluster]'"
+)
+dask = pytest.importorskip("dask")
+
+runner = CliRunner()
+HANDLES = ["ada", "bo", "cy"]
+SECRET = bytes(range(32))
+
+
+def run(home, *args):
+    return runner.invoke(app, ["--home", str(home), *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes of one thread each, on this machine: the files they write are
+    on a folder every worker reaches, as on a cluster's shared mount."""
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def shoot(tmp_path_factory):
+    """Two small photos (a PNG, a JPEG) in a folder of their own."""
+    folder = tmp_path_factory.mktemp("shoot")
+    shutil.copy(KODAK / "kodim05.png", folder)
+    lt.write_image(folder / "kodim07.jpg", lt.read_image(KODAK / "kodim07.png"), quality=90)
+    return sorted(folder.iterdir())
+
+
+def workspace(home: Path) -> Path:
+    """A workspace with the tests' fixed key and three recipients."""
+    with mock.patch.object(lt.Key, "generate", return_value=lt.Key(SECRET)):
+        assert run(home, "init").exit_code == 0
+    for handle in HANDLES:
+        assert run(home, "recipients", "add", handle).exit_code == 0
+    return home
+
+
+def files(out: Path) -> dict[str, bytes]:
+    return {os.fspath(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def records(home: Path, out: Path) -> list[tuple]:
+    """The registry's media and copies, without ids, times and batch names (paths relative
+    to the output folder)."""
+    with registry(home) as conn:
+        media = conn.execute(
+            text("SELECT sha256, kind, name, size, width, height, fingerprint, features FROM media")
+        ).all()
+        copies = conn.execute(
+            text(
+                "SELECT m.sha256, r.handle, c.path, c.sha256, c.strength, c.format_version, "
+                "c.state, c.job_id FROM copies c JOIN media m ON m.id = c.media_id "
+                "JOIN recipients r ON r.id = c.recipient_id ORDER BY c.id"
+            )
+        ).all()
+    return sorted(map(tuple, media)) + [
+        (*row[:2], os.path.relpath(row[2], out), *row[3:]) for row in copies
+    ]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, shoot):
+    """The reference: the same batch on this machine's process pool."""
+    root = tmp_path_factory.mktemp("local")
+    home, out = workspace(root / "ws"), root / "out"
+    result = run(home, "embed", *shoot, "--all", "-o", out, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    return files(out), records(home, out)
+
+
+def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, shoot, local_run):
+    home, out = workspace(tmp_path / "ws"), tmp_path / "out"
+    result = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    assert "6 copies written" in result.output
+    made, recorded = local_run
+    assert sorted(files(out)) == sorted(made) and len(made) == 6
+    assert files(out) == made  # byte for byte
+    assert records(home, out) == recorded
+    assert not list(Path(home, "locks").glob("*"))  # the batch ended and left no lock
+    # The key went to the workers as a task argument: no log line shows it.
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        logs = str(client.get_worker_logs()) + str(client.get_scheduler_logs())
+    assert SECRET.hex() not in logs
+    again = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", cluster.scheduler_address)
+    assert again.exit_code == 0, again.output
+    assert "0 copies written, 6 already there" in again.output
+
+
+def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, local_run):
+    """Dask runs the dead worker's copies again elsewhere; every copy lands once, recorded."""
+    home, out = workspace(tmp_path / "ws"), tmp_path / "out"
+    ws = Workspace.open(home)
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        killed = next(iter(client.run(os.getpid).values()))
+    landed = []
+    try:
+        for done in make_copies(ws, shoot, None, out, cluster=cluster.scheduler_address):
+            if not landed:  # the others are in flight, two per worker
+                os.kill(killed, signal.SIGKILL)
+            landed.append(done)
+    finally:
+        ws.close()
+    assert len(landed) == 6 and not any(d.skipped for d in landed)
+    made, recorded = local_run
+    assert files(out) == made
+    assert records(home, out) == recorded
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=30)  # its nanny started a new one
+        assert killed not in client.run(os.getpid).values()
+
+
+def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoot):
+    home, out = workspace(tmp_path / "ws"), tmp_path / "out"
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = run(
+            home, "embed", *shoot, "--all", "-o", out, "--cluster", f"tcp://127.0.0.1:{port}"
+        )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
+    )
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()
+    assert records(home, out) == []
+    bad = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", "nowhere://x")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output, bad.output
+    both = run(
+        home, "embed", *shoot, "--all", "-o", out, "--cluster", "tcp://x:1", "--workers", "2"
+    )
+    assert both.exit_code == 2 and "--workers" in both.output
