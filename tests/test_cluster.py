@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 import leaktrace as lt
 from leaktrace.cli import app
-from leaktrace.registry import Workspace
+from leaktrace.registry import Workspace, file_sha256
 from leaktrace.workflow import make_copies
 
-from .conftest import KODAK, registry
+from .conftest import KODAK, SAMPLES, registry
 
 distributed = pytest.importorskip(
     "distributed", reason="the cluster tests need Dask distributed: pip install -e '.[cluster]'"
@@ -52,6 +52,22 @@ def shoot(tmp_path_factory):
     shutil.copy(KODAK / "kodim05.png", folder)
     lt.write_image(folder / "kodim07.jpg", lt.read_image(KODAK / "kodim07.png"), quality=90)
     return sorted(folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 4-second clip: marked per recipient, each copy an encode with the key."""
+    folder = tmp_path_factory.mktemp("clip")
+    return Path(shutil.copy(SAMPLES / "clip_bbb_320x240_noaudio.mp4", folder))
+
+
+def batch(home, out, shoot, clip, *options):
+    """The photos to everyone, the clip to one recipient (an encode: the slowest copy)."""
+    photos = run(home, "embed", *shoot, "--all", "-o", out, *options)
+    assert photos.exit_code == 0, photos.output
+    video = run(home, "embed", clip, "--to", HANDLES[0], "-o", out, *options)
+    assert video.exit_code == 0, video.output
+    return photos.output + video.output
 
 
 def workspace(home: Path) -> Path:
@@ -87,22 +103,20 @@ def records(home: Path, out: Path) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, shoot):
-    """The reference: the same batch on this machine's process pool."""
+def local_run(tmp_path_factory, shoot, clip):
+    """The reference: the same batches on this machine's process pool."""
     root = tmp_path_factory.mktemp("local")
     home, out = workspace(root / "ws"), root / "out"
-    result = run(home, "embed", *shoot, "--all", "-o", out, "--workers", "2")
-    assert result.exit_code == 0, result.output
+    batch(home, out, shoot, clip, "--workers", "2")
     return files(out), records(home, out)
 
 
-def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, shoot, local_run):
+def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, shoot, clip, local_run):
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
-    result = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", cluster.scheduler_address)
-    assert result.exit_code == 0, result.output
-    assert "6 copies written" in result.output
+    output = batch(home, out, shoot, clip, "--cluster", cluster.scheduler_address)
+    assert "6 copies written" in output and "1 copies written" in output
     made, recorded = local_run
-    assert sorted(files(out)) == sorted(made) and len(made) == 6
+    assert sorted(files(out)) == sorted(made) and len(made) == 7
     assert files(out) == made  # byte for byte
     assert records(home, out) == recorded
     assert not list(Path(home, "locks").glob("*"))  # the batch ended and left no lock
@@ -131,8 +145,9 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, loc
         ws.close()
     assert len(landed) == 6 and not any(d.skipped for d in landed)
     made, recorded = local_run
-    assert files(out) == made
-    assert records(home, out) == recorded
+    photos = {file_sha256(p) for p in shoot}
+    assert files(out) == {name: data for name, data in made.items() if not name.endswith(".mp4")}
+    assert records(home, out) == [r for r in recorded if r[0] in photos]
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=30)  # its nanny started a new one
         assert killed not in client.run(os.getpid).values()

@@ -450,10 +450,10 @@ def make_copies(
 
     A video source is marked once per variant (``on_variants(name, frames done, frames)``
     reports it; the variants are kept in the workspace for later batches) and each copy is
-    then a remux of them, made in this process.
+    then a remux of them, made in this process (on a cluster, by its workers).
 
     ``cluster``: the address of a Dask scheduler (``tcp://host:8786``) whose workers make the
-    photos' copies instead of this machine's processes (see :mod:`leaktrace.cluster`: the
+    copies instead of this machine's processes (see :mod:`leaktrace.cluster`: the
     workspace, sources and output folder on storage every worker mounts at the same path).
     It is reached before anything is recorded; ``workers`` is then refused.
     """
@@ -548,27 +548,33 @@ def _batch(
         job_id=job_id,
     )
     tasks = [(copy_id, src, h, target) for copy_id, (src, h, target) in zip(ids, todo, strict=True)]
-    clips = [t for t in tasks if is_video(t[1].path)]
-    tasks = [t for t in tasks if not is_video(t[1].path)]
-    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-    work = [
+    clips: list[_Work] = []
+    if any(is_video(t[1].path) for t in tasks):
+        from .videos import copy_args, make_copy
+
+        clips = [
+            (t, make_copy, copy_args(ws, by_sha[t[1].sha256], t[2], t[3], batch.id))
+            for t in tasks
+            if is_video(t[1].path)
+        ]
+    work: list[_Work] = [
         (t, _make_copy, (ws.key, str(t[1].path), t[1].sha256, t[2], str(t[3]), batch.id, strength))
         for t in tasks
+        if not is_video(t[1].path)
     ]
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     try:
-        for copy_id, src, h, target in clips:
-            from .videos import write_copy
-
-            _check_stop(stop)
-            made = write_copy(ws, by_sha[src.sha256], h, target, batch.id)
-            yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
-        if client is not None and work:
+        if client is not None:  # every copy on the cluster
             from .cluster import ClusterExecutor, translated
 
             with translated(client.scheduler.address):
                 remote = ClusterExecutor(client, batch.lock)
-                yield from _pooled(ws, summary, work, remote, remote.slots, stop)
-        elif len(work) == 1 or (work and n_workers == 1):
+                yield from _pooled(ws, summary, clips + work, remote, remote.slots, stop)
+            return
+        for task, fn, args in clips:  # a remux, or an encode that uses every core
+            _check_stop(stop)
+            yield from _landed(ws, summary, [(*task, *fn(*args))])
+        if len(work) == 1 or (work and n_workers == 1):
             try:
                 for task, fn, args in work:
                     _check_stop(stop)
