@@ -175,3 +175,25 @@ def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoo
         home, "embed", *shoot, "--all", "-o", out, "--cluster", "tcp://x:1", "--workers", "2"
     )
     assert both.exit_code == 2 and "--workers" in both.output
+
+
+def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, shoot, monkeypatch):
+    """A worker that dies after placing a copy but before its result is back: Dask runs the
+    task again, which finds the copy in place (not placed, the same bytes). It is this
+    batch's copy, recorded as made, not dropped as one another batch made."""
+    from leaktrace import workflow
+
+    real = workflow._make_copy
+
+    def twice(*args):
+        real(*args)  # the lost run: the copy is in place, no result
+        return real(*args)
+
+    monkeypatch.setattr(workflow, "_make_copy", twice)
+    home, out = workspace(tmp_path / "ws"), tmp_path / "out"
+    result = run(home, "embed", shoot[0], "--to", HANDLES[0], "-o", out, "--workers", "1")
+    assert result.exit_code == 0 and "1 copies written, 0 already there" in result.output
+    target = out / HANDLES[0] / shoot[0].name
+    with registry(home) as conn:
+        rows = conn.execute(text("SELECT path, sha256, state FROM copies")).all()
+    assert [tuple(r) for r in rows] == [(str(target), file_sha256(target), "done")]

@@ -592,18 +592,24 @@ def _landed(
     summary: BatchSummary,
     results: list[tuple[int, _Source, str, Path, str, bool]],
 ) -> Iterator[CopyDone]:
-    """Record the copies whose files are in place; a name taken meanwhile is not overwritten."""
-    ws.finish_copies([(copy_id, sha) for copy_id, _, _, _, sha, placed in results if placed])
-    ws.forget_copies([copy_id for copy_id, *_, placed in results if not placed])
-    for _, src, h, target, sha, placed in results:
-        if placed:
-            summary.made += 1
-            yield CopyDone(src.path, h, target, sha, skipped=False)
-        elif file_sha256(target) == sha:  # the same copy, made meanwhile by another batch
-            summary.skipped += 1
-            yield CopyDone(src.path, h, target, sha, skipped=True)
-        else:
+    """Record the copies whose files are in place; a name taken meanwhile is not overwritten.
+
+    A name taken by this copy's very bytes holds this copy: made meanwhile by another batch,
+    whose record it is, or by this batch when a cluster worker died after placing it and its
+    task ran again elsewhere; then no record has it yet, and this one is kept."""
+    made = []
+    for _, _, _, target, sha, placed in results:
+        if not placed and file_sha256(target) != sha:
             raise WorkspaceError(f"{target} appeared while the batch ran; it was not overwritten")
+        made.append(placed or ws.copy_by_sha256(sha) is None)
+    ws.finish_copies([(r[0], r[4]) for r, mine in zip(results, made, strict=True) if mine])
+    ws.forget_copies([r[0] for r, mine in zip(results, made, strict=True) if not mine])
+    for (_, src, h, target, sha, _), mine in zip(results, made, strict=True):
+        if mine:
+            summary.made += 1
+        else:
+            summary.skipped += 1
+        yield CopyDone(src.path, h, target, sha, skipped=not mine)
 
 
 def _submit(pool: Executor, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
