@@ -13,7 +13,8 @@ cache of the decoded original is cleared before each batch, so every batch decod
 the pool's new processes do. Prints the medians of the wall time, of the steady rate (copies
 per second after the first copy landed: the fixed part — reading the photo and the re-share
 probe in the parent, starting the processes or reaching the scheduler — left out) and both as
-ratios to one process.
+ratios to one process; then Dask's own cost per task (empty tasks through the same
+scheduler).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def _forget() -> None:
     workflow._worker_cache.clear()
 
 
+def _noop(i: int) -> int:
+    return i
+
+
 def timed(batch: Callable[[Path], Iterator[workflow.CopyDone]], out: Path) -> tuple[float, float]:
     """The batch's wall time and its steady rate (copies per second after the first)."""
     start = time.perf_counter()
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=16)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--empty", type=int, default=2000, help="empty tasks timed")
     args = parser.parse_args()
     require_corpus()
     logging.getLogger("distributed").setLevel(logging.WARNING)  # no per-worker INFO lines
@@ -98,6 +104,11 @@ def main() -> None:
                     times.setdefault(name, []).append((wall, rate))
                     print(f"{name}: {wall:.2f} s, {rate:.2f} copies/s", flush=True)
             ws.close()
+        n = max(clients)
+        clients[n].gather(clients[n].map(_noop, range(4 * n), pure=False))  # warm
+        start = time.perf_counter()
+        clients[n].gather(clients[n].map(_noop, range(args.empty), pure=False))
+        per_task = (time.perf_counter() - start) / args.empty
     finally:
         for client in clients.values():
             client.close()
@@ -127,6 +138,10 @@ def main() -> None:
             ["set-up", "batch (s)", "speed-up", "steady copies/s", "steady speed-up"],
             rows,
         )
+    )
+    print(
+        f"\nDask's own cost per task ({args.empty} empty tasks on {n} workers): "
+        f"{per_task * 1e3:.2f} ms"
     )
 
 

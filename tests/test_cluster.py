@@ -31,6 +31,13 @@ HANDLES = ["ada", "bo", "cy"]
 SECRET = bytes(range(32))
 
 
+def free_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(home, *args):
     return runner.invoke(app, ["--home", str(home), *map(str, args)])
 
@@ -104,10 +111,10 @@ def records(home: Path, out: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, shoot, clip):
-    """The reference: the same batches on this machine's process pool."""
+    """The reference: the same batches in this process."""
     root = tmp_path_factory.mktemp("local")
     home, out = workspace(root / "ws"), root / "out"
-    batch(home, out, shoot, clip, "--workers", "2")
+    batch(home, out, shoot, clip, "--workers", "1")
     return files(out), records(home, out)
 
 
@@ -155,9 +162,7 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, loc
 
 def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoot):
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         result = run(
             home, "embed", *shoot, "--all", "-o", out, "--cluster", f"tcp://127.0.0.1:{port}"
@@ -197,3 +202,49 @@ def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, shoot, mon
     with registry(home) as conn:
         rows = conn.execute(text("SELECT path, sha256, state FROM copies")).all()
     assert [tuple(r) for r in rows] == [(str(target), file_sha256(target), "done")]
+
+
+def _cached_keys() -> list[str]:
+    from leaktrace import workflow
+
+    return [key.fingerprint for key, _, _ in workflow._worker_cache]
+
+
+def test_the_service_runs_its_jobs_on_the_cluster(tmp_path, cluster):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from leaktrace.service import create_app
+
+    ws = lt.Workspace.create(tmp_path / "ws")  # a key of its own, for the workers' cache
+    token, _ = ws.create_token("tests")
+    ws.add_recipients([(h, "", "") for h in HANDLES[:2]])
+    photo = KODAK / "kodim05.png"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        for address in (cluster.scheduler_address, f"tcp://127.0.0.1:{free_port()}"):
+            app = create_app(tmp_path / "ws", cluster=address)
+            with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+                sent = client.post("/api/media", files={"file": (photo.name, photo.read_bytes())})
+                assert sent.is_success, sent.text
+                media = sent.json()["id"]
+                job = client.post(f"/api/media/{media}/copies", json={"recipients": "all"})
+                assert job.status_code == 202, job.text
+                for _ in range(1200):
+                    found = client.get(f"/api/jobs/{job.json()['id']}").json()
+                    if found["status"] in ("done", "failed"):
+                        break
+                    time.sleep(0.05)
+            if address == cluster.scheduler_address:
+                assert (found["status"], found["done"], found["errors"]) == ("done", 2, [])
+                with distributed.Client(address, set_as_default=False) as dc:
+                    assert ws.key.fingerprint in sum(dc.run(_cached_keys).values(), [])
+            else:
+                assert found["status"] == "failed" and len(found["errors"]) == 1
+                assert found["errors"][0].startswith(
+                    f"cannot reach the Dask scheduler at {address}"
+                )
+    copies = ws.copies()
+    assert len(copies) == 2
+    assert all(file_sha256(c.path) == c.sha256 for c in copies)
+    ws.close()

@@ -322,9 +322,9 @@ def embed(
         str | None,
         typer.Option(
             envvar="LEAKTRACE_CLUSTER",
-            help="Make the photos' copies on this Dask scheduler's workers (tcp://host:8786); "
-            "the workspace, files and output folder must be on storage every worker mounts "
-            "at the same path.",
+            help="Make the copies on this Dask scheduler's workers (tcp://host:8786); the "
+            "workspace, files and output folder must be on storage every worker mounts at "
+            "the same path.",
             show_default=False,
         ),
     ] = None,
@@ -761,6 +761,15 @@ def serve(
             metavar="DAYS",
         ),
     ] = 90,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEAKTRACE_CLUSTER",
+            help="Make the batches' copies on this Dask scheduler's workers (tcp://host:8786); "
+            "the workspace must be on storage every worker mounts at the same path.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API and the web page on the workspace (Ctrl-C stops it)."""
     import uvicorn
@@ -773,6 +782,7 @@ def serve(
         max_video_upload=int(max_video_upload_mb * 1024 * 1024),
         workers=workers,
         keep_reports=keep_reports,
+        cluster=cluster or None,
     )
     if not _open(ctx).tokens():
         err.print("no API tokens yet: make one with `leaktrace token create`")
