@@ -45,9 +45,10 @@ def run(home, *args):
 @pytest.fixture(scope="module")
 def cluster():
     """Two worker processes of one thread each, on this machine: the files they write are
-    on a folder every worker reaches, as on a cluster's shared mount."""
+    on a folder every worker reaches, as on a cluster's shared mount. (Its HTTP server on a
+    free port: on a taken 8787 Dask would warn, an error here.)"""
     with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address="127.0.0.1:0"
     ) as local:
         yield local
 
