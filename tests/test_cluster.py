@@ -249,3 +249,35 @@ def test_the_service_runs_its_jobs_on_the_cluster(tmp_path, cluster):
     assert len(copies) == 2
     assert all(file_sha256(c.path) == c.sha256 for c in copies)
     ws.close()
+
+
+def test_a_cluster_task_holds_its_batch_lock_and_never_starts_after_the_batch(tmp_path):
+    """A workspace settles a batch only once no process holds its lock: a task holds it while
+    it runs, and one that starts after the batch ended (its lock file gone) writes nothing."""
+    import fcntl
+
+    from leaktrace.cluster import _locked
+
+    lock = tmp_path / "ws" / "locks" / "b1.lock"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+
+    def settle_now() -> bool:
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    assert _locked(str(lock), settle_now) is False  # held during the task
+    assert settle_now()  # and released after it
+    lock.unlink()
+    ran = []
+    with pytest.raises(lt.WorkspaceError, match="the batch ended before this copy started"):
+        _locked(str(lock), ran.append, 1)
+    with pytest.raises(lt.WorkspaceError, match="every worker mounts at the same path"):
+        _locked(str(tmp_path / "elsewhere" / "locks" / "b1.lock"), ran.append, 1)
+    assert ran == []

@@ -117,8 +117,8 @@ def translated(address: str) -> Iterator[None]:
 
 
 def _locked(lock: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` on a worker holding the batch's lock (shared), one OpenCV thread (the
-    worker's threads run copies side by side)."""
+    """Run ``fn`` on a worker holding the batch's lock (shared), with one OpenCV thread (a
+    worker's processes and threads run copies side by side)."""
     try:
         fd = os.open(lock, os.O_RDWR)
     except FileNotFoundError:
@@ -137,7 +137,11 @@ def _locked(lock: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             settled = True
         if settled:
             raise WorkspaceError(f"{lock}: the batch ended before this copy started")
+        threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            cv2.setNumThreads(threads)
     finally:
         os.close(fd)
