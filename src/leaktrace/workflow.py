@@ -133,6 +133,10 @@ class _Source:
     media: Media | None
 
 
+#: A copy to make: its (record id, source, handle, target), the function and its arguments.
+_Work = tuple[tuple[int, _Source, str, Path], Callable[..., tuple[str, bool]], tuple[Any, ...]]
+
+
 # -- worker side ------------------------------------------------------------------------------
 #: The original a worker marks (decoded, with its plan), kept for its next copy: one at a time.
 _worker_cache: dict[tuple[Key, str, float], tuple[np.ndarray, EmbedPlan]] = {}
@@ -140,14 +144,12 @@ _worker_cache_lock = threading.Lock()  # a Dask worker may run copies in several
 _worker_lock: int | None = None
 
 
-def _init_worker(threads: int, lock: str | None, parent: int | None = None) -> None:
+def _init_worker(threads: int, lock: str, parent: int) -> None:
     """Set up a pool process: OpenCV threads, the batch's lock (held until it exits, so the
     batch is not settled while it may still write), Ctrl-C left to the parent, and an exit of
     its own if the parent dies."""
     global _worker_lock
     cv2.setNumThreads(threads)
-    if lock is None:
-        return
     _worker_lock = os.open(lock, os.O_RDWR)
     fcntl.flock(_worker_lock, fcntl.LOCK_SH)
 
@@ -624,17 +626,12 @@ def _submit(pool: Executor, fn: Callable[..., Any], args: tuple[Any, ...]) -> Fu
 
 def _process_pool(batch: Batch, n_workers: int) -> ProcessPoolExecutor:
     """This machine's processes for a batch, each holding its lock and dying with us."""
-    pool = ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         n_workers,
         mp_context=multiprocessing.get_context("spawn"),  # OpenCV's threads do not survive fork
         initializer=_init_worker,
         initargs=(1, str(batch.lock), os.getpid()),
     )
-    return pool
-
-
-#: A copy to make: its (record id, source, handle, target), the function and its arguments.
-_Work = tuple[tuple[int, _Source, str, Path], Callable[..., tuple[str, bool]], tuple[Any, ...]]
 
 
 def _pooled(
