@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import leaktrace as lt
 from leaktrace.cli import app
 from leaktrace.registry import Workspace, file_sha256
-from leaktrace.workflow import make_copies
+from leaktrace.workflow import make_copies, register_original
 
 from .conftest import KODAK, SAMPLES, registry
 
@@ -281,3 +281,35 @@ def test_a_cluster_task_holds_its_batch_lock_and_never_starts_after_the_batch(tm
     with pytest.raises(lt.WorkspaceError, match="every worker mounts at the same path"):
         _locked(str(tmp_path / "elsewhere" / "locks" / "b1.lock"), ran.append, 1)
     assert ran == []
+
+
+def test_a_batch_whose_task_still_writes_is_settled_by_a_later_open(tmp_path, shoot):
+    """A cluster's task may outlive its future (the scheduler lost): the batch's end leaves
+    its copies pending while the task holds the lock, and the next open settles them."""
+    import fcntl
+
+    from leaktrace.registry import part_path
+
+    home = workspace(tmp_path / "ws")
+    ws = Workspace.open(home)
+    media, _ = register_original(ws, shoot[0])
+    target = tmp_path / "out" / "ada.png"
+    batch, (copy_id,) = ws.begin_batch([(media, "ada", target)], strength=1.0)
+    task = os.open(batch.lock, os.O_RDWR)  # a worker's task, still running
+    fcntl.flock(task, fcntl.LOCK_SH)
+    try:
+        assert ws.end_batch(batch, shared=True) == 0
+        other = Workspace.open(home)
+        assert other.recover() == 0  # not while the task holds the lock
+        other.close()
+        target.parent.mkdir()
+        part_path(target, batch.id).write_bytes(b"copy")  # the task places its copy
+        os.link(part_path(target, batch.id), target)
+        part_path(target, batch.id).unlink()
+    finally:
+        os.close(task)
+    ws.close()
+    later = Workspace.open(home)  # settles batches whose lock nobody holds
+    assert [(c.path, c.sha256) for c in later.copies()] == [(str(target), file_sha256(target))]
+    assert not batch.lock.exists()
+    later.close()

@@ -586,7 +586,9 @@ def _batch(
         elif work:
             yield from _pooled(ws, summary, work, _process_pool(batch, n_workers), n_workers, stop)
     finally:
-        summary.made += ws.end_batch(batch)  # copies that landed as the batch was stopped
+        # Copies that landed as the batch was stopped; a cluster's tasks whose futures were
+        # dropped (the scheduler lost) may still write: then the next open settles them.
+        summary.made += ws.end_batch(batch, shared=client is not None)
 
 
 def _landed(
