@@ -8,9 +8,9 @@ workspace, the re-share probe, temporary files linked into place, a registry rec
 run by: one process (``workers=1``), the local process pool over all cores, and a Dask
 ``LocalCluster`` of 1, 2, 4 worker processes (one thread each) reached through its scheduler's
 TCP address, as a real cluster is. Each repetition runs every set-up once, in turn (so the
-machine's load drifts over all of them alike), into a new output folder; the Dask workers'
-cache of the decoded original is cleared before each batch, so every batch decodes it anew, as
-the pool's new processes do. Prints the medians of the wall time, of the steady rate (copies
+machine's load drifts over all of them alike), into a new output folder; the Dask workers
+drop the decoded original when a batch ends, so every batch decodes it anew, as the pool's new
+processes do. Prints the medians of the wall time, of the steady rate (copies
 per second after the first copy landed: the fixed part — reading the photo and the re-share
 probe in the parent, starting the processes or reaching the scheduler — left out) and both as
 ratios to one process, and the CPU seconds per copy of every process involved (the parent,
@@ -39,10 +39,6 @@ from distributed import Client, LocalCluster
 import leaktrace as lt
 from leaktrace import workflow
 from leaktrace.registry import Workspace
-
-
-def _forget() -> None:
-    workflow._worker_cache.clear()
 
 
 def _noop(i: int) -> int:
@@ -145,7 +141,6 @@ def main() -> None:
                 def on_cluster(
                     out: Path, client: Client = client, address: str = cluster.scheduler_address
                 ):
-                    client.run(_forget)
                     return workflow.make_copies(ws, [source], None, out, cluster=address)
 
                 def cluster_cpu(client: Client = client) -> float:

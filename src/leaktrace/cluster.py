@@ -18,7 +18,8 @@ The key travels as an argument of every task, never in the registry or a log lin
 Failed" log lines show that). A task argument rather than a worker plugin: the scheduler
 forgets it with the batch's tasks, also when the batch's process dies, whereas a plugin would
 stay registered (key included) on the scheduler and every worker that joins later; and two
-batches with different keys can share one worker. It costs 32 bytes per task.
+batches with different keys can share one worker. It costs 32 bytes per task. Workers keep
+the original they mark decoded, with its plan (and so the key), until the batch ends.
 
 Each task holds the batch's lock (shared) while it runs, as a local pool's processes hold it
 for their life, so a batch whose process died is not settled while a worker may still write
@@ -77,11 +78,12 @@ class ClusterExecutor(Executor):
     """Submit a batch's copies to a Dask cluster, each run holding the batch's ``lock``.
 
     ``slots`` is how many tasks the cluster runs at once (its workers' threads when made).
-    ``shutdown`` always waits for what was submitted: a task that runs cannot be stopped,
-    and the batch is settled only once none of its tasks can still write.
+    ``shutdown`` always waits for what was submitted (a task that runs cannot be stopped),
+    then has the workers drop the original they kept decoded, with its plan and the key.
     """
 
     def __init__(self, client: Client, lock: Path) -> None:
+        self._client = client
         self._executor = client.get_executor(pure=False)
         self._lock = os.fspath(lock)
         self.slots = max(1, sum(client.nthreads().values()))
@@ -93,6 +95,10 @@ class ClusterExecutor(Executor):
         # Dask cannot stop a running task; with at most two tasks per worker in flight,
         # waiting for them costs two copies' time.
         self._executor.shutdown(wait=True)
+        try:  # the workers' decoded original and its plan, which holds the key
+            self._client.run(_forget, on_error="ignore")
+        except (OSError, TimeoutError):  # the scheduler is gone
+            pass
 
 
 @contextmanager
@@ -114,6 +120,12 @@ def translated(address: str) -> Iterator[None]:
             f"the Dask scheduler at {address} dropped the batch's tasks (did it stop?); "
             "run the same command again"
         ) from exc
+
+
+def _forget() -> None:
+    from .workflow import _worker_cache
+
+    _worker_cache.clear()
 
 
 def _locked(lock: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
