@@ -15,8 +15,9 @@ per second after the first copy landed: the fixed part — reading the photo and
 probe in the parent, starting the processes or reaching the scheduler — left out) and both as
 ratios to one process, and the CPU seconds per copy of every process involved (the parent,
 the pool's or the cluster's workers: what a copy costs whatever else the machine runs); then
-Dask's own cost per task (empty tasks through the same
-scheduler) and the registry's per copy (its records written by the parent).
+the CPU cost of one more copy in a worker (and of what a worker does once per batch), Dask's
+own cost per task (empty tasks through the same scheduler) and the registry's per copy (its
+records written by the parent).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import psutil
 from _common import HIGHRES, KODAK, require_corpus, table
 from distributed import Client, LocalCluster
 
 import leaktrace as lt
 from leaktrace import workflow
+from leaktrace.media import encode_image
 from leaktrace.registry import Workspace
 
 
@@ -58,6 +61,28 @@ def _local_cpu() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+
+
+def _copy_cost(source: Path, repeat: int = 5) -> tuple[float, float, float, int]:
+    """CPU seconds of one process on one OpenCV thread, as a worker runs: decoding the
+    original, preparing its plan (both once per worker and batch), then one more copy (the
+    median of ``repeat``); and the copy's size in bytes."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    key = lt.Key(bytes(32))
+    start = time.process_time()
+    pixels = lt.read_image(source)
+    decode = time.process_time() - start
+    start = time.process_time()
+    plan = lt.prepare(pixels, key, "benchmark")
+    prepare = time.process_time() - start
+    costs, data = [], b""
+    for i in range(repeat):
+        start = time.process_time()
+        data = encode_image(lt.apply(plan, pixels, f"r{i}"), source, like=source)
+        costs.append(time.process_time() - start)
+    cv2.setNumThreads(threads)
+    return decode, prepare, statistics.median(costs), len(data)
 
 
 def _registry_cost(ws: Workspace, source: Path, out: Path, n: int) -> float:
@@ -110,6 +135,7 @@ def main() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)  # no per-worker INFO lines
     source = next(p for p in [*HIGHRES, *KODAK] if p.name == args.file)
     shape = lt.read_image(source).shape
+    decode, prepare, per_copy, size = _copy_cost(source)
     cores = os.cpu_count() or 1
     handles = [f"r{i:03d}" for i in range(args.copies)]
     clusters = {
@@ -205,7 +231,12 @@ def main() -> None:
         )
     )
     print(
-        f"\nDask's own cost per task ({args.empty} empty tasks on {n} workers): "
+        f"\nOne copy, as a worker makes it (one OpenCV thread): {per_copy:.3f} CPU s, "
+        f"{size / 1e6:.2f} MB; once per worker and batch: decode {decode:.2f} CPU s, "
+        f"plan {prepare:.2f} CPU s."
+    )
+    print(
+        f"Dask's own cost per task ({args.empty} empty tasks on {n} workers): "
         f"{per_task * 1e3:.2f} ms; the registry's per copy ({args.empty} records, "
         f"{os.environ.get('LEAKTRACE_DB_URL', 'sqlite').split(':')[0]}): {registry * 1e3:.2f} ms"
     )
