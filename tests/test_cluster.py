@@ -187,6 +187,7 @@ def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoo
     assert records(home, out) == []
     bad = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", "nowhere://x")
     assert bad.exit_code == 2 and "Traceback" not in bad.output, bad.output
+    assert bad.output.startswith("error: 'nowhere://x' is not a Dask scheduler's address")
     both = run(
         home, "embed", *shoot, "--all", "-o", out, "--cluster", "tcp://x:1", "--workers", "2"
     )

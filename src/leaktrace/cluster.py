@@ -58,16 +58,21 @@ def connect(address: str) -> Client:
     (``distributed.comm.timeouts.connect``, 30 s unless configured)."""
     try:
         from distributed import Client
+        from distributed.comm import get_address_host_port
     except ImportError as exc:
         raise ClusterError(
             "a cluster needs Dask distributed: pip install 'leaktrace[cluster]'"
+        ) from exc
+    try:  # before a client exists: one that failed on its address hangs when collected
+        get_address_host_port(address)
+    except ValueError as exc:
+        raise ClusterError(
+            f"{address!r} is not a Dask scheduler's address (tcp://host:8786): {exc}"
         ) from exc
     try:
         client = Client(address, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
-    except ValueError as exc:  # not an address Dask understands
-        raise ClusterError(f"{address!r} is not a Dask scheduler address: {exc}") from exc
     if not any(client.nthreads().values()):
         client.close()
         raise ClusterError(f"the Dask scheduler at {address} has no workers")
