@@ -54,9 +54,9 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def shoot(tmp_path_factory):
+def photos(tmp_path_factory):
     """Two small photos (a PNG, a JPEG) in a folder of their own."""
-    folder = tmp_path_factory.mktemp("shoot")
+    folder = tmp_path_factory.mktemp("photos")
     shutil.copy(KODAK / "kodim05.png", folder)
     lt.write_image(folder / "kodim07.jpg", lt.read_image(KODAK / "kodim07.png"), quality=90)
     return sorted(folder.iterdir())
@@ -69,9 +69,9 @@ def clip(tmp_path_factory):
     return Path(shutil.copy(SAMPLES / "clip_bbb_320x240_noaudio.mp4", folder))
 
 
-def batch(home, out, shoot, clip, *options):
+def batch(home, out, photos, clip, *options):
     """The photos to everyone, the clip to one recipient (an encode: the slowest copy)."""
-    photos = run(home, "embed", *shoot, "--all", "-o", out, *options)
+    photos = run(home, "embed", *photos, "--all", "-o", out, *options)
     assert photos.exit_code == 0, photos.output
     video = run(home, "embed", clip, "--to", HANDLES[0], "-o", out, *options)
     assert video.exit_code == 0, video.output
@@ -118,17 +118,17 @@ def _cached() -> int:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, shoot, clip):
+def local_run(tmp_path_factory, photos, clip):
     """The reference: the same batches in this process."""
     root = tmp_path_factory.mktemp("local")
     home, out = workspace(root / "ws"), root / "out"
-    batch(home, out, shoot, clip, "--workers", "1")
+    batch(home, out, photos, clip, "--workers", "1")
     return files(out), records(home, out)
 
 
-def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, shoot, clip, local_run):
+def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, photos, clip, local_run):
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
-    output = batch(home, out, shoot, clip, "--cluster", cluster.scheduler_address)
+    output = batch(home, out, photos, clip, "--cluster", cluster.scheduler_address)
     assert "6 copies written" in output and "1 copies written" in output
     made, recorded = local_run
     assert sorted(files(out)) == sorted(made) and len(made) == 7
@@ -142,12 +142,12 @@ def test_a_cluster_makes_the_same_copies_and_records(tmp_path, cluster, shoot, c
     # Nor does it stay in their memory: the original they kept, with its plan, is dropped.
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         assert set(client.run(_cached).values()) == {0}
-    again = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", cluster.scheduler_address)
+    again = run(home, "embed", *photos, "--all", "-o", out, "--cluster", cluster.scheduler_address)
     assert again.exit_code == 0, again.output
     assert "0 copies written, 6 already there" in again.output
 
 
-def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, local_run):
+def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, photos, local_run):
     """Dask runs the dead worker's copies again elsewhere; every copy lands once, recorded."""
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
     ws = Workspace.open(home)
@@ -155,7 +155,7 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, loc
         killed = next(iter(client.run(os.getpid).values()))
     landed = []
     try:
-        for done in make_copies(ws, shoot[:1], None, out, cluster=cluster.scheduler_address):
+        for done in make_copies(ws, photos[:1], None, out, cluster=cluster.scheduler_address):
             if not landed:  # the others are in flight
                 os.kill(killed, signal.SIGKILL)
             landed.append(done)
@@ -163,20 +163,22 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path, cluster, shoot, loc
         ws.close()
     assert len(landed) == 3 and not any(d.skipped for d in landed)
     made, recorded = local_run
-    photo = file_sha256(shoot[0])
-    assert files(out) == {name: data for name, data in made.items() if name.endswith(shoot[0].name)}
+    photo = file_sha256(photos[0])
+    assert files(out) == {
+        name: data for name, data in made.items() if name.endswith(photos[0].name)
+    }
     assert records(home, out) == [r for r in recorded if r[0] == photo]
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=30)  # its nanny started a new one
         assert killed not in client.run(os.getpid).values()
 
 
-def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoot):
+def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, photos):
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
     port = free_port()
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         result = run(
-            home, "embed", *shoot, "--all", "-o", out, "--cluster", f"tcp://127.0.0.1:{port}"
+            home, "embed", *photos, "--all", "-o", out, "--cluster", f"tcp://127.0.0.1:{port}"
         )
     assert result.exit_code == 2, result.output
     assert result.output.startswith(
@@ -185,16 +187,16 @@ def test_an_unreachable_scheduler_is_one_line_and_changes_nothing(tmp_path, shoo
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not out.exists()
     assert records(home, out) == []
-    bad = run(home, "embed", *shoot, "--all", "-o", out, "--cluster", "nowhere://x")
+    bad = run(home, "embed", *photos, "--all", "-o", out, "--cluster", "nowhere://x")
     assert bad.exit_code == 2 and "Traceback" not in bad.output, bad.output
     assert bad.output.startswith("error: 'nowhere://x' is not a Dask scheduler's address")
     both = run(
-        home, "embed", *shoot, "--all", "-o", out, "--cluster", "tcp://x:1", "--workers", "2"
+        home, "embed", *photos, "--all", "-o", out, "--cluster", "tcp://x:1", "--workers", "2"
     )
     assert both.exit_code == 2 and "--workers" in both.output
 
 
-def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, shoot, monkeypatch):
+def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, photos, monkeypatch):
     """A worker that dies after placing a copy but before its result is back: Dask runs the
     task again, which finds the copy in place (not placed, the same bytes). It is this
     batch's copy, recorded as made, not dropped as one another batch made."""
@@ -208,9 +210,9 @@ def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, shoot, mon
 
     monkeypatch.setattr(workflow, "_make_copy", twice)
     home, out = workspace(tmp_path / "ws"), tmp_path / "out"
-    result = run(home, "embed", shoot[0], "--to", HANDLES[0], "-o", out, "--workers", "1")
+    result = run(home, "embed", photos[0], "--to", HANDLES[0], "-o", out, "--workers", "1")
     assert result.exit_code == 0 and "1 copies written, 0 already there" in result.output
-    target = out / HANDLES[0] / shoot[0].name
+    target = out / HANDLES[0] / photos[0].name
     with registry(home) as conn:
         rows = conn.execute(text("SELECT path, sha256, state FROM copies")).all()
     assert [tuple(r) for r in rows] == [(str(target), file_sha256(target), "done")]
@@ -288,7 +290,7 @@ def test_a_cluster_task_holds_its_batch_lock_and_never_starts_after_the_batch(tm
     assert ran == []
 
 
-def test_a_batch_whose_task_still_writes_is_settled_by_a_later_open(tmp_path, shoot):
+def test_a_batch_whose_task_still_writes_is_settled_by_a_later_open(tmp_path, photos):
     """A cluster's task may outlive its future (the scheduler lost): the batch's end leaves
     its copies pending while the task holds the lock, and the next open settles them."""
     import fcntl
@@ -297,7 +299,7 @@ def test_a_batch_whose_task_still_writes_is_settled_by_a_later_open(tmp_path, sh
 
     home = workspace(tmp_path / "ws")
     ws = Workspace.open(home)
-    media, _ = register_original(ws, shoot[0])
+    media, _ = register_original(ws, photos[0])
     target = tmp_path / "out" / "ada.png"
     batch, (copy_id,) = ws.begin_batch([(media, "ada", target)], strength=1.0)
     task = os.open(batch.lock, os.O_RDWR)  # a worker's task, still running
