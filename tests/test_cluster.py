@@ -1,22 +1,28 @@
 """Batches on a Dask cluster: a LocalCluster of worker processes makes the same copies, byte
-for byte, and the same records as this machine's process pool."""
+for byte, and the same records as a run on this machine; failures leave nothing half-made."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 import leaktrace as lt
+from leaktrace import workflow
 from leaktrace.cli import app
-from leaktrace.registry import Workspace, file_sha256
+from leaktrace.cluster import _locked
+from leaktrace.registry import Workspace, file_sha256, part_path
+from leaktrace.service import create_app
 from leaktrace.workflow import make_copies, register_original
 
 from .conftest import KODAK, SAMPLES, registry
@@ -71,11 +77,11 @@ def clip(tmp_path_factory):
 
 def batch(home, out, photos, clip, *options):
     """The photos to everyone, the clip to one recipient (an encode: the slowest copy)."""
-    photos = run(home, "embed", *photos, "--all", "-o", out, *options)
-    assert photos.exit_code == 0, photos.output
+    stills = run(home, "embed", *photos, "--all", "-o", out, *options)
+    assert stills.exit_code == 0, stills.output
     video = run(home, "embed", clip, "--to", HANDLES[0], "-o", out, *options)
     assert video.exit_code == 0, video.output
-    return photos.output + video.output
+    return stills.output + video.output
 
 
 def workspace(home: Path) -> Path:
@@ -112,8 +118,6 @@ def records(home: Path, out: Path) -> list[tuple]:
 
 def _cached() -> int:
     """How many originals a worker keeps decoded."""
-    from leaktrace import workflow
-
     return len(workflow._worker_cache)
 
 
@@ -200,8 +204,6 @@ def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, photos, mo
     """A worker that dies after placing a copy but before its result is back: Dask runs the
     task again, which finds the copy in place (not placed, the same bytes). It is this
     batch's copy, recorded as made, not dropped as one another batch made."""
-    from leaktrace import workflow
-
     real = workflow._make_copy
 
     def twice(*args):
@@ -219,12 +221,6 @@ def test_a_copy_placed_by_a_task_run_twice_is_recorded_once(tmp_path, photos, mo
 
 
 def test_the_service_runs_its_jobs_on_the_cluster(tmp_path, cluster):
-    import time
-
-    from fastapi.testclient import TestClient
-
-    from leaktrace.service import create_app
-
     ws = lt.Workspace.create(tmp_path / "ws")
     token, _ = ws.create_token("tests")
     ws.add_recipients([(h, "", "") for h in HANDLES[:2]])
@@ -261,10 +257,6 @@ def test_the_service_runs_its_jobs_on_the_cluster(tmp_path, cluster):
 def test_a_cluster_task_holds_its_batch_lock_and_never_starts_after_the_batch(tmp_path):
     """A workspace settles a batch only once no process holds its lock: a task holds it while
     it runs, and one that starts after the batch ended (its lock file gone) writes nothing."""
-    import fcntl
-
-    from leaktrace.cluster import _locked
-
     lock = tmp_path / "ws" / "locks" / "b1.lock"
     lock.parent.mkdir(parents=True)
     lock.touch()
@@ -293,30 +285,27 @@ def test_a_cluster_task_holds_its_batch_lock_and_never_starts_after_the_batch(tm
 def test_a_batch_whose_task_still_writes_is_settled_by_a_later_open(tmp_path, photos):
     """A cluster's task may outlive its future (the scheduler lost): the batch's end leaves
     its copies pending while the task holds the lock, and the next open settles them."""
-    import fcntl
-
-    from leaktrace.registry import part_path
-
     home = workspace(tmp_path / "ws")
     ws = Workspace.open(home)
     media, _ = register_original(ws, photos[0])
     target = tmp_path / "out" / "ada.png"
-    batch, (copy_id,) = ws.begin_batch([(media, "ada", target)], strength=1.0)
-    task = os.open(batch.lock, os.O_RDWR)  # a worker's task, still running
+    started, _ = ws.begin_batch([(media, "ada", target)], strength=1.0)
+    task = os.open(started.lock, os.O_RDWR)  # a worker's task, still running
     fcntl.flock(task, fcntl.LOCK_SH)
     try:
-        assert ws.end_batch(batch, shared=True) == 0
+        assert ws.end_batch(started, shared=True) == 0
         other = Workspace.open(home)
         assert other.recover() == 0  # not while the task holds the lock
         other.close()
         target.parent.mkdir()
-        part_path(target, batch.id).write_bytes(b"copy")  # the task places its copy
-        os.link(part_path(target, batch.id), target)
-        part_path(target, batch.id).unlink()
+        part = part_path(target, started.id)
+        part.write_bytes(b"copy")  # the task places its copy
+        os.link(part, target)
+        part.unlink()
     finally:
         os.close(task)
     ws.close()
     later = Workspace.open(home)  # settles batches whose lock nobody holds
     assert [(c.path, c.sha256) for c in later.copies()] == [(str(target), file_sha256(target))]
-    assert not batch.lock.exists()
+    assert not started.lock.exists()
     later.close()
