@@ -4,9 +4,10 @@ The CLI and the service both call these; neither re-implements any of it.
 
 ``make_copies`` judges every source before doing any work (readable image, within limits, not
 a copy itself, able to carry a mark that survives a re-share), registers the new originals,
-records every copy it is about to make as pending, then marks over a process pool: each
-process writes a copy under a temporary name and links it to its final name (never replacing
-a file), and the batch records it done with its hash. A batch stopped at any moment (Ctrl-C,
+records every copy it is about to make as pending, then marks over a process pool (or a Dask
+cluster's workers: :mod:`leaktrace.cluster`): each process writes a copy under a temporary
+name and links it to its final name (never replacing a file), and the batch records it done
+with its hash. A batch stopped at any moment (Ctrl-C,
 SIGTERM, SIGKILL, power cut) is settled when the workspace is next opened, so every copy file
 under its final name is recorded and every record names its file. Copies already made and
 recorded are skipped; nothing is overwritten.
