@@ -9,6 +9,7 @@ from .detect import DEFAULT_THRESHOLD, Detection, detect, extract, score
 from .embed import DEFAULT_PSNR, EmbedPlan, apply, embed, prepare
 from .errors import (
     BundleError,
+    ClusterError,
     ConflictError,
     DetectionInputError,
     ImageArrayError,
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "FORMAT_VERSION",
     "BundleError",
+    "ClusterError",
     "Detection",
     "ConflictError",
     "DetectionInputError",

@@ -325,6 +325,16 @@ def embed(
         float,
         typer.Option(help=f"Mark strength, {MIN_STRENGTH}–{MAX_STRENGTH} (1 ≈ 48 dB PSNR)."),
     ] = 1.0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEAKTRACE_CLUSTER",
+            help="Make the copies on this Dask scheduler's workers (tcp://host:8786); the "
+            "workspace, files and output folder must be on storage every worker mounts at "
+            "the same path.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Make one marked copy of each file per recipient: OUTPUT/<handle>/<file name>.
@@ -391,6 +401,7 @@ def embed(
                 summary=summary,
                 stop=stop,
                 on_variants=encoded,
+                cluster=cluster or None,
             )
             for _ in jobs:
                 progress.update(task, completed=summary.made + summary.skipped)
@@ -841,6 +852,15 @@ def serve(
             min=1,
         ),
     ] = 1,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEAKTRACE_CLUSTER",
+            help="Make the batches' copies on this Dask scheduler's workers (tcp://host:8786); "
+            "the workspace must be on storage every worker mounts at the same path.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API and the web page on the workspace (Ctrl-C stops it)."""
     import uvicorn
@@ -853,6 +873,7 @@ def serve(
         "max_video_upload": int(max_video_upload_mb * 1024 * 1024),
         "workers": workers,
         "keep_reports": keep_reports,
+        "cluster": cluster or None,
     }
     ws = _open(ctx)  # refused here, in one line, rather than in every process
     if not ws.tokens():

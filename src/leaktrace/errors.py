@@ -10,6 +10,7 @@
     ├── KeyFileError            a key file that is missing, malformed or unsafe
     ├── DetectionInputError     arguments to ``detect`` that cannot be tested (no candidates, ...)
     ├── BundleError             a case bundle that cannot be read (not a zip, no manifest)
+    ├── ClusterError            a Dask cluster that cannot be reached, has no workers, or lost them
     ├── LinkError               a download link that does not open a copy
     │   ├── LinkRefusedError        malformed, tampered with, or signed by another workspace
     │   └── LinkGoneError           expired, revoked, or its recipient was removed
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "ClusterError",
     "ConflictError",
     "DetectionInputError",
     "RecipientConflictError",
@@ -102,6 +104,10 @@ class RecipientConflictError(RecipientError, ConflictError):
 
 class BundleError(LeaktraceError):
     """A case's evidence bundle that cannot be read: not a zip, corrupt, or no manifest."""
+
+
+class ClusterError(LeaktraceError):
+    """A batch's Dask cluster cannot be reached, has no workers, or lost the batch's tasks."""
 
 
 class LinkError(LeaktraceError):

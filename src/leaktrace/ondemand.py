@@ -223,9 +223,9 @@ class CopyMaker:
         self, ws: Workspace, media: Media, handle: str, target: Path, batch: str, strength: float
     ) -> tuple[str, bool]:
         if media.kind == "video":
-            from .videos import write_copy
+            from .videos import copy_args, make_copy
 
-            return write_copy(ws, media, handle, target, batch)
+            return make_copy(*copy_args(ws, media, handle, target, batch))
         source = ws.original_path(media)
 
         def prepared() -> tuple[np.ndarray, EmbedPlan]:

@@ -30,6 +30,7 @@ from .codes import VARIANT_CODE, code
 from .detect import DEFAULT_THRESHOLD
 from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
+from .keys import Key
 from .registry import Media, Workspace, part_path
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 from .video import (
@@ -48,7 +49,14 @@ from .video.detect import MATCH_SIMILARITY
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
 
-__all__ = ["add_video", "copy_symbols", "register_video", "trace_video", "write_copy"]
+__all__ = [
+    "add_video",
+    "copy_args",
+    "copy_symbols",
+    "make_copy",
+    "register_video",
+    "trace_video",
+]
 
 _SHORTLIST = 3
 
@@ -144,34 +152,62 @@ def register_video(
     return _register(ws, source, sha256, name, info, record)
 
 
-def write_copy(
+def copy_args(
     ws: Workspace, media: Media, handle: str, target: Path, batch: str
+) -> tuple[Key | None, Plan, str, str, list[int], str, str, str]:
+    """The arguments of :func:`make_copy` for ``handle``'s copy of the video ``media`` (the
+    key only when the copy is an encode of its own): a batch's process or a cluster's worker
+    makes it from them."""
+    plan = plan_of(media)
+    own = plan.settings.mode == "recipient"
+    return (
+        ws.key if own else None,
+        plan,
+        os.fspath(ws.variants_dir(media.sha256)),
+        os.fspath(ws.original_path(media)),
+        [0] * plan.segments if own else copy_symbols(ws, plan, handle),
+        handle,
+        os.fspath(target),
+        batch,
+    )
+
+
+def make_copy(
+    key: Key | None,
+    plan: Plan,
+    folder: str,
+    original: str,
+    symbols: list[int],
+    handle: str,
+    target: str,
+    batch: str,
 ) -> tuple[str, bool]:
-    """Write ``handle``'s copy of the video ``media`` to ``target`` unless a file has that
-    name; returns (its sha256, whether it was placed)."""
+    """Write the copy whose segments come from the variants ``symbols`` name (or, with a
+    key, ``handle``'s own encode) to ``target`` unless a file has that name; returns (its
+    sha256, whether it was placed)."""
     from .workflow import _place  # the photos' placement rule: never replace a file
 
-    plan = plan_of(media)
-    part = part_path(target, batch)
+    final = Path(target)
+    part = part_path(final, batch)
     own = part.with_name(part.name + ".video.mp4")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folder, symbols = ws.variants_dir(media.sha256), copy_symbols(ws, plan, handle)
+        final.parent.mkdir(parents=True, exist_ok=True)
         if plan.settings.mode == "recipient":
+            if key is None:
+                raise ValueError("a per-recipient copy needs the key")
             # The recipient's own encode stands for the variants, in every segment.
-            encode_copy(plan, ws.original_path(media), ws.key, handle, own)
-            folder, symbols = own.parent, [0] * plan.segments
-            plan = replace(plan, files=[own.name])
-        remux(plan, folder, ws.original_path(media), symbols, part)
+            encode_copy(plan, original, key, handle, own)
+            folder, plan = os.fspath(own.parent), replace(plan, files=[own.name])
+        remux(plan, folder, original, symbols, part)
         h = hashlib.sha256()
         with open(part, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
             os.fsync(fh.fileno())
-        placed = _place(part, target)
+        placed = _place(part, final)
     except OSError as exc:
         part.unlink(missing_ok=True)
-        raise MediaError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise MediaError(f"cannot write {final}: {exc.strerror or exc}") from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise

@@ -4,9 +4,10 @@ The CLI and the service both call these; neither re-implements any of it.
 
 ``make_copies`` judges every source before doing any work (readable image, within limits, not
 a copy itself, able to carry a mark that survives a re-share), registers the new originals,
-records every copy it is about to make as pending, then marks over a process pool: each
-process writes a copy under a temporary name and links it to its final name (never replacing
-a file), and the batch records it done with its hash. A batch stopped at any moment (Ctrl-C,
+records every copy it is about to make as pending, then marks over a process pool (or a Dask
+cluster's workers: :mod:`leaktrace.cluster`): each process writes a copy under a temporary
+name and links it to its final name (never replacing a file), and the batch records it done
+with its hash. A batch stopped at any moment (Ctrl-C,
 SIGTERM, SIGKILL, power cut) is settled when the workspace is next opened, so every copy file
 under its final name is recorded and every record names its file. Copies already made and
 recorded are skipped; nothing is overwritten.
@@ -30,7 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,12 +50,14 @@ from .identify import features, fingerprint
 from .keys import Key
 from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
-from .registry import Media, Workspace, file_sha256, part_path
+from .registry import Batch, Media, Workspace, file_sha256, part_path
 from .registry.index import identify, keep_up
 from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from .video import VideoDetection
 
 __all__ = [
@@ -133,21 +136,23 @@ class _Source:
     media: Media | None
 
 
+#: A copy to make: its (record id, source, handle, target), the function and its arguments.
+_Work = tuple[tuple[int, _Source, str, Path], Callable[..., tuple[str, bool]], tuple[Any, ...]]
+
+
 # -- worker side ------------------------------------------------------------------------------
-_worker_key: Key | None = None
-_worker_cache: dict[str, tuple[np.ndarray, EmbedPlan]] = {}
+#: The original a worker marks (decoded, with its plan), kept for its next copy: one at a time.
+_worker_cache: dict[tuple[Key, str, float], tuple[np.ndarray, EmbedPlan]] = {}
+_worker_cache_lock = threading.Lock()  # a Dask worker may run copies in several threads
 _worker_lock: int | None = None
 
 
-def _init_worker(key: Key, threads: int, lock: str | None, parent: int | None = None) -> None:
-    """Set up a pool process: the key, OpenCV threads, the batch's lock (held until it exits,
-    so the batch is not settled while it may still write), Ctrl-C left to the parent, and an
-    exit of its own if the parent dies."""
-    global _worker_key, _worker_lock
-    _worker_key = key
+def _init_worker(threads: int, lock: str, parent: int) -> None:
+    """Set up a pool process: OpenCV threads, the batch's lock (held until it exits, so the
+    batch is not settled while it may still write), Ctrl-C left to the parent, and an exit of
+    its own if the parent dies."""
+    global _worker_lock
     cv2.setNumThreads(threads)
-    if lock is None:
-        return
     _worker_lock = os.open(lock, os.O_RDWR)
     fcntl.flock(_worker_lock, fcntl.LOCK_SH)
 
@@ -159,19 +164,27 @@ def _init_worker(key: Key, threads: int, lock: str | None, parent: int | None = 
     threading.Thread(target=watch, name="leaktrace-orphan-watch", daemon=True).start()
 
 
+def _prepared(
+    key: Key, source: str, media_sha: str, strength: float
+) -> tuple[np.ndarray, EmbedPlan]:
+    """The original's pixels and marking plan, made once per worker and original."""
+    with _worker_cache_lock:
+        found = _worker_cache.get((key, media_sha, strength))
+        if found is None:
+            _worker_cache.clear()  # one original at a time per worker
+            pixels = read_image(source)
+            plan = prepare(pixels, key, f"sha256:{media_sha}", strength=strength)
+            found = _worker_cache[key, media_sha, strength] = (pixels, plan)
+        return found
+
+
 def _make_copy(
-    source: str, media_sha: str, handle: str, target: str, batch: str, strength: float
+    key: Key, source: str, media_sha: str, handle: str, target: str, batch: str, strength: float
 ) -> tuple[str, bool]:
     """Write ``handle``'s copy of ``source`` to ``target`` unless something is there already;
-    returns (its sha256, whether it was placed)."""
-    if _worker_key is None:
-        raise RuntimeError("worker used before _init_worker")
-    if media_sha not in _worker_cache:
-        _worker_cache.clear()  # one original at a time per worker
-        pixels = read_image(source)
-        plan = prepare(pixels, _worker_key, f"sha256:{media_sha}", strength=strength)
-        _worker_cache[media_sha] = (pixels, plan)
-    pixels, plan = _worker_cache[media_sha]
+    returns (its sha256, whether it was placed). The key comes with every copy (a pickle in
+    memory: to a pool process through its pipe, to a Dask worker through the scheduler)."""
+    pixels, plan = _prepared(key, source, media_sha, strength)
     return write_photo_copy(plan, pixels, source, handle, target, batch)
 
 
@@ -439,6 +452,7 @@ def make_copies(
     job_id: str | None = None,
     stop: threading.Event | None = None,
     on_variants: Callable[[str, int, int], None] | None = None,
+    cluster: str | None = None,
 ) -> Generator[CopyDone]:
     """Make and record every recipient's copy of every source, yielding each as it lands.
 
@@ -452,7 +466,12 @@ def make_copies(
 
     A video source is marked once per variant (``on_variants(name, frames done, frames)``
     reports it; the variants are kept in the workspace for later batches) and each copy is
-    then a remux of them, made in this process.
+    then a remux of them, made in this process (on a cluster, by its workers).
+
+    ``cluster``: the address of a Dask scheduler (``tcp://host:8786``) whose workers make the
+    copies instead of this machine's processes (see :mod:`leaktrace.cluster`: the
+    workspace, sources and output folder on storage every worker mounts at the same path).
+    It is reached before anything is recorded; ``workers`` is then refused.
     """
     summary = summary if summary is not None else BatchSummary()
     if not (MIN_STRENGTH <= strength <= MAX_STRENGTH):
@@ -470,6 +489,51 @@ def make_copies(
     out = Path(out_dir)
     if _utf8(os.fspath(out.absolute())) != os.fspath(out.absolute()):
         raise InputError(f"{_utf8(os.fspath(out))}: the output folder's name is not UTF-8 text")
+    client = None
+    if cluster is not None:
+        if workers is not None:
+            raise InputError(
+                "a batch on a cluster uses all of its workers; leave the number of "
+                "processes (--workers) unset"
+            )
+        from .cluster import connect  # Dask, loaded for clusters only
+
+        client = connect(cluster)  # before any record: an unreachable cluster changes nothing
+    try:
+        yield from _batch(
+            ws,
+            checked,
+            recipients,
+            out,
+            strength,
+            summary,
+            job_id,
+            stop,
+            on_total,
+            on_variants,
+            workers,
+            client,
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _batch(
+    ws: Workspace,
+    checked: list[_Source],
+    recipients: list[str],
+    out: Path,
+    strength: float,
+    summary: BatchSummary,
+    job_id: str | None,
+    stop: threading.Event | None,
+    on_total: Callable[[int], None] | None,
+    on_variants: Callable[[str, int, int], None] | None,
+    workers: int | None,
+    client: Client | None,
+) -> Iterator[CopyDone]:
+    """``make_copies`` once its arguments are checked: register, plan, mark, record."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK | os.X_OK):
@@ -500,29 +564,45 @@ def make_copies(
         job_id=job_id,
     )
     tasks = [(copy_id, src, h, target) for copy_id, (src, h, target) in zip(ids, todo, strict=True)]
-    clips = [t for t in tasks if is_video(t[1].path)]
-    tasks = [t for t in tasks if not is_video(t[1].path)]
+    clips: list[_Work] = []
+    if any(is_video(t[1].path) for t in tasks):
+        from .videos import copy_args, make_copy
+
+        clips = [
+            (t, make_copy, copy_args(ws, by_sha[t[1].sha256], t[2], t[3], batch.id))
+            for t in tasks
+            if is_video(t[1].path)
+        ]
+    work: list[_Work] = [
+        (t, _make_copy, (ws.key, str(t[1].path), t[1].sha256, t[2], str(t[3]), batch.id, strength))
+        for t in tasks
+        if not is_video(t[1].path)
+    ]
     n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     try:
-        for copy_id, src, h, target in clips:
-            from .videos import write_copy
+        if client is not None:  # every copy on the cluster
+            from .cluster import ClusterExecutor, translated
 
+            with translated(client.scheduler.address):
+                remote = ClusterExecutor(client, batch.lock)
+                yield from _pooled(ws, summary, clips + work, remote, remote.slots, stop)
+            return
+        for task, fn, args in clips:  # a remux, or an encode that uses every core
             _check_stop(stop)
-            made = write_copy(ws, by_sha[src.sha256], h, target, batch.id)
-            yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
-        if len(tasks) == 1 or (tasks and n_workers == 1):
-            _init_worker(ws.key, cv2.getNumThreads(), None)
+            yield from _landed(ws, summary, [(*task, *fn(*args))])
+        if len(work) == 1 or (work and n_workers == 1):
             try:
-                for copy_id, src, h, target in tasks:
+                for task, fn, args in work:
                     _check_stop(stop)
-                    made = _make_copy(str(src.path), src.sha256, h, str(target), batch.id, strength)
-                    yield from _landed(ws, summary, [(copy_id, src, h, target, *made)])
+                    yield from _landed(ws, summary, [(*task, *fn(*args))])
             finally:
                 _worker_cache.clear()
-        elif tasks:
-            yield from _pooled(ws, summary, tasks, batch.id, n_workers, strength, stop)
+        elif work:
+            yield from _pooled(ws, summary, work, _process_pool(batch, n_workers), n_workers, stop)
     finally:
-        summary.made += ws.end_batch(batch)  # copies that landed as the batch was stopped
+        # Copies that landed as the batch was stopped; a cluster's tasks whose futures were
+        # dropped (the scheduler lost) may still write: then the next open settles them.
+        summary.made += ws.end_batch(batch, shared=client is not None)
 
 
 def _landed(
@@ -530,55 +610,63 @@ def _landed(
     summary: BatchSummary,
     results: list[tuple[int, _Source, str, Path, str, bool]],
 ) -> Iterator[CopyDone]:
-    """Record the copies whose files are in place; a name taken meanwhile is not overwritten."""
-    ws.finish_copies([(copy_id, sha) for copy_id, _, _, _, sha, placed in results if placed])
-    ws.forget_copies([copy_id for copy_id, *_, placed in results if not placed])
-    for _, src, h, target, sha, placed in results:
-        if placed:
-            summary.made += 1
-            yield CopyDone(src.path, h, target, sha, skipped=False)
-        elif file_sha256(target) == sha:  # the same copy, made meanwhile by another batch
-            summary.skipped += 1
-            yield CopyDone(src.path, h, target, sha, skipped=True)
-        else:
+    """Record the copies whose files are in place; a name taken meanwhile is not overwritten.
+
+    A name taken by this copy's very bytes holds this copy: made meanwhile by another batch,
+    whose record it is, or by this batch when a cluster worker died after placing it and its
+    task ran again elsewhere; then no record has it yet, and this one is kept."""
+    made = []
+    for _, _, _, target, sha, placed in results:
+        if not placed and file_sha256(target) != sha:
             raise WorkspaceError(f"{target} appeared while the batch ran; it was not overwritten")
+        made.append(placed or ws.copy_by_sha256(sha) is None)
+    ws.finish_copies([(r[0], r[4]) for r, mine in zip(results, made, strict=True) if mine])
+    ws.forget_copies([r[0] for r, mine in zip(results, made, strict=True) if not mine])
+    for (_, src, h, target, sha, _), mine in zip(results, made, strict=True):
+        if mine:
+            summary.made += 1
+        else:
+            summary.skipped += 1
+        yield CopyDone(src.path, h, target, sha, skipped=not mine)
 
 
-def _submit(pool: ProcessPoolExecutor, args: tuple[Any, ...]) -> Future[Any]:
+def _submit(pool: Executor, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
     """Submit one copy; a process started meanwhile never sees Ctrl-C (it is the batch's to
     handle), since a signal blocked when a process starts stays blocked in it."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(_make_copy, *args)
+        return pool.submit(fn, *args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _process_pool(batch: Batch, n_workers: int) -> ProcessPoolExecutor:
+    """This machine's processes for a batch, each holding its lock and dying with us."""
+    return ProcessPoolExecutor(
+        n_workers,
+        mp_context=multiprocessing.get_context("spawn"),  # OpenCV's threads do not survive fork
+        initializer=_init_worker,
+        initargs=(1, str(batch.lock), os.getpid()),
+    )
 
 
 def _pooled(
     ws: Workspace,
     summary: BatchSummary,
-    tasks: list[tuple[int, _Source, str, Path]],
-    batch: str,
-    n_workers: int,
-    strength: float,
+    work: list[_Work],
+    pool: Executor,
+    slots: int,
     stop: threading.Event | None,
 ) -> Iterator[CopyDone]:
-    lock = ws.home / "locks" / f"{batch}.lock"
-    ctx = multiprocessing.get_context("spawn")  # OpenCV's thread pool does not survive fork
-    pool = ProcessPoolExecutor(
-        n_workers,
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(ws.key, 1, str(lock), os.getpid()),
-    )
+    """Make ``work`` on ``pool`` (this machine's processes, or a cluster's workers), two
+    copies in flight per slot (a process, a worker's thread), recording each as it lands."""
     running: dict[Future[Any], tuple[int, _Source, str, Path]] = {}
-    queue = iter(tasks)
+    queue = iter(work)
     try:
         while True:
-            while len(running) < 2 * n_workers and (task := next(queue, None)) is not None:
-                copy_id, src, h, target = task
-                args = (str(src.path), src.sha256, h, str(target), batch, strength)
-                running[_submit(pool, args)] = task
+            while len(running) < 2 * slots and (item := next(queue, None)) is not None:
+                task, fn, args = item
+                running[_submit(pool, fn, args)] = task
             if not running:
                 return
             ready, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)

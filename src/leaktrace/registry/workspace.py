@@ -803,9 +803,29 @@ class Workspace(ScansAndCases):
             with self._session() as s:
                 s.execute(delete(Copy).where(Copy.id.in_(ids), Copy.state == "pending"))
 
-    def end_batch(self, batch: Batch) -> int:
+    def end_batch(self, batch: Batch, *, shared: bool = False) -> int:
         """Settle what the batch left pending and release its lock; returns how many of its
-        copies turned out to be in place (and are now recorded done)."""
+        copies turned out to be in place (and are now recorded done).
+
+        ``shared``: processes this one did not start hold the lock while they write (a
+        cluster's tasks, which may outlive their futures); the batch is settled only if none
+        does any more, else left to :meth:`recover` on a later open."""
+        if shared:
+            self._release(batch)
+            try:
+                fd = os.open(batch.lock, os.O_RDWR)
+            except FileNotFoundError:  # settled meanwhile by another process's recover()
+                return 0
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a task still writes
+                os.close(fd)
+                return 0
+            try:
+                return self._settle(batch.id)
+            finally:
+                batch.lock.unlink(missing_ok=True)
+                os.close(fd)
         try:
             return self._settle(batch.id)
         finally:

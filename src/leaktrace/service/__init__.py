@@ -121,20 +121,22 @@ def create_app(
     max_video_upload: int = DEFAULT_MAX_VIDEO_UPLOAD,
     workers: int | None = None,
     keep_reports: int = DEFAULT_KEEP_DAYS,
+    cluster: str | None = None,
 ) -> FastAPI:
     """The service on the workspace at ``home`` (refused at once if there is none).
 
     ``max_upload``: the largest request body, in bytes; ``max_video_upload``: the largest
     video sent as an original or a leak (at least ``max_upload``). ``workers``: processes per
-    batch of copies (default: all cores). ``keep_reports``: days an evidence report is kept
-    after its trace (0: for ever).
+    batch of copies (default: all cores), and per scan. ``keep_reports``: days an evidence
+    report is kept after its trace (0: for ever). ``cluster``: the address of a Dask scheduler
+    whose workers make the batches' copies (see :mod:`leaktrace.cluster`).
     """
     if keep_reports < 0:
         raise ValueError("keep_reports is a number of days, 0 or more")
     ws = Workspace.open(home)
     service = Service(
         ws=ws,
-        jobs=JobRunner(ws, workers=workers),
+        jobs=JobRunner(ws, workers=workers, cluster=cluster),
         tracing=threading.BoundedSemaphore(max(1, os.cpu_count() or 1)),
         keep_reports=keep_reports,
         scans=ScanRunner(ws, workers=workers),

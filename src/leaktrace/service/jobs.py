@@ -98,10 +98,13 @@ class Progress:
 
 class JobRunner:
     """Runs the registry's jobs in the order they were accepted, one at a time, each over the
-    workflow's process pool (``workers`` processes, default all cores)."""
+    workflow's process pool (``workers`` processes, default all cores) or on the workers of
+    the Dask scheduler at ``cluster``."""
 
-    def __init__(self, ws: Workspace, *, workers: int | None = None) -> None:
-        self.ws, self.workers = ws, workers
+    def __init__(
+        self, ws: Workspace, *, workers: int | None = None, cluster: str | None = None
+    ) -> None:
+        self.ws, self.workers, self.cluster = ws, workers, cluster
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="leaktrace-jobs", daemon=True)
         # Guards status changes, so that a cancel and a job's end cannot cross.
@@ -223,7 +226,8 @@ class JobRunner:
                 job.handles,
                 job_folder(ws, media.id),
                 names=[media.name],
-                workers=self.workers,
+                workers=None if self.cluster else self.workers,
+                cluster=self.cluster,
                 strength=job.strength,
                 on_total=total,
                 on_variants=marking,
