@@ -31,6 +31,7 @@ from .detect import DEFAULT_THRESHOLD
 from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
 from .registry import Media, Workspace, part_path
+from .registry.keyframes import use_keyframes
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 from .video import (
     Plan,
@@ -44,7 +45,6 @@ from .video import (
     make_variants,
     remux,
 )
-from .registry.keyframes import use_keyframes
 from .video.detect import MATCH_SIMILARITY, probe_thumbs
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
