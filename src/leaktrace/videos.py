@@ -32,6 +32,7 @@ from .errors import LeaktraceError, MediaError
 from .identify import fingerprint
 from .keys import Key
 from .registry import Media, Workspace, part_path
+from .registry.keyframes import use_keyframes
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 from .video import (
     Plan,
@@ -45,7 +46,7 @@ from .video import (
     make_variants,
     remux,
 )
-from .video.detect import MATCH_SIMILARITY
+from .video.detect import MATCH_SIMILARITY, probe_thumbs
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
 
@@ -219,9 +220,10 @@ def make_copy(
 def trace_video(
     ws: Workspace, path: Path, name: str, sha256: str, *, threshold: float = DEFAULT_THRESHOLD
 ) -> tuple[dict[str, Any], VideoDetection | None, Media | None]:
-    """Trace a leaked video against every registered video: the JSON-ready result, the
-    detection and the media it was found in (None, None when it matches none; None and the
-    original when the leak is a registered original itself)."""
+    """Trace a leaked video against every registered video (or those the keyframes' index
+    names: :mod:`leaktrace.registry.keyframes`): the JSON-ready result, the detection and the
+    media it was found in (None, None when it matches none; None and the original when the
+    leak is a registered original itself)."""
     info = inspect_video(path)
     base: dict[str, Any] = {
         "leak": {
@@ -244,7 +246,12 @@ def trace_video(
             own,
         )
     timeline = leak_timeline(path)
-    videos = [m for m in ws.media() if m.kind == "video" and m.plan is not None]
+    if use_keyframes(ws):
+        # Only the videos the keyframes' index votes for are read and placed.
+        videos = ws.media_rows(ws.keyframes.search(probe_thumbs(timeline)))
+    else:
+        videos = ws.media()
+    videos = [m for m in videos if m.kind == "video" and m.plan is not None]
     placed = []
     for m in videos:
         store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")

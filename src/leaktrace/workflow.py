@@ -391,6 +391,7 @@ def _registered(
             except LeaktraceError as exc:
                 problems.append(str(exc))
                 return []
+            keep_up(ws)  # the video's keyframes (and its row) join the index
     found = []
     for src in sources:
         media = made.get(src.sha256) or src.media

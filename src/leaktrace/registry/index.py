@@ -11,6 +11,8 @@ nearest-neighbour index of the originals' fingerprints and features, kept beside
                        above
       state.json       format, what the files hold (count, largest id and sum of the media
                        ids, number of descriptors) and how many originals the IVF was trained on
+      keyframes.faiss  the videos' keyframe thumbnails, and keyframes.json its state: kept the
+                       same way, by :mod:`.keyframes`
       .lock            flock: exclusive while the index is brought up to date, shared to read
 
 Tracing asks the index for the :data:`CANDIDATES` originals whose fingerprints are nearest to
@@ -41,7 +43,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,7 @@ __all__ = [
     "keep_up",
     "nearest_prints",
     "voted_ids",
+    "wanted",
 ]
 
 _FORMAT = 1
@@ -222,14 +225,19 @@ def _mode() -> str:
     return mode
 
 
-def identify(ws: Workspace, leak: np.ndarray, probe: bytes) -> Identification:
-    """The registered originals ``leak`` (whose fingerprint is ``probe``) may come from: by
-    the workspace's index when it is worth it (see the module's docstring), else exactly."""
+def wanted(count: Callable[[], int], below: int) -> bool:
+    """Whether a search goes through the index: ``LEAKTRACE_INDEX=on``, or ``auto`` with FAISS
+    installed and at least ``below`` things to search (``count()``, asked only then)."""
     mode = _mode()
     if mode == "on" and not available():
         raise WorkspaceError("LEAKTRACE_INDEX=on needs FAISS: pip install 'leaktrace[index]'")
-    use = mode == "on" or (mode == "auto" and ws.media_stamp()[0] >= EXACT_BELOW and available())
-    if not use:
+    return mode == "on" or (mode == "auto" and available() and count() >= below)
+
+
+def identify(ws: Workspace, leak: np.ndarray, probe: bytes) -> Identification:
+    """The registered originals ``leak`` (whose fingerprint is ``probe``) may come from: by
+    the workspace's index when it is worth it (see the module's docstring), else exactly."""
+    if not wanted(lambda: ws.media_stamp()[0], EXACT_BELOW):
         registered = ws.media()
         picks = shortlist(probe, [m.fingerprint for m in registered])
         voting = exact_feature_shortlist(leak, [m.features for m in registered])
@@ -250,10 +258,14 @@ def identify(ws: Workspace, leak: np.ndarray, probe: bytes) -> Identification:
 
 
 def keep_up(ws: Workspace) -> None:
-    """After originals are registered: bring the workspace's index up to date if it has one
-    (else the next search that needs it builds it)."""
-    if _mode() != "off" and (ws.home / "index" / "state.json").exists() and available():
+    """After originals are registered or videos marked: bring the workspace's index up to
+    date if it has one (else the next search that needs it builds it)."""
+    if _mode() == "off" or not available():
+        return
+    if (ws.home / "index" / "state.json").exists():
         ws.index.refresh()
+    if (ws.home / "index" / "keyframes.json").exists():
+        ws.keyframes.refresh()
 
 
 # -- the index on disk ------------------------------------------------------------------------
@@ -290,24 +302,11 @@ class MediaIndex:
         with self._lock:
             self._current()
 
-    @contextmanager
-    def _flock(self, how: int) -> Iterator[None]:
-        try:
-            fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:  # read-only: nobody else can write either
-            yield
-            return
-        try:
-            fcntl.flock(fd, how)
-            yield
-        finally:
-            os.close(fd)
-
     def _current(self) -> _Loaded:
         stamp = list(self._ws.media_stamp())
         if self._loaded is not None and self._loaded.stamp == stamp:
             return self._loaded
-        with self._flock(fcntl.LOCK_EX):
+        with flocked(self.folder, fcntl.LOCK_EX):
             loaded = self._read()
             if loaded is None or not self._fits(loaded, stamp[0]):
                 loaded = self._build()
@@ -415,23 +414,38 @@ class MediaIndex:
             "trained": loaded.trained,
         }
         try:
-            for name, index in (("prints", loaded.prints), ("features", loaded.features)):
-                part = self._part(f"{name}.faiss")
-                try:
-                    faiss.write_index(index, str(part))
-                    os.replace(part, self.folder / f"{name}.faiss")
-                finally:
-                    part.unlink(missing_ok=True)
-            part = self._part("state.json")
-            try:
-                part.write_text(json.dumps(state))
-                os.replace(part, self.folder / "state.json")
-            finally:
-                part.unlink(missing_ok=True)
+            written(self.folder, "prints.faiss", lambda p: faiss.write_index(loaded.prints, str(p)))
+            written(
+                self.folder, "features.faiss", lambda p: faiss.write_index(loaded.features, str(p))
+            )
+            written(self.folder, "state.json", lambda part: part.write_text(json.dumps(state)))
         except (OSError, RuntimeError):
             pass  # a read-only or full disk costs speed, never an answer
 
-    def _part(self, name: str) -> Path:
-        part = self.folder / f".{name}.{secrets.token_hex(4)}.part"
-        os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        return part
+
+@contextmanager
+def flocked(folder: Path, how: int) -> Iterator[None]:
+    """Hold ``folder``'s ``.lock`` (``fcntl.LOCK_EX`` or ``LOCK_SH``) inside the block (the
+    index's parts share it: :mod:`.keyframes`)."""
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # read-only: nobody else can write either
+        yield
+        return
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)
+
+
+def written(folder: Path, name: str, write: Callable[[Path], object]) -> None:
+    """Make ``folder / name`` whole or not at all: ``write`` fills a private temporary file
+    beside it, which is then moved into place."""
+    part = folder / f".{name}.{secrets.token_hex(4)}.part"
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        write(part)
+        os.replace(part, folder / name)
+    finally:
+        part.unlink(missing_ok=True)

@@ -45,7 +45,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, create_engine, delete, event, func, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +74,7 @@ from ..errors import (
 from ..keys import Key
 from .codebook import Codebook
 from .index import MediaIndex
+from .keyframes import KeyframeIndex
 from .models import Base, Copy, Job, Media, Meta, Recipient, ScanFile, Token, Trace
 from .people import read_people
 from .scans import ScansAndCases
@@ -167,6 +180,11 @@ class Claim:
     copy_id: int | None = None
 
 
+def _planned_video() -> ColumnElement[bool]:
+    # A video registered before its variants holds a JSON null (not SQL NULL) as its plan.
+    return (Media.kind == "video") & Media.plan.is_not(None) & (cast(Media.plan, String) != "null")
+
+
 class Workspace(ScansAndCases):
     """An open workspace. Create one with :meth:`create`, open it with :meth:`open`."""
 
@@ -197,6 +215,7 @@ class Workspace(ScansAndCases):
         self._locks: dict[str, int] = {}
         self._codebook: Codebook | None = None
         self._index: MediaIndex | None = None
+        self._keyframes: KeyframeIndex | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
@@ -362,6 +381,13 @@ class Workspace(ScansAndCases):
         if self._index is None:
             self._index = MediaIndex(self, self.private_dir("index"))
         return self._index
+
+    @property
+    def keyframes(self) -> KeyframeIndex:
+        """The videos' keyframes in the originals' index (:mod:`leaktrace.registry.keyframes`)."""
+        if self._keyframes is None:
+            self._keyframes = KeyframeIndex(self, self.private_dir("index"))
+        return self._keyframes
 
     def private_dir(self, *parts: str) -> Path:
         """A folder inside the workspace, created private to its owner (0700)."""
@@ -609,6 +635,25 @@ class Workspace(ScansAndCases):
                 .order_by(Media.id)
             )
             return [(int(i), bytes(p), bytes(f or b"")) for i, p, f in s.execute(q)]
+
+    def video_stamp(self) -> tuple[int, int, int]:
+        """:meth:`media_stamp` of the videos that have their variants (a plan): what changes
+        whenever one is marked for the first time or removed."""
+        with self._session() as s:
+            n, top, total = s.execute(
+                select(func.count(Media.id), func.max(Media.id), func.sum(Media.id)).where(
+                    _planned_video()
+                )
+            ).one()
+        return int(n), int(top or 0), int(total or 0)
+
+    def planned_videos(self, ids: Sequence[int] | None = None) -> list[tuple[int, str]]:
+        """(id, sha256) of the videos that have their variants (of those in ``ids``), by id."""
+        q = select(Media.id, Media.sha256).where(_planned_video()).order_by(Media.id)
+        if ids is not None:
+            q = q.where(Media.id.in_(sorted({int(i) for i in ids})))
+        with self._session() as s:
+            return [(int(i), str(h)) for i, h in s.execute(q)]
 
     def media_by_id(self, media_id: int) -> Media:
         return self._get(Media, media_id, "media")

@@ -59,8 +59,11 @@ __all__ = [
     "Timeline",
     "VideoDetection",
     "detect_video",
+    "keyframes",
     "leak_timeline",
     "locate",
+    "probe_thumbs",
+    "thumb_vectors",
 ]
 
 #: A segment whose soft value is this many noise deviations from zero counts as certain.
@@ -73,6 +76,12 @@ _DECOYS = 16
 _CLEARLY = 0.05
 _POOL = 3  # segments either side whose decoys share a noise estimate
 _GEOMETRY_FRAMES = 3
+#: An original's frames kept in the originals' index (:func:`keyframes`): one in each
+#: second of it, and the first after every cut.
+KEYFRAME_SECONDS = 1.0
+_CUT = 0.8  # thumbnail correlation with the previous frame below which a frame starts a shot
+#: Leak thumbnails looked up in the originals' index (:func:`probe_thumbs`).
+PROBES = 24
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,44 @@ def _normalised(thumbs: np.ndarray) -> np.ndarray:
     t -= t.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(t, axis=1, keepdims=True)
     return t / np.where(norm > 1e-3, norm, np.inf)
+
+
+def thumb_vectors(thumbs: np.ndarray) -> np.ndarray:
+    """``thumbs`` (N × THUMB × THUMB) as unit rows of zero mean (float32, N × THUMB²): their
+    inner products are the similarities :func:`locate` uses. A flat thumbnail gives zeros."""
+    return _normalised(thumbs)
+
+
+def keyframes(
+    times: np.ndarray, thumbs: np.ndarray, *, seconds: float = KEYFRAME_SECONDS
+) -> np.ndarray:
+    """The indices of an original's frames (``times``, raw ``thumbs``) that stand for it in
+    the originals' index: the first frame of every ``seconds`` of it and the first frame of
+    every shot (a cut: a frame unlike the one before it), so that any stretch of the video
+    has a keyframe of its own shot within ``seconds``.
+
+    >>> keyframes(np.arange(50) / 25, np.zeros((50, 16, 16), np.uint8)).tolist()
+    [0, 25]
+    """
+    if len(times) == 0:
+        return np.zeros(0, np.intp)
+    t = np.asarray(times, np.float64)
+    v = _normalised(thumbs)
+    tick = np.floor((t - t[0]) / seconds)
+    new_tick = np.r_[True, tick[1:] != tick[:-1]]
+    cut = np.r_[False, np.einsum("ij,ij->i", v[1:], v[:-1]) < _CUT]
+    # A flat frame (a fade through black) has no similarity to anything: not a cut.
+    cut &= np.r_[False, (np.abs(v[1:]).sum(axis=1) > 0) & (np.abs(v[:-1]).sum(axis=1) > 0)]
+    return np.flatnonzero(new_tick | cut)
+
+
+def probe_thumbs(leak: Timeline, *, most: int = PROBES) -> np.ndarray:
+    """At most ``most`` of the leak's normalised thumbnails, spread evenly over it and none
+    flat: what the originals' index is asked about."""
+    rows = leak.thumbs[np.abs(leak.thumbs).sum(axis=1) > 0]
+    if len(rows) > most:
+        rows = rows[np.linspace(0, len(rows), most, endpoint=False).astype(np.intp)]
+    return np.ascontiguousarray(rows, np.float32)
 
 
 def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
