@@ -6,9 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -137,6 +142,32 @@ def test_a_stopped_scan_resumes_without_tracing_a_file_twice(world, tmp_path):
         scanned_rows = db.execute("select count(distinct path) from scan_files").fetchone()[0]
     assert per_file and all(n == 1 for _, n in per_file)  # no file traced twice
     assert scanned_rows == len(picked)  # nothing lost
+
+
+def test_sigterm_stops_a_cli_scan_with_a_line_and_the_rerun_finishes_it(world, tmp_path):
+    home = fresh(world, tmp_path)
+    folder = tmp_path / "leaks"
+    shutil.copytree(world[0] / "leaks", folder)
+    total = sum(1 for p in folder.rglob("*") if p.is_file())
+    cmd = [sys.executable, "-m", "leaktrace", "--home", str(home), "scan", str(folder)]
+    proc = subprocess.Popen([*cmd, "--workers", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # until a file is recorded
+        with sqlite3.connect(home / "leaktrace.db") as db:
+            if db.execute("select count(*) from scan_files").fetchone()[0]:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert re.search(r"interrupted: \d+ files judged and recorded; run the same command", stderr)
+    assert "Traceback" not in stderr
+    with sqlite3.connect(home / "leaktrace.db") as db:
+        recorded = db.execute("select count(distinct path) from scan_files").fetchone()[0]
+    assert 0 < recorded < total
+    rerun = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(json.loads(rerun.stdout)["files"]) == total
 
 
 def test_the_combined_probability_is_the_one_of_leaktrace_combine(scanned):

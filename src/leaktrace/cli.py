@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -20,7 +21,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -349,16 +357,7 @@ def embed(
         _fail("say who receives copies: --all, or --to HANDLE (repeatable)")
     ws = _open(ctx)
     summary = BatchSummary()
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-        disable=as_json,
-    )
-    task = progress.add_task("marking", total=None)
+    progress, task = _progress("marking", hidden=as_json)
 
     def started(total: int) -> None:  # every file checked: the bar starts
         for line in summary.warnings:
@@ -376,47 +375,27 @@ def embed(
                 progress.start()
         progress.update(encoding[name], completed=done, total=total)
 
-    # Ctrl-C or SIGTERM asks the batch to stop at its next safe point (the copies in hand are
-    # finished and recorded); a second one stops at once (what is left is settled on next open).
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        received.append(signum)
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            jobs = make_copies(
-                ws,
-                files,
-                None if everyone else to,
-                output,
-                workers=workers,
-                strength=strength,
-                on_total=started,
-                summary=summary,
-                stop=stop,
-                on_variants=encoded,
-                cluster=cluster or None,
-            )
-            for _ in jobs:
-                progress.update(task, completed=summary.made + summary.skipped)
-        finally:
-            if progress.live.is_started:
-                progress.stop()
-    except (KeyboardInterrupt, Stopped):
-        err.print(
-            f"interrupted: {summary.made} new copies made and recorded; "
-            "run the same command again to finish"
+    with _interruptible(
+        progress,
+        lambda: (
+            f"{summary.made} new copies made and recorded; run the same command again to finish"
+        ),
+    ) as stop:
+        jobs = make_copies(
+            ws,
+            files,
+            None if everyone else to,
+            output,
+            workers=workers,
+            strength=strength,
+            on_total=started,
+            summary=summary,
+            stop=stop,
+            on_variants=encoded,
+            cluster=cluster or None,
         )
-        raise typer.Exit(143 if signal.SIGTERM in received else 130) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for _ in jobs:
+            progress.update(task, completed=summary.made + summary.skipped)
     if as_json:
         record = {
             "made": summary.made,
@@ -464,9 +443,26 @@ def trace(
     raise typer.Exit(0 if outcome.matched else 1)
 
 
-def _stoppable() -> tuple[threading.Event, list[int], dict[signal.Signals, Any]]:
-    """Ctrl-C or SIGTERM asks a batch to stop at its next safe point; a second one stops at
-    once. Returns the event, the signals received and the handlers to put back."""
+def _progress(what: str, *, hidden: bool) -> tuple[Progress, TaskID]:
+    """A batch's progress bar on stderr (started when the batch knows its size)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=hidden,
+    )
+    return progress, progress.add_task(what, total=None)
+
+
+@contextmanager
+def _interruptible(progress: Progress, interrupted: Callable[[], str]) -> Iterator[threading.Event]:
+    """Runs a batch that Ctrl-C or SIGTERM asks to stop at its next safe point (the work in
+    hand is finished and recorded); a second signal stops it at once (what is left is settled
+    on next open). Yields the stop event; once stopped, prints "interrupted: "
+    + ``interrupted()`` and exits 130 (Ctrl-C) or 143 (SIGTERM)."""
     stop = threading.Event()
     received: list[int] = []
 
@@ -477,7 +473,18 @@ def _stoppable() -> tuple[threading.Event, list[int], dict[signal.Signals, Any]]
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return stop, received, previous
+    try:
+        try:
+            yield stop
+        finally:
+            if progress.live.is_started:
+                progress.stop()
+    except (KeyboardInterrupt, Stopped):
+        err.print(f"interrupted: {interrupted()}")
+        raise typer.Exit(143 if signal.SIGTERM in received else 130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _people(view: CaseView) -> str:
@@ -507,43 +514,26 @@ def scan_command(
     if not 0 < threshold < 1:
         _fail("--threshold must be between 0 and 1")
     ws = _open(ctx)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-        disable=as_json,
-    )
-    task = progress.add_task("tracing", total=None)
+    progress, task = _progress("tracing", hidden=as_json)
 
     def started(total: int) -> None:
         progress.update(task, total=total)
         if not progress.live.is_started:
             progress.start()
 
-    stop, received, previous = _stoppable()
     seen: list[Scanned] = []
-    try:
-        try:
-            for item in scan(
-                ws, folder, workers=workers, threshold=threshold, on_total=started, stop=stop
-            ):
-                seen.append(item)
-                progress.update(task, completed=len(seen))
-        finally:
-            if progress.live.is_started:
-                progress.stop()
-    except (KeyboardInterrupt, Stopped):
-        err.print(
-            f"interrupted: {len(seen)} files judged and recorded; run the same command again "
-            "to finish (they are not traced twice)"
-        )
-        raise typer.Exit(143 if signal.SIGTERM in received else 130) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with _interruptible(
+        progress,
+        lambda: (
+            f"{len(seen)} files judged and recorded; run the same command again to finish "
+            "(they are not traced twice)"
+        ),
+    ) as stop:
+        for item in scan(
+            ws, folder, workers=workers, threshold=threshold, on_total=started, stop=stop
+        ):
+            seen.append(item)
+            progress.update(task, completed=len(seen))
     views = case_views(ws)
     by_file = {f.path: v.id for v in views for f in v.files}
     if as_json:

@@ -32,17 +32,15 @@ video; ``LEAKTRACE_INDEX=on`` (or ``off``) forces the choice.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .index import _faiss, _lists, _sample, flocked, wanted, written
+from .index import KeptIndex, _faiss, _lists, _sample, wanted
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -144,51 +142,22 @@ class _Loaded:
         return _stamp(self.videos)
 
 
-class KeyframeIndex:
-    """The keyframes of ``ws``'s videos under ``folder`` (see the module's docstring), kept
-    in memory between searches. Safe to share between threads and processes."""
-
-    def __init__(self, ws: Workspace, folder: Path) -> None:
-        self._ws = ws
-        self.folder = folder
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
+class KeyframeIndex(KeptIndex[_Loaded]):
+    """The keyframes of ``ws``'s videos under ``folder`` (see the module's docstring)."""
 
     def search(self, probes: np.ndarray, *, most: int = VIDEO_CANDIDATES) -> list[int]:
         """The media ids of the videos the leak's thumbnails ``probes`` vote for."""
         with self._lock:
             return nearest_videos(self._current().index, probes, most=most)
 
-    def refresh(self) -> None:
-        """Bring the index up to date with the registry now (rather than at the next search)."""
-        with self._lock:
-            self._current()
+    def _registry_stamp(self) -> list[int]:
+        return list(self._ws.video_stamp())
 
-    def _current(self) -> _Loaded:
-        stamp = list(self._ws.video_stamp())
-        if self._loaded is not None and self._loaded.stamp == stamp:
-            return self._loaded
-        with flocked(self.folder, fcntl.LOCK_EX):
-            loaded = self._read()
-            if loaded is None or not self._fits(loaded):
-                loaded = self._build()
-            elif loaded.stamp != stamp:
-                self._update(loaded)
-            else:
-                self._loaded = loaded
-                return loaded
-            self._write(loaded)
-        self._loaded = loaded
-        return loaded
-
-    @staticmethod
-    def _fits(loaded: _Loaded) -> bool:
-        """Whether the index's kind still suits what it holds (else it is rebuilt)."""
-        n = int(loaded.index.ntotal)
-        return n < 2 * _FLAT if loaded.trained == 0 else n <= 4 * loaded.trained
+    def _fits(self, loaded: _Loaded, n: int) -> bool:
+        keyframes = int(loaded.index.ntotal)  # what matters is keyframes, not videos (n)
+        return keyframes < 2 * _FLAT if loaded.trained == 0 else keyframes <= 4 * loaded.trained
 
     def _read(self) -> _Loaded | None:
-        """The part on disk, or None when it is missing, torn or not this format's."""
         faiss = _faiss()
         try:
             state = json.loads((self.folder / "keyframes.json").read_bytes())
@@ -250,7 +219,7 @@ class KeyframeIndex:
             have.update(seen)
         loaded.videos = sorted(have)
 
-    def _write(self, loaded: _Loaded) -> None:
+    def _files(self, loaded: _Loaded) -> list[tuple[str, Callable[[Path], object]]]:
         faiss = _faiss()
         state = {
             "format": _FORMAT,
@@ -259,10 +228,7 @@ class KeyframeIndex:
             "keyframes": int(loaded.index.ntotal),
             "trained": loaded.trained,
         }
-        try:
-            written(
-                self.folder, "keyframes.faiss", lambda p: faiss.write_index(loaded.index, str(p))
-            )
-            written(self.folder, "keyframes.json", lambda p: p.write_text(json.dumps(state)))
-        except (OSError, RuntimeError):
-            pass  # a read-only or full disk costs speed, never an answer
+        return [
+            ("keyframes.faiss", lambda p: faiss.write_index(loaded.index, str(p))),
+            ("keyframes.json", lambda p: p.write_text(json.dumps(state))),
+        ]
