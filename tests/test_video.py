@@ -306,3 +306,17 @@ def test_a_stopped_variant_encode_leaves_nothing_registered(tmp_path):
         )
     assert seen and not ws.media()
     assert not list((ws.home / "variants").iterdir())
+
+
+def test_a_video_whose_kept_variants_are_gone_is_named_not_a_traceback(workspace, tmp_path):
+    ws, out = workspace
+    (media,) = [m for m in ws.media() if m.name == CLIP.name]
+    thumbs = ws.variants_dir(media.sha256) / "thumbs.npz"
+    thumbs.rename(tmp_path / "thumbs.npz")
+    try:
+        result = trace_file(ws, out / "alice" / CLIP.name).result
+    finally:
+        (tmp_path / "thumbs.npz").rename(thumbs)
+    assert result["verdict"] == "no_match" and result["recipient"] is None
+    assert f"the kept variants of {CLIP.name} are missing or damaged" in result["message"]
+    assert trace_file(ws, out / "alice" / CLIP.name).result["recipient"] == "alice"

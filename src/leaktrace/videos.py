@@ -252,11 +252,15 @@ def trace_video(
     else:
         videos = ws.media()
     videos = [m for m in videos if m.kind == "video" and m.plan is not None]
-    placed = []
+    placed, unreadable = [], []
     for m in videos:
-        store = np.load(ws.variants_dir(m.sha256) / "thumbs.npz")
-        plan = plan_of(m)
-        place = locate(timeline, store["times"], store["thumbs"], plan.fps)
+        try:
+            with np.load(ws.variants_dir(m.sha256) / "thumbs.npz") as store:
+                times, thumbs = store["times"], store["thumbs"]
+        except (OSError, ValueError, KeyError):  # its kept variants were deleted or damaged
+            unreadable.append(m.name)
+            continue
+        place = locate(timeline, times, thumbs, plan_of(m).fps)
         if place[1] >= MATCH_SIMILARITY:
             placed.append((place, m))
     placed.sort(key=lambda p: -p[0][1])
@@ -289,11 +293,15 @@ def trace_video(
         if best is None or found.log10_p_value < best[0].log10_p_value:
             best = (found, m)
     if best is None:
-        reason = (
-            "its original was never sent to anyone"
-            if tried and not sent
-            else "matches no registered video"
-        )
+        if tried and not sent:
+            reason = "its original was never sent to anyone"
+        elif unreadable:
+            reason = (
+                "matches no registered video it could be compared with: the kept variants of "
+                f"{', '.join(unreadable)} are missing or damaged (under {ws.home / 'variants'})"
+            )
+        else:
+            reason = "matches no registered video"
         return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
     found, media = best
     named = people(ws, [h for h, _ in found.accused])
