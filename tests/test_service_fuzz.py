@@ -276,26 +276,30 @@ def api_schema(tmp_path_factory):
             time.sleep(0.05)
         copy = next(home.glob("copies/*/ann/small.png")).read_bytes()
         assert client.post("/api/trace", files={"file": ("leak.png", copy)}).status_code == 200
-    config = f"""
+    config = (
+        f"""
 headers = {{ Authorization = "Bearer {token}" }}
 [generation]
 max-examples = {MAX_EXAMPLES}
-""" + "".join(
-        f"""
+"""
+        + "".join(
+            f"""
 [[operations]]
 include-name = "{name}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "413", "415", "422"]
 {SCAN_TAKES_ANY_FILE if name == "POST /api/scan" else ""}"""
-        for name in UPLOADS
-    ) + "".join(
-        f"""
+            for name in UPLOADS
+        )
+        + "".join(
+            f"""
 # Schemathesis's inferred link from a scan's file (case_id: null) asks for /api/cases/None,
 # which is not an integer, and calls the 422 a valid request refused.
 [[operations]]
 include-name = "{name}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
 """
-        for name in ("GET /api/cases/{case_id}", "GET /api/cases/{case_id}/export")
+            for name in ("GET /api/cases/{case_id}", "GET /api/cases/{case_id}/export")
+        )
     )
     app = create_app(home, max_upload=1024 * 1024, workers=1)
     yield schemathesis.openapi.from_asgi(
