@@ -1,6 +1,7 @@
 """The CLI workflow end to end, through Typer's CliRunner (and one real subprocess)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -153,6 +154,23 @@ def test_embed_writes_named_copies_and_records_them(shoot):
     # Running again skips what exists.
     again = run(home, "embed", *photos, "--all", "-o", out, "--workers", "1")
     assert again.exit_code == 0 and "0 copies written, 150 already there" in again.output
+
+
+def test_a_verdict_lists_only_the_most_suspect_and_counts_the_rest(shoot, tmp_path, monkeypatch):
+    """Among 10⁶ recipients a verdict would list 10⁶ scores: it keeps the most suspect
+    (leaktrace.verdicts.LISTED, 1,000; 40 here) and counts the rest."""
+    monkeypatch.setattr("leaktrace.verdicts.LISTED", 40)
+    home, _, out = shoot
+    leak = social(out / "patron13" / "walrus.jpg", tmp_path / "leak.jpg")
+    report = tmp_path / "evidence.html"
+    data = json.loads(run(home, "trace", leak, "--json", "--report", report).output)
+    assert (data["recipient"], data["candidates_tested"]) == ("patron13", 50)
+    scores = [c["score"] for c in data["candidates"]]
+    assert len(scores) == 40 and data["candidates"][0]["handle"] == "patron13"
+    assert scores == sorted(scores, reverse=True)
+    page = report.read_text()
+    assert 'aria-label="Score z of 50 candidates"' in page
+    assert re.search(r"…and 20 more, scoring at most -?\d+\.\d\d\.", page)
 
 
 def test_social_media_leak_is_traced_with_exit_0(shoot, tmp_path):

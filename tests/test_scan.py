@@ -201,6 +201,27 @@ def test_the_combined_probability_is_the_one_of_leaktrace_combine(scanned):
     assert pair.log10_p == max(pair.per_person.values())
 
 
+def test_a_case_from_verdicts_that_list_only_the_most_suspect_counts_everyone_sent(
+    world, scanned, tmp_path, monkeypatch
+):
+    """A verdict among many lists only the most suspect candidates (leaktrace.verdicts.LISTED):
+    the case still multiplies by everyone who was sent the media, as with a full list."""
+    monkeypatch.setattr("leaktrace.verdicts.LISTED", 1)
+    home = fresh(world, tmp_path)
+    folder = tmp_path / "bob"
+    bobs = [p for p, (_, who, _) in world[1].items() if who == {"bob"}]
+    for i, path in enumerate(bobs):
+        (folder / str(i)).mkdir(parents=True)
+        shutil.copyfile(path, folder / str(i) / Path(path).name)
+    result = run(home, "scan", folder, "--json", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert all(len(r.result["candidates"]) == 1 for r in Workspace.open(home).traces())
+    (short,) = case_views(Workspace.open(home))
+    full = {tuple(v.handles): v for v in case_views(Workspace.open(scanned[0]))}[("bob",)]
+    assert short.handles == ["bob"] and short.eligible == full.eligible == len(HANDLES)
+    assert short.log10_p == pytest.approx(full.log10_p)
+
+
 def test_a_bundle_holds_the_evidence_and_never_the_key(scanned, tmp_path):
     home, out, _ = scanned
     alice = next(c for c in out["cases"] if c["leakers"][0]["handle"] == "alice")

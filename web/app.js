@@ -1141,7 +1141,7 @@
       ["p-value", matched || candidates.length ? p : "—"],
       ["Original", result.media ? result.media.name : "none of the registered originals"],
       ["Leaked file", leakText(result.leak)],
-      ["Candidates tested", String(candidates.length)],
+      ["Candidates tested", String(result.candidates_tested ?? candidates.length)],
     ];
     if (range) facts.splice(2, 0, ["Matched part", range]);
     if (candidates.length) {
@@ -1169,7 +1169,7 @@
     $("trace-result").hidden = false; // shown before the charts, which fit its width
     drawStrip(video ? result : null);
 
-    drawChart(candidates, result.match_score, matched);
+    drawChart(candidates, result.match_score, matched, result.candidates_tested);
     $("scores-body").replaceChildren(
       ...candidates.map((c, i) =>
         el(
@@ -1227,7 +1227,8 @@
         ? ` below the match threshold z = ${result.match_score.toFixed(2)}`
         : " below the match threshold";
     return (
-      `Nobody is named: of ${plural(candidates.length, "recipient")} tested, the highest ` +
+      `Nobody is named: of ${plural(result.candidates_tested ?? candidates.length, "recipient")} ` +
+      `tested, the highest ` +
       `score, z = ${best.score.toFixed(2)}, stays${bar} (p = ${p}).`
     );
   }
@@ -1246,7 +1247,8 @@
     return ticks;
   }
 
-  function drawChart(candidates, threshold, matched) {
+  // `tested`: how many were tested, when `candidates` lists only the most suspect of them.
+  function drawChart(candidates, threshold, matched, tested) {
     const box = $("chart");
     const caption = $("chart-caption");
     box.replaceChildren();
@@ -1263,9 +1265,10 @@
       return;
     }
     const hasThreshold = typeof threshold === "number" && Number.isFinite(threshold);
+    const all = Math.max(tested ?? 0, candidates.length);
     const top = candidates[0];
     const label =
-      `Scores of ${plural(candidates.length, "candidate")}; best ${top.handle || "(not named)"} ` +
+      `Scores of ${plural(all, "candidate")}; best ${top.handle || "(not named)"} ` +
       `at z = ${top.score.toFixed(2)}` +
       (hasThreshold ? `; match threshold z = ${threshold.toFixed(2)}` : "");
     // Drawn at the width it is shown at (text stays at its size; no sideways scrolling).
@@ -1282,8 +1285,11 @@
     caption.textContent =
       candidates.length <= BAR_CHART_MAX
         ? `Score z of every candidate, best first. Innocent recipients score around 0; ${rule}`
-        : `Score z of all ${candidates.length} candidates, ranked. Innocent recipients ` +
-          `score around 0; ${rule}`;
+        : `Score z of ${
+            all > candidates.length
+              ? `the ${candidates.length} most suspect of ${all} candidates`
+              : `all ${all} candidates`
+          }, ranked. Innocent recipients score around 0; ${rule}`;
     box.append(chart);
   }
 

@@ -125,8 +125,13 @@ def _evidence(result: dict[str, Any], handle: str, media: str) -> Evidence:
     return Evidence(media, log10_p - math.log10(pairs * tests), tests * codes)
 
 
-def _candidates(result: dict[str, Any]) -> set[str]:
-    return {str(c["handle"]) for c in result.get("candidates") or [] if c.get("handle")}
+def _tested(ws: Workspace, media: Media, result: dict[str, Any]) -> set[str]:
+    """Who a match tested: the candidates it lists, or when it listed only the most suspect
+    (``candidates_tested`` more), everyone the registry says was sent ``media``."""
+    listed = result.get("candidates") or []
+    if int(result.get("candidates_tested") or 0) > len(listed):
+        return set(ws.media_recipients(media))
+    return {str(c["handle"]) for c in listed if c.get("handle")}
 
 
 def _leaks(files: list[tuple[ScanFile, dict[str, Any]]]) -> list[tuple[int, bool]]:
@@ -199,7 +204,7 @@ def _build(
         seen: set[str] = set()
         tested: set[str] = set()
         for f, result in rows:
-            tested |= _candidates(result)
+            tested |= _tested(ws, groups[-1].media, result)
             if f.sha256 in seen:  # the same bytes: the same evidence, counted once
                 continue
             seen.add(f.sha256)

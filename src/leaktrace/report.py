@@ -62,11 +62,13 @@ def chart(
     threshold_label: str = "match threshold z",
     note: str | None = None,
     beyond: bool = False,
+    tested: int | None = None,
 ) -> str:
     """The web page's horizontal score chart in HTML and CSS (readable at any width, no
     script): one row per candidate, best first — its name, its bar from zero, its score —
     the match threshold dashed across, the zone beyond it tinted. In a no-match the rows are
-    ranked, not named."""
+    ranked, not named. ``tested``: how many were tested, when ``candidates`` lists only the
+    most suspect of them."""
     if not candidates:
         return "<p>No candidates were tested.</p>"
     scores = [float(c["score"]) for c in candidates]
@@ -101,14 +103,14 @@ def chart(
             f'width:calc({right} - {left})"></span></span>'
             f'<span class="value">{v:.2f}</span></div>'
         )
-    more = len(candidates) - CHART_ROWS
-    rest = (
-        f'<p class="chart-note">…and {more} more, scoring {min(scores[CHART_ROWS:]):.2f} to '
-        f"{max(scores[CHART_ROWS:]):.2f}.</p>"
-        if more > 0
-        else ""
-    )
-    who = "candidate" if len(candidates) == 1 else "candidates"
+    tested = max(tested or 0, len(candidates))
+    more, others = tested - CHART_ROWS, scores[CHART_ROWS:]
+    rest = ""
+    if more > 0 and others:
+        # When only the most suspect were listed, the best of the rest is all that is known.
+        low = f"{min(others):.2f} to" if tested == len(candidates) else "at most"
+        rest = f'<p class="chart-note">…and {more} more, scoring {low} {max(others):.2f}.</p>'
+    who = "candidate" if tested == 1 else "candidates"
     named = "" if candidates[0].get("handle") else " Nobody is named, so the bars are not either."
     lined = " has-threshold" if threshold_z is not None else ""
     said = (
@@ -119,7 +121,7 @@ def chart(
     )
     return (
         f'<figure class="scores{lined}" style="{zone}" role="img" aria-label="Score z of '
-        f'{len(candidates)} {who}">{"".join(rows)}</figure>{rest}<p class="chart-note">'
+        f'{tested} {who}">{"".join(rows)}</figure>{rest}<p class="chart-note">'
         f"{html.escape(said)}</p>"
     )
 
@@ -539,9 +541,14 @@ def html_report(
     scores = (
         "<p>Nothing was tested: the file is the registered original itself.</p>"
         if own
-        else f"<h2>Candidate scores</h2>"
-        f"{chart(result.get('candidates', []), result.get('match_score'), matched)}"
-        f"<p>{explain}</p>"
+        else "<h2>Candidate scores</h2>"
+        + chart(
+            result.get("candidates", []),
+            result.get("match_score"),
+            matched,
+            tested=result.get("candidates_tested"),
+        )
+        + f"<p>{explain}</p>"
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -10,6 +10,7 @@ registered original itself is answered as such (``verdict: "original"``), not tr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 #: How the false-accusation probability is computed, as the verdict's settings say it.
+#: The most suspect candidates a verdict lists with their scores (the rest are only counted,
+#: in ``candidates_tested``): a trace among 10⁶ recipients stays a small record.
+LISTED = 1000
+
 NULL_MODEL = (
     "Chernoff bound with the exact moment generating function of an innocent's score under "
     "the copy's code, Bonferroni over candidates and originals tried"
@@ -111,6 +116,7 @@ def no_match(name: str, reason: str) -> dict[str, Any]:
         "media": None,
         "accused": [],
         "candidates": [],
+        "candidates_tested": 0,
         "message": f"no confident match: {name} {reason}",
     }
 
@@ -177,8 +183,9 @@ def matched(
         # A no-match keeps the scores (how far below the threshold) but not whose they are.
         "candidates": [
             {"handle": h, "score": round(z, 4)} if accused else {"score": round(z, 4)}
-            for h, z in found.scores.items()
+            for h, z in itertools.islice(found.scores.items(), LISTED)
         ],
+        "candidates_tested": len(found.scores),
     }
 
 

@@ -258,7 +258,13 @@ class TraceOut(BaseModel):
         description="Everyone whose own false-accusation probability passes the threshold, "
         "most suspect first: several when the leak combines several recipients' copies.",
     )
-    candidates: list[Candidate] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(
+        default_factory=list,
+        description="The most suspect candidates (at most 1,000), best first, with their scores.",
+    )
+    candidates_tested: int | None = Field(
+        None, description="How many were tested (absent in older records, which list them all)."
+    )
     match_score: float | None = Field(
         None, description="The score z a match needs on this leak (null: none could match)."
     )
