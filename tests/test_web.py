@@ -10,6 +10,7 @@ import base64
 import io
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -593,6 +594,44 @@ def test_a_long_videos_evidence_strip(sync_api: Any, page: Any, service: dict[st
     _drop_video(page, b"\0" * 64, "cut.mp4")
     expect(page.locator("[data-testid=segment-strip] rect.cell-disagree")).to_have_count(1)
     expect(page.locator("[data-testid=segment-strip] rect.cell-agree")).to_have_count(5)
+
+
+def test_a_verdict_among_a_million_says_how_many_were_tested(
+    sync_api: Any, page: Any, service: dict[str, str], tmp_path: Path
+) -> None:
+    """A verdict lists its 1,000 most suspect candidates of 10⁶: the page counts all that were
+    tested, and its ranked plot says it shows the most suspect of them."""
+    expect = sync_api.expect
+    _sign_in(page, service["token"])
+    rng = np.random.default_rng(3)
+    scores = sorted((round(float(z), 3) for z in rng.normal(1.5, 0.6, 1000)), reverse=True)
+    result = {
+        "verdict": "no_match",
+        "recipient": None,
+        "p_value": 0.4,
+        "log10_p_value": -0.4,
+        "mode": "informed",
+        "media": {"id": 1, "name": "shoot.jpg", "sha256": "0" * 64},
+        "candidates": [{"score": z} for z in scores],
+        "candidates_tested": 1_000_000,
+        "match_score": 7.9,
+        "message": "no confident match",
+        "leak": {"name": "found.jpg", "sha256": "1" * 64, "width": 640, "height": 480},
+        "threshold": 1e-9,
+        "trace_id": 8,
+        "report_url": "/api/traces/8/report",
+    }
+    page.route("**/api/trace", lambda route: route.fulfill(json=result))
+    _drop(page, b"\xff\xd8 not looked at", "found.jpg")
+    expect(page.locator("#verdict")).to_have_attribute("data-verdict", "no_match")
+    expect(page.locator("#trace-facts")).to_contain_text("Candidates tested1000000")
+    expect(page.locator("#verdict-detail")).to_contain_text("of 1000000 recipients tested")
+    expect(page.locator("#chart-caption")).to_contain_text(
+        "the 1000 most suspect of 1000000 candidates"
+    )
+    page.screenshot(path=str(tmp_path / "million.png"), full_page=True)
+    if os.environ.get("LEAKTRACE_SHOTS"):
+        shutil.copy(tmp_path / "million.png", os.environ["LEAKTRACE_SHOTS"])
 
 
 def test_at_phone_width_charts_fit_and_labels_stay_clear(

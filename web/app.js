@@ -1393,7 +1393,8 @@
     return root;
   }
 
-  function dotPlot(candidates, threshold, matched, width) {
+  function dotPlot(candidates, threshold, matched, width, labels = {}) {
+    const thresholdLabel = labels.threshold || "match threshold z";
     const height = width < 500 ? 280 : 340;
     const left = 48;
     const right = 24;
