@@ -9,7 +9,8 @@ from sqlalchemy import text
 import leaktrace as lt
 from leaktrace.registry import Workspace
 from leaktrace.registry.people import slug
-from leaktrace.registry.workspace import _HANDLE, HEAD_REVISION
+from leaktrace.registry.recipients import _HANDLE
+from leaktrace.registry.workspace import HEAD_REVISION
 
 from .conftest import TEST_DB
 from .images import photo as photo_pixels

@@ -24,7 +24,7 @@ from sqlalchemy import update
 
 import leaktrace as lt
 from leaktrace.registry.models import Trace
-from leaktrace.registry.workspace import _HANDLE
+from leaktrace.registry.recipients import _HANDLE
 from leaktrace.service import create_app
 from leaktrace.service.uploads import NAME_BYTES, clean_name
 

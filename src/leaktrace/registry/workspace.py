@@ -28,26 +28,20 @@ every copy file under its final name has a record, and every done record names i
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import tempfile
-import unicodedata
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     String,
     cast,
     create_engine,
@@ -56,7 +50,6 @@ from sqlalchemy import (
     func,
     select,
     text,
-    update,
 )
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -66,46 +59,24 @@ from ..errors import (
     ConflictError,
     KeyFileError,
     NotFoundError,
-    RecipientConflictError,
-    RecipientError,
-    UnknownRecipientError,
     WorkspaceError,
 )
 from ..keys import Key
 from .codebook import Codebook
+from .copies import Copies, _now
 from .index import MediaIndex
 from .keyframes import KeyframeIndex
-from .models import Base, Copy, Job, Media, Meta, Recipient, ScanFile, Token, Trace
-from .people import read_people
+from .models import Base, Copy, Media, Meta, Recipient, ScanFile, Token, Trace
+from .recipients import _text
 from .scans import ScansAndCases
 
-__all__ = [
-    "Batch",
-    "Claim",
-    "CopyRecord",
-    "Imported",
-    "Workspace",
-    "default_home",
-    "file_sha256",
-    "part_path",
-]
+__all__ = ["Workspace", "default_home"]
 
 SCHEMA_VERSION = 2
 #: The newest migration in ``migrations/versions`` (a test keeps the two in step).
 HEAD_REVISION = "0005"
-HANDLE_MAX = 64
-NAME_MAX = 200
-EMAIL_MAX = 254
-_HANDLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-# Bidirectional overrides and isolates can make a name display as another.
-_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
 _ID_MAX = 2**63 - 1
 _Row = TypeVar("_Row", bound=Base)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_home() -> Path:
@@ -113,79 +84,12 @@ def default_home() -> Path:
     return Path(os.environ.get("LEAKTRACE_HOME", "leaktrace"))
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def part_path(final: str | os.PathLike[str], batch: str) -> Path:
-    """The temporary name a batch writes a copy under before moving it to ``final``."""
-    target = Path(final)
-    return target.with_name(f".{target.name}.{batch}.part")
-
-
-def _text(value: str, what: str, limit: int) -> str:
-    value = value.strip()
-    if len(value) > limit:
-        raise RecipientError(f"{what} is longer than {limit} characters")
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ord(ch) in _BIDI:
-            raise RecipientError(f"{what} contains a control character ({ord(ch):#06x})")
-    return value
-
-
-@dataclass(frozen=True)
-class CopyRecord:
-    """What the registry knows of a copy, detached from any session."""
-
-    media_sha256: str
-    handle: str
-    path: str
-    sha256: str
-    created: datetime
-    media_name: str = ""
-    media_id: int = 0
-
-
-@dataclass(frozen=True)
-class Imported:
-    """What an import did: the recipients added, and the handles of those already there."""
-
-    added: list[Recipient]
-    skipped: list[str]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A run of copies in progress: its id and the lock its processes hold."""
-
-    id: str
-    lock: Path
-    job_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The answer of :meth:`Workspace.claim_copy`: the copy is there (``done``), someone else
-    is making it (``busy``: their batch), or this process is to make it (``batch`` and
-    ``copy_id``, its pending record)."""
-
-    done: CopyRecord | None = None
-    busy: str | None = None
-    batch: Batch | None = None
-    copy_id: int | None = None
-
-
 def _planned_video() -> ColumnElement[bool]:
     # A video registered before its variants holds a JSON null (not SQL NULL) as its plan.
     return (Media.kind == "video") & Media.plan.is_not(None) & (cast(Media.plan, String) != "null")
 
 
-class Workspace(ScansAndCases):
+class Workspace(Copies, ScansAndCases):
     """An open workspace. Create one with :meth:`create`, open it with :meth:`open`."""
 
     DB_NAME = "leaktrace.db"
@@ -398,141 +302,6 @@ class Workspace(ScansAndCases):
             raise WorkspaceError(f"cannot create {path}: {exc}") from exc
         return path
 
-    # -- recipients --------------------------------------------------------------------------
-    @staticmethod
-    def _checked(handle: str, name: str, email: str) -> Recipient:
-        if not isinstance(handle, str) or not _HANDLE.fullmatch(handle):
-            raise RecipientError(
-                f"bad handle {handle!r}: use 1–{HANDLE_MAX} letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit"
-            )
-        name = _text(name, f"the name of {handle}", NAME_MAX)
-        email = _text(email, f"the email of {handle}", EMAIL_MAX)
-        if email and not _EMAIL.fullmatch(email):
-            raise RecipientError(f"bad email {email!r} for {handle}")
-        return Recipient(handle=handle, name=name, email=email)
-
-    def add_recipient(self, handle: str, *, name: str = "", email: str = "") -> Recipient:
-        """Register one recipient; a handle already taken (ignoring case) is refused."""
-        return self.add_recipients([(handle, name, email)])[0]
-
-    def add_recipients(self, rows: Iterable[tuple[str, str, str]]) -> list[Recipient]:
-        """Register recipients all at once, or none of them."""
-        new = [self._checked(*row) for row in rows]
-        seen: dict[str, str] = {}
-        for r in new:
-            if r.handle.lower() in seen:
-                raise RecipientConflictError(
-                    f"handle {r.handle!r} appears twice (as {seen[r.handle.lower()]!r})"
-                )
-            seen[r.handle.lower()] = r.handle
-        try:
-            with self._session() as s:
-                taken = s.scalars(
-                    select(Recipient.handle).where(func.lower(Recipient.handle).in_(seen))
-                )
-                clash = sorted(taken)
-                if clash:
-                    raise RecipientConflictError(f"recipient {clash[0]!r} already exists")
-                s.add_all(new)
-        except IntegrityError as exc:
-            raise RecipientConflictError(f"a recipient already exists: {exc.orig}") from exc
-        return new
-
-    def import_recipients(
-        self, path: str | os.PathLike[str], *, skip_existing: bool = False
-    ) -> Imported:
-        """Import the people of a CSV file (:mod:`.people`: ``handle,name,email``, or an
-        export such as Patreon's, handles derived): all new rows, or none.
-
-        A row is already registered when its handle is (ignoring case) or, for a derived
-        handle, when its email is (or, without an email, the same name under that handle):
-        an error, or skipped with ``skip_existing``. A derived handle someone else holds gets
-        the next free ``-<n>``.
-        """
-        existing = self.recipients()
-        by_handle = {r.handle.lower(): r for r in existing}
-        by_email = {r.email.lower(): r for r in existing if r.email}
-        new: list[Recipient] = []
-        skipped: list[str] = []
-        for p in read_people(path):
-            if not p.derived:
-                same = by_handle.get(p.handle.lower())
-            elif p.email:
-                same = by_email.get(p.email.lower())
-            else:
-                same = by_handle.get(p.handle.lower())
-                same = same if same is not None and same.name == p.name else None
-            if same is not None:
-                if not skip_existing:
-                    raise RecipientConflictError(
-                        f"{path}, line {p.line}: {p.email if p.derived and p.email else p.handle}"
-                        f" is already registered (as {same.handle}); skip the rows already "
-                        "registered with --skip-existing"
-                    )
-                skipped.append(same.handle)
-                continue
-            handle, n = p.handle, 1
-            while p.derived and handle.lower() in by_handle:
-                n += 1
-                handle = f"{p.handle}-{n}"
-            try:
-                row = self._checked(handle, p.name, p.email)
-            except RecipientError as exc:
-                raise RecipientError(f"{path}, line {p.line}: {exc}") from exc
-            by_handle[handle.lower()] = row
-            if row.email:
-                by_email[row.email.lower()] = row
-            new.append(row)
-        added = self.add_recipients([(r.handle, r.name, r.email) for r in new]) if new else []
-        return Imported(added, skipped)
-
-    def recipients(self, handles: Sequence[str] | None = None) -> list[Recipient]:
-        """All recipients (by handle), or exactly those named — matched ignoring case; an
-        unknown handle is an error."""
-        with self._session() as s:
-            query = select(Recipient).order_by(Recipient.handle)
-            if handles is None:
-                return list(s.scalars(query))
-            # A NUL is in no handle (and PostgreSQL refuses it in a query).
-            wanted = {h.lower() for h in handles if isinstance(h, str) and "\x00" not in h}
-            rows = list(s.scalars(query.where(func.lower(Recipient.handle).in_(wanted))))
-        exact = {r.handle: r for r in rows}
-        folded: dict[str, list[Recipient]] = {}
-        for r in rows:
-            folded.setdefault(r.handle.lower(), []).append(r)
-        found: dict[int, Recipient] = {}
-        for h in handles:
-            # An older workspace may hold two handles that differ only in case: then only the
-            # exact one matches.
-            same = folded.get(h.lower(), [])
-            match = exact.get(h) or (same[0] if len(same) == 1 else None)
-            if match is None:
-                raise UnknownRecipientError(f"unknown recipient {h!r}")
-            found.setdefault(match.id, match)
-        return list(found.values())
-
-    def copy_counts(self) -> dict[str, int]:
-        """How many media items each recipient has received, by handle (absent: none)."""
-        with self._session() as s:
-            q = (
-                select(Recipient.handle, func.count(func.distinct(Copy.media_id)))
-                .join(Copy, Copy.recipient_id == Recipient.id)
-                .where(Copy.state == "done")
-                .group_by(Recipient.handle)
-            )
-            return {h: int(n) for h, n in s.execute(q)}
-
-    def remove_recipient(self, handle: str) -> None:
-        """Delete a recipient who has received no copies (copies keep their evidence)."""
-        (r,) = self.recipients([handle])
-        with self._session() as s:
-            if s.scalars(select(Copy.id).where(Copy.recipient_id == r.id)).first() is not None:
-                raise RecipientConflictError(
-                    f"{r.handle!r} has received copies; their record is kept"
-                )
-            s.execute(delete(Recipient).where(Recipient.id == r.id))
-
     # -- media -------------------------------------------------------------------------------
     def register_media(
         self,
@@ -698,298 +467,6 @@ class Workspace(ScansAndCases):
                     group.append(handle)
             return out
 
-    # -- copies ------------------------------------------------------------------------------
-    def copies(
-        self,
-        media: Media | Sequence[Media] | None = None,
-        *,
-        job_id: str | None = None,
-        to: str | None = None,
-    ) -> list[CopyRecord]:
-        """Every copy made (oldest first), of one or several media items, of one job, or sent
-        to one recipient (``to``: a handle, matched as :meth:`recipients` does)."""
-        recipient = None if to is None else self.recipients([to])[0]
-        q = _done_copies().order_by(Copy.id)
-        if isinstance(media, Media):
-            q = q.where(Copy.media_id == media.id)
-        elif media is not None:
-            q = q.where(Copy.media_id.in_([m.id for m in media]))
-        if job_id is not None:
-            q = q.where(Copy.job_id == job_id)
-        if recipient is not None:
-            q = q.where(Copy.recipient_id == recipient.id)
-        with self._session() as s:
-            return [CopyRecord(*row) for row in s.execute(q)]
-
-    def copy_by_sha256(self, sha256: str) -> CopyRecord | None:
-        """The copy whose file has this hash, if one was made."""
-        with self._session() as s:
-            row = s.execute(_done_copies().where(Copy.sha256 == sha256).limit(1)).first()
-        return None if row is None else CopyRecord(*row)
-
-    def begin_batch(
-        self,
-        planned: Sequence[tuple[Media, str, Path]],
-        *,
-        strength: float,
-        job_id: str | None = None,
-    ) -> tuple[Batch, list[int]]:
-        """Record ``planned`` (media, handle, final path) copies as pending under a new batch,
-        whose lock this process holds until :meth:`end_batch`; returns it with the records' ids.
-        """
-        name = secrets.token_hex(8)
-        batch = Batch(name, self.private_dir("locks") / f"{name}.lock", job_id)
-        fd = os.open(batch.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        self._locks[batch.id] = fd
-        try:
-            with self._session() as s:
-                ids = {row[0]: row[1] for row in s.execute(select(Recipient.handle, Recipient.id))}
-                rows = [
-                    Copy(
-                        media_id=m.id,
-                        recipient_id=ids[h],
-                        path=os.fspath(path),
-                        strength=strength,
-                        state="pending",
-                        batch=batch.id,
-                        job_id=job_id,
-                    )
-                    for m, h, path in planned
-                ]
-                s.add_all(rows)
-                s.flush()
-                return batch, [r.id for r in rows]
-        except BaseException:
-            self._release(batch)
-            raise
-
-    def claim_copy(self, media: Media, handle: str, path: Path, *, strength: float) -> Claim:
-        """Claim the making of ``handle``'s copy of ``media`` at ``path``, for any number of
-        processes (and machines sharing the registry) asking at once: in one transaction —
-        which the registry serialises (SQLite's write lock, PostgreSQL's advisory lock) — the
-        newest done copy there whose file is in place is returned, else a pending one's batch
-        (someone is making it), else a pending record is written under a new batch whose lock
-        this process holds until :meth:`end_batch`. Exactly one asker gets the claim."""
-        (recipient,) = self.recipients([handle])
-        name = secrets.token_hex(8)
-        batch = Batch(name, self.private_dir("locks") / f"{name}.lock")
-        fd = os.open(batch.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        self._locks[batch.id] = fd
-        claim = Claim()
-        try:
-            with self._session() as s:
-                rows = s.execute(
-                    select(Copy.id, Copy.state, Copy.batch, Copy.sha256, Copy.created)
-                    .where(
-                        Copy.media_id == media.id,
-                        Copy.recipient_id == recipient.id,
-                        Copy.path == os.fspath(path),
-                    )
-                    .order_by(Copy.id.desc())
-                ).all()
-                done = [r for r in rows if r.state == "done"]
-                pending = [r for r in rows if r.state == "pending"]
-                if done and os.path.isfile(path):
-                    record = CopyRecord(
-                        media.sha256,
-                        recipient.handle,
-                        os.fspath(path),
-                        done[0].sha256,
-                        done[0].created,
-                        media.name,
-                        media.id,
-                    )
-                    claim = Claim(done=record)
-                elif pending:
-                    claim = Claim(busy=pending[0].batch or "")
-                else:
-                    row = Copy(
-                        media_id=media.id,
-                        recipient_id=recipient.id,
-                        path=os.fspath(path),
-                        strength=strength,
-                        state="pending",
-                        batch=batch.id,
-                    )
-                    s.add(row)
-                    s.flush()
-                    claim = Claim(batch=batch, copy_id=row.id)
-        finally:
-            if claim.batch is None:
-                self._release(batch)
-                batch.lock.unlink(missing_ok=True)
-        return claim
-
-    def copy_record(self, copy_id: int) -> CopyRecord:
-        """The done copy with this record id."""
-        with self._session() as s:
-            row = s.execute(_done_copies().where(Copy.id == copy_id)).first()
-        if row is None:
-            raise NotFoundError(f"no copy made with record id {copy_id}")
-        return CopyRecord(*row)
-
-    def finish_copies(self, done: Sequence[tuple[int, str]]) -> None:
-        """Mark pending copies done, each with its file's hash: ``(record id, sha256)``."""
-        if not done:
-            return
-        with self._session() as s:
-            for copy_id, sha in done:
-                s.execute(
-                    update(Copy)
-                    .where(Copy.id == copy_id, Copy.state == "pending")
-                    .values(state="done", sha256=sha, created=_now())
-                )
-
-    def forget_copies(self, ids: Sequence[int]) -> None:
-        """Drop pending records whose copy was not made."""
-        if ids:
-            with self._session() as s:
-                s.execute(delete(Copy).where(Copy.id.in_(ids), Copy.state == "pending"))
-
-    def end_batch(self, batch: Batch, *, shared: bool = False) -> int:
-        """Settle what the batch left pending and release its lock; returns how many of its
-        copies turned out to be in place (and are now recorded done).
-
-        ``shared``: processes this one did not start hold the lock while they write (a
-        cluster's tasks, which may outlive their futures); the batch is settled only if none
-        does any more, else left to :meth:`recover` on a later open."""
-        if shared:
-            self._release(batch)
-            try:
-                fd = os.open(batch.lock, os.O_RDWR)
-            except FileNotFoundError:  # settled meanwhile by another process's recover()
-                return 0
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # a task still writes
-                os.close(fd)
-                return 0
-            try:
-                return self._settle(batch.id)
-            finally:
-                batch.lock.unlink(missing_ok=True)
-                os.close(fd)
-        try:
-            return self._settle(batch.id)
-        finally:
-            self._release(batch)
-            batch.lock.unlink(missing_ok=True)
-
-    def _release(self, batch: Batch) -> None:
-        fd = self._locks.pop(batch.id, None)
-        if fd is not None:
-            os.close(fd)
-
-    def recover(self) -> int:
-        """Settle the pending copies of batches whose processes are all gone; returns how many
-        copies were found in place and recorded done."""
-        with self._session() as s:
-            batches = set(s.scalars(select(Copy.batch).where(Copy.state == "pending")))
-        found = 0
-        for batch in sorted(b for b in batches if b and b not in self._locks):
-            lock = self.home / "locks" / f"{batch}.lock"
-            try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # some process of that batch is still running
-                os.close(fd)
-                continue
-            try:
-                found += self._settle(batch)
-                lock.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
-        return found
-
-    def _settle(self, batch: str) -> int:
-        with self._session() as s:
-            pending = list(
-                s.execute(
-                    select(Copy.id, Copy.path).where(Copy.batch == batch, Copy.state == "pending")
-                )
-            )
-        done, gone = [], []
-        for copy_id, path in pending:
-            # A batch's process writes the temporary file, links it to the final name (which
-            # fails if anything is there) and removes the temporary name.
-            part = part_path(path, batch)
-            if os.path.isfile(path) and (not part.exists() or os.path.samefile(path, part)):
-                done.append((copy_id, file_sha256(path)))
-            else:  # never moved into place (a file there now is not this batch's)
-                gone.append(copy_id)
-            part.unlink(missing_ok=True)
-        self.finish_copies(done)
-        self.forget_copies(gone)
-        return len(done)
-
-    # -- download links ----------------------------------------------------------------------
-    def links_epoch(self) -> int:
-        """The current epoch of download links: links signed in an earlier one are revoked."""
-        with self._session() as s:
-            row = s.get(Meta, "links_epoch")
-        return 0 if row is None else int(row.value)
-
-    def revoke_links(self) -> int:
-        """Revoke every download link made so far (the epoch moves on); returns the new epoch."""
-        with self._session() as s:
-            row = s.get(Meta, "links_epoch")
-            if row is None:
-                row = Meta(name="links_epoch", value="0")
-                s.add(row)
-            row.value = str(int(row.value) + 1)
-            return int(row.value)
-
-    # -- jobs --------------------------------------------------------------------------------
-    def add_job(self, media: Media, handles: Sequence[str], strength: float) -> Job:
-        """Accept a service job for exactly these recipients."""
-        job = Job(
-            id=secrets.token_hex(8),
-            media_id=media.id,
-            handles=list(handles),
-            strength=strength,
-            status="queued",
-            done=0,
-            total=len(handles),
-            errors=[],
-            warnings=[],
-        )
-        with self._session() as s:
-            s.add(job)
-        return job
-
-    def job(self, job_id: str) -> Job:
-        found = None
-        if "\x00" not in job_id:  # in no id (and PostgreSQL refuses it in a query)
-            with self._session() as s:
-                found = s.get(Job, job_id)
-        if found is None:
-            raise NotFoundError(f"no job with id {job_id!r}")
-        return found
-
-    def jobs(self, *, status: Sequence[str] | None = None) -> list[Job]:
-        with self._session() as s:
-            q = select(Job).order_by(Job.created)
-            if status is not None:
-                q = q.where(Job.status.in_(status))
-            return list(s.scalars(q))
-
-    def update_job(self, job_id: str, **values: Any) -> Job:
-        """Change a job's fields (status, done, errors, ...); returns it as stored."""
-        if values.get("status") in ("done", "failed", "cancelled"):
-            values.setdefault("finished", _now())
-        with self._session() as s:
-            job = s.get(Job, job_id)
-            if job is None:
-                raise NotFoundError(f"no job with id {job_id!r}")
-            for name, value in values.items():
-                setattr(job, name, value)
-        return job
-
     # -- traces ------------------------------------------------------------------------------
     def record_trace(
         self,
@@ -1062,24 +539,6 @@ class Workspace(ScansAndCases):
                 raise ConflictError(f"several tokens are named {which!r}; revoke one by its id")
             found[0].revoked = _now()
             return found[0]
-
-
-def _done_copies() -> Select[str, str, str, str, datetime, str, int]:
-    """The copies whose files are in place, as :class:`CopyRecord` fields."""
-    return (
-        select(
-            Media.sha256,
-            Recipient.handle,
-            Copy.path,
-            Copy.sha256,
-            Copy.created,
-            Media.name,
-            Media.id,
-        )
-        .join(Media, Copy.media_id == Media.id)
-        .join(Recipient, Copy.recipient_id == Recipient.id)
-        .where(Copy.state == "done")
-    )
 
 
 TOKEN_PREFIX = "lt_"

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..links import DEFAULT_EXPIRY, MAX_EXPIRY
-from ..registry.workspace import EMAIL_MAX, HANDLE_MAX, NAME_MAX
+from ..registry.recipients import EMAIL_MAX, HANDLE_MAX, NAME_MAX
 from ..workflow import MAX_STRENGTH, MIN_STRENGTH
 
 __all__ = [
