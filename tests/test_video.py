@@ -320,3 +320,46 @@ def test_a_video_whose_kept_variants_are_gone_is_named_not_a_traceback(workspace
     assert result["verdict"] == "no_match" and result["recipient"] is None
     assert f"the kept variants of {CLIP.name} are missing or damaged" in result["message"]
     assert trace_file(ws, out / "alice" / CLIP.name).result["recipient"] == "alice"
+
+
+def _write(pictures: list[np.ndarray], dest: Path, *, fps: int = 25) -> Path:
+    """Gray ``pictures`` (uint8, h × w) as an H.264 MP4 at ``fps`` (x264 CRF 18, one thread)."""
+    with av.open(str(dest), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = pictures[0].shape
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast", "x264-params": "threads=1"}
+        for p in pictures:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(p, format="gray")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return dest
+
+
+def test_a_leak_that_freezes_a_still_shot_counts_the_frozen_segments_as_noise(tmp_path):
+    """Strong compression (x264 CRF 35) freezes a still shot: the leak repeats one picture,
+    which carries the mark of the segment it was taken in, so the shot's later segments say
+    nothing of their own symbols. Their frames share all their noise; read against decoys
+    of their own (not pooled with the moving shot's segments, whose frames' noise is
+    independent) and scaled against what the leak's other segments read, they count for
+    little, while every segment that shows its own mark stays certain."""
+    with av.open(str(SILENT)) as c:
+        moving = [f.to_ndarray(format="gray") for f in c.decode(video=0)][:75]
+    source = _write(moving + [moving[-1]] * 75, tmp_path / "source.mp4")  # 3 s shot, 3 s still
+    folder = tmp_path / "variants"
+    plan = make_variants(source, folder, KEY, "still", settings=Settings(mode="variants"))
+    assert plan.segments == 12  # the still shot is segments 6-11
+    copy = tmp_path / "copy.mp4"
+    remux(plan, folder, source, _symbols(plan, "r7"), copy)
+    with av.open(str(copy)) as c:
+        shown = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    # From 3.5 s on, the leak shows the copy's picture at 3.24 s (segment 6's mark).
+    leak = _write(shown[:87] + [shown[81]] * 63, tmp_path / "leak.mp4")
+    found = detect_video(leak, KEY, plan, folder, source, ["r7"])
+    assert found.segments is not None and found.symbols is not None
+    assert found.segments.tolist() == list(range(12))
+    truth = np.asarray(_symbols(plan, "r7")) * 2 - 1
+    q = found.symbols
+    assert np.all(q[:7] == truth[:7])  # every marked segment certain and right
+    assert np.abs(q[7:]).max() < 0.25  # the frozen ones: noise, and weighed as such

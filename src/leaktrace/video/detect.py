@@ -14,8 +14,8 @@ segment it shows, and score every candidate with the image engine's statistics.
    with the segment's pattern, weighted by the mark's envelope and by the inverse of the
    frame's own noise (a frame paired with the wrong original frame counts for little), adds
    to that segment's soft value. The same correlation with keyed decoy patterns nobody
-   carries measures the noise, and each segment's value is scaled by it and clipped to ±1
-   (:data:`CLIP` standard deviations count as certain).
+   carries measures the noise of each segment's own sum, and each segment's value is scaled
+   by it and clipped to ±1 (:func:`soft_symbols`).
 4. **Scores.** A candidate's codeword has one ±1 symbol per segment, from the Tardos code
    (:mod:`leaktrace.codes`; fair coins for copies of format ≤ 2), scored over the segments
    present as a photo's over its code positions (:class:`leaktrace.detect.Scorer`). Whatever
@@ -56,6 +56,7 @@ from .variants import (
 __all__ = [
     "CLIP",
     "MATCH_SIMILARITY",
+    "TYPICAL",
     "Timeline",
     "VideoDetection",
     "detect_video",
@@ -63,18 +64,23 @@ __all__ = [
     "leak_timeline",
     "locate",
     "probe_thumbs",
+    "soft_symbols",
     "thumb_vectors",
 ]
 
-#: A segment whose soft value is this many noise deviations from zero counts as certain.
+#: A segment whose soft value is this many noise deviations from zero counts as certain, at
+#: least (:func:`soft_symbols`).
 CLIP = 3.0
+#: ... and at most this share of the leak's median segment (in noise deviations) counts as
+#: certain: where most segments read tens of deviations, one reading three is mostly noise.
+TYPICAL = 0.5
 #: Mean thumbnail correlation above which a leak is taken to show the original's frames.
 MATCH_SIMILARITY = 0.6
-_DECOYS = 16
+#: Keyed decoy patterns read beside each segment's own: their spread is the segment's noise.
+_DECOYS = 64
 #: How much more alike (thumbnail correlation) a neighbouring original frame must look to be
 #: paired with a leak frame instead of the frame shown at its time.
 _CLEARLY = 0.05
-_POOL = 3  # segments either side whose decoys share a noise estimate
 _GEOMETRY_FRAMES = 3
 #: An original's frames kept in the originals' index (:func:`keyframes`): one in each
 #: second of it, and the first after every cut.
@@ -312,6 +318,29 @@ def _thinned(pairs: np.ndarray, times: np.ndarray, plan: Plan, most: int) -> np.
     return out
 
 
+def soft_symbols(readings: np.ndarray, decoys: np.ndarray) -> np.ndarray:
+    """Each segment's soft symbol in [-1, 1] from its ``readings`` (the weighted sum over its
+    frames of their correlation with its pattern) and the same sums with the decoy patterns
+    (``decoys``, segments × decoys).
+
+    A segment's noise is the spread of its own decoys' sums, never its neighbours': in a
+    still shot a strongly compressed leak repeats one picture, whose mark is an earlier
+    segment's, so a segment's frames may share all their noise (its sum's noise grows with
+    their number) while the next segment's frames share none. Its reading in noise deviations
+    is then scaled to ±1 at :data:`CLIP` deviations, or at :data:`TYPICAL` times the leak's
+    median segment when that is more: a segment that reads far below what most segments of the
+    leak read carries mostly noise. Nothing here looks at a codeword, so an innocent's symbols
+    stay independent of the result and the scorer's bound holds.
+
+    >>> soft_symbols(np.array([40.0, -30.0, 2.0]), np.ones((3, 4))).round(2).tolist()
+    [1.0, -1.0, 0.13]
+    """
+    power = (decoys * decoys).mean(axis=1)
+    snr = readings / np.sqrt(np.maximum(power, 1e-24))
+    clip = max(CLIP, TYPICAL * float(np.median(np.abs(snr)))) if snr.size else CLIP
+    return np.clip(snr / clip, -1.0, 1.0)
+
+
 def detect_video(
     leak_path: str | os.PathLike[str],
     key: Key,
@@ -415,14 +444,7 @@ def detect_video(
         q, positions = whole, None
     else:
         table = np.stack([sums[s] for s in segs])
-        y, spread = table[:, 0], table[:, 1:]
-        # Noise per segment: the decoys' spread, pooled with neighbouring segments.
-        power = (spread * spread).mean(axis=1)
-        kernel = np.ones(2 * _POOL + 1)
-        ones = np.ones_like(power)
-        pooled = np.convolve(power, kernel, "same") / np.convolve(ones, kernel, "same")
-        q = np.clip(y / np.sqrt(np.maximum(pooled, 1e-12)) / CLIP, -1.0, 1.0)
-        positions = segs
+        q, positions = soft_symbols(table[:, 0], table[:, 1:]), segs
     found = scorer.judge(q, threshold=threshold, tests=hypotheses, positions=positions)
     first, last = int(segs[0]), int(segs[-1])
     return VideoDetection.of(
