@@ -7,7 +7,7 @@ under a named :class:`Code`:
 
 - ``random-v1``: every symbol a fair coin. Every copy of format ≤ 2, and a picture's codeword
   (photos, videos marked per recipient) today.
-- ``tardos-v1``: a video's segment symbols from format 3 (and a picture's on request: ``embed(...,
+- ``tardos-v1``: a video's segment symbols in format 3 (and a picture's on request: ``embed(...,
   code="tardos-v1")``). A Tardos fingerprinting code with Nuida's discrete bias law for up to
   four colluders: each position ``j`` has a keyed bias ``p_j``, ``(1 − 1/√3)/2`` or
   ``(1 + 1/√3)/2`` with even odds (:data:`BIASES`), the same for every recipient of the media
@@ -18,9 +18,32 @@ under a named :class:`Code`:
   continuous arcsine law for two to four colluders under every strategy tried, and costs a
   single leaker less of its score (``2√(p(1−p)) = 0.82`` against 0.75).
 
+- ``tardos-v2``: a video's segment symbols from format 4. The same codewords as
+  ``tardos-v1`` (the same keyed biases and symbols, so copies are made exactly as before), judged
+  under two scores instead of one (see below).
+
 A candidate is scored with the symmetric (Škorić) score ``Σ_j y_j·(c_j − μ_j)/σ_j`` over soft
 values ``y`` (``μ_j = 2p_j − 1`` and ``σ_j = 2√(p_j(1 − p_j))`` the symbol's mean and spread),
 which is the plain correlation ``<c, y>`` for fair coins.
+
+Any score that adds, position by position, a function of the candidate's symbol, the leak's
+value and the bias is of that form for some weights ``w_j`` in place of ``y_j`` (a function of
+a two-valued symbol is affine in it), and the same bound holds for it as long as the weights
+do not depend on any candidate's codeword. ``tardos-v2`` judges every candidate under two
+such weightings (:meth:`Code.weighings`): the leak's values as they are (the symmetric score:
+the best test of a single leaker, whose noisy values have no share to remove), and
+the values *centred* on what the biases predict, ``y_j − β·μ_j`` with ``β`` the least-squares
+fit of ``y`` on ``μ`` over the positions shown. Colluders who interleave their copies (or pick
+symbols at random, or average them) show a symbol with the odds of the bias (``β ≈ 1``), so
+centring weighs a rare symbol shown by ``(1 − p)/p`` against a common one, which is the
+interleave-optimal score of Oosterwijk, Škorić and Doumen (2013; Laarhoven's log-likelihood
+score against interleaving, 2014, to first order) for certain symbols, and removes from an
+average the part every recipient shares. Against a minority vote ``β ≈ 0`` and it is the
+symmetric score again. Each weighting gets half of the false-accusation budget (a
+candidate's probability is the smaller of its two, doubled), fixed before any codeword is
+looked at. Measured on the code alone (``benchmarks/collusion_codes.py``), four colluders'
+interleave of 1,200 symbols is caught in every trial instead of 85 %, and an average of three
+from 240 symbols instead of 35 %; a single leaker pays the factor two.
 
 Whatever the colluders did, an innocent's symbols are independent of the leak given the biases,
 so the score of an innocent is a sum of independent bounded terms with a known distribution,
@@ -75,19 +98,25 @@ __all__ = [
 CODE_LENGTH = 1024
 #: Version of what a copy carries. 2: the v1 codeword and layout plus the sync template
 #: (:mod:`leaktrace.sync`). 3: a video's segment symbols from the Tardos code ``tardos-v1``.
+#: 4: the same symbols judged as ``tardos-v2`` (two scores, :meth:`Code.weighings`).
 #: Each keyed stream's context names the version that introduced it, so the layouts of older
 #: copies are still those of today, and their codewords those of the code they were made with.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _STREAMS = 1  # version of the fair-coin codeword and of the layout streams
 #: The two biases of ``tardos-v1`` (Nuida et al., "An improvement of discrete Tardos
 #: fingerprinting codes", 2009: the optimal discrete law for three and four colluders),
 #: rounded to the 1/65536 steps a symbol is drawn with, so that they are its exact odds.
 BIASES = tuple(round(b * 65536) / 65536 for b in ((1 - 3**-0.5) / 2, (1 + 3**-0.5) / 2))
-CODES = ("random-v1", "tardos-v1")
+CODES = ("random-v1", "tardos-v1", "tardos-v2")
 #: The code of each format version's copies (a version not listed keeps the one before it):
 #: for a picture's whole codeword (photos, videos marked per recipient) and for the one symbol
 #: per segment of a video's variants.
-_FORMAT_CODES = {"spread": {1: "random-v1"}, "variants": {1: "random-v1", 3: "tardos-v1"}}
+_FORMAT_CODES = {
+    "spread": {1: "random-v1"},
+    "variants": {1: "random-v1", 3: "tardos-v1", 4: "tardos-v2"},
+}
+#: Codes whose candidates are judged under both weightings of :meth:`Code.weighings`.
+_CENTRED = frozenset({"tardos-v2"})
 
 
 def code_name(format_version: int, *, variants: bool = False) -> str:
@@ -272,6 +301,21 @@ class Code:
         y = np.asarray(soft, np.float64) / spread
         return np.asarray(symbols, np.float64) @ y - float(mean @ y)
 
+    def weighings(self, soft: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The values each of this code's scores weighs a candidate's symbols by, on ``soft``
+        (one per position of this code): ``soft`` itself (the symmetric score), and for
+        ``tardos-v2`` also ``soft − β·μ``, centred on what the biases predict (``β`` the
+        least-squares fit of ``soft`` on the symbols' means ``μ``). Each is a function of
+        ``soft`` and the biases only, never of a codeword, so :meth:`tail_log10` bounds an
+        innocent's score under each; a candidate judged under k of them pays a factor k."""
+        y = np.asarray(soft, np.float64)
+        if self.name not in _CENTRED:
+            return (y,)
+        mean = self._moments()[0]
+        power = float(mean @ mean)
+        beta = float(y @ mean) / power if power > 0 else 0.0
+        return y, y - beta * mean
+
     def restricted(self, positions: np.ndarray) -> Code:
         """The code over ``positions`` only (the segments a video leak shows)."""
         return Code(self.key, self.media_id, self.name, self.bias[positions])
@@ -330,7 +374,7 @@ def code(key: Key, media_id: str, name: str = "tardos-v1", *, length: int = CODE
     """The code ``name`` (one of :data:`CODES`) of ``media_id``'s codewords under ``key``."""
     if name == "random-v1":
         return Code(key, media_id, name, np.full(length, 0.5))
-    if name == "tardos-v1":
+    if name in ("tardos-v1", "tardos-v2"):  # the same biases: v2 only scores differently
         raw = keyed_bytes(key, f"leaktrace/v3/bias\x00{media_id}", 4 * length)
         return Code(key, media_id, name, np.where(_uniform(raw, "<u4") < 0.5, *BIASES))
     raise DetectionInputError(f"unknown code {name!r}; known: {', '.join(CODES)}")

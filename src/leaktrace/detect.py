@@ -893,39 +893,53 @@ class Scorer:
         check: bool,
     ) -> Judgement | None:
         correction = math.log10(self.pairs * tests)
-        norm = float(np.linalg.norm(soft))
-        parts, totals, tails = [], [], []
+        parts, values, totals, zs, which, tails = [], [], [], [], [], []
         for full, _, packed in self._groups:
             part = full if positions is None else full.restricted(positions)
-            t = full.packed_totals(soft, packed, positions)
+            # Under each of the code's weightings (one, or two for tardos-v2) its totals and
+            # their tails; a candidate keeps the weighting of its smaller tail and pays for
+            # the number of weightings, like for the number of candidates.
+            weighed = part.weighings(soft)
+            t = np.stack([full.packed_totals(w, packed, positions) for w in weighed])
+            lp = np.stack([part.tail_log10(w, tw) for w, tw in zip(weighed, t, strict=True)])
+            best = np.argmin(lp, axis=0)
+            cols = np.arange(t.shape[1])
+            norms = np.array([float(np.linalg.norm(w)) for w in weighed])
+            safe = np.where(norms > 0, norms, 1.0)
             parts.append(part)
-            totals.append(t)
-            tails.append(np.minimum(part.tail_log10(soft, t) + correction, 0.0))
-        handles, group, row, lp = self._merged(tails)
-        z = np.concatenate(totals)[_offsets(totals)[group] + row]
-        z = z / norm if norm > 0 else np.zeros_like(z)
-        order = np.lexsort((-z, lp))
+            values.append(weighed)
+            totals.append(t[best, cols])
+            zs.append(np.where(norms[best] > 0, t[best, cols] / safe[best], 0.0))
+            which.append(best)
+            extra = math.log10(len(weighed))
+            tails.append(np.minimum(lp[best, cols] + correction + extra, 0.0))
+        handles, group, row, lp_all = self._merged(tails)
+        z = np.concatenate(zs)[_offsets(zs)[group] + row]
+        order = np.lexsort((-z, lp_all))
         cut = math.log10(threshold)
-        accused = int(np.searchsorted(lp[order], cut, side="right"))
+        accused = int(np.searchsorted(lp_all[order], cut, side="right"))
         # Nobody is named (nor shown first) on a stored codeword: each is checked against the
         # key's own, and a disagreement sends the whole scoring back to the key.
         for i in order[: max(accused, 1) if check else 0].tolist():
             g, r = int(group[i]), int(row[i])
             full, names, _ = self._groups[g]
             word = full.codeword(names[r])
-            fresh = parts[g].totals(soft, word if positions is None else word[positions])
-            if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + norm):
+            w = values[g][int(which[g][r])]
+            fresh = parts[g].totals(w, word if positions is None else word[positions])
+            if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + float(np.linalg.norm(w))):
                 return None
         names_of = [full.name for full, _, _ in self._groups]
-        first = parts[int(group[order[0]])]
+        g0 = int(group[order[0]])
+        first = parts[g0]
         index = _Index(handles)
         return Judgement(
             scores=Ranking(index, order, lambda i: float(z[i])),
-            log10_p=Ranking(index, order, lambda i: float(lp[i])),
+            log10_p=Ranking(index, order, lambda i: float(lp_all[i])),
             accused=tuple(handles[i] for i in order[:accused].tolist()),
             codes=Ranking(index, order, lambda i: names_of[group[i]]),
-            # The score a candidate under the most suspect one's code needs to be accused.
-            needed=first.needed(soft, cut - correction),
+            # The score a candidate under the most suspect one's code needs to be accused
+            # (under the symmetric score, the z of a single leaker).
+            needed=first.needed(soft, cut - correction - math.log10(len(values[g0]))),
             pairs=self.pairs,
             tests=tests,
             groups=len(self._groups),
