@@ -119,7 +119,7 @@ def test_fast_scoring_of_segments_and_of_two_codes():
     # Old video copies (format 3) beside new ones (format 4): the same codewords, two verdicts.
     groups = {"tardos-v1": NAMES[:800], "tardos-v2": NAMES[600:]}
     x = code(KEY, "m", "tardos-v1", length=200).codewords(NAMES[700:704])
-    soft = x[np.arange(200) % 4, np.arange(200)][positions]
+    soft = x[np.arange(200) % 4, np.arange(200)][positions] + rng.normal(0, 0.3, 77)
     found = Scorer(KEY, "m", groups, length=200).judge(soft, positions=positions)
     _same(found, _plain_judge(groups, soft, length=200, positions=positions))
 
