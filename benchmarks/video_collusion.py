@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 
-from leaktrace.codes import CODES, VARIANT_CODE, code
+from leaktrace.codes import CODES, VARIANT_CODE, Code, code
 from leaktrace.detect import Scorer
 from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
@@ -76,6 +76,22 @@ def _readings(video: Path, plan: Plan, folder: Path, work: Path, crf: int) -> np
     return out
 
 
+class _Shared:
+    """A codebook for one trial's codes: tardos-v2's codewords are tardos-v1's, derived once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], np.ndarray] = {}
+
+    def packed(self, code: Code, recipients: Sequence[str]) -> np.ndarray:
+        stream = (code.media_id, code.length)
+        if stream not in self._rows:
+            self._rows[stream] = code.packed(recipients)
+        return self._rows[stream]
+
+    def forget(self, code: Code) -> None:
+        self._rows.clear()
+
+
 def campaign(plan: Plan, readings: np.ndarray, args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     seg_s = plan.settings.segment
@@ -103,8 +119,10 @@ def campaign(plan: Plan, readings: np.ndarray, args: argparse.Namespace) -> None
                     else:  # one colluder's segment after another's (c = 1: a single copy)
                         chosen = x[np.arange(length) % c, np.arange(length)]
                         q = readings[segs, chosen]
+                    book = _Shared()
                     for name in args.codes:
-                        found = Scorer(KEY, media, {name: names}, length=length).judge(q)
+                        scorer = Scorer(KEY, media, {name: names}, length=length, codebook=book)
+                        found = scorer.judge(q)
                         named = set(found.accused)
                         caught[name] += bool(named & set(colluders))
                         every[name] += set(colluders) <= named

@@ -69,7 +69,7 @@ engine can keep tracing copies made by this one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -329,27 +329,39 @@ class Code:
         ``P(S ≥ t) ≤ min_λ exp(−λt) Π_j E exp(λ y_j u_j)``, with the exact expectations; capped
         by Hoeffding's ``exp(−2t²/Σ range_j²)``. Not corrected for the number of candidates.
         """
+        return self._tail(soft)(totals)
+
+    def _tail(self, soft: np.ndarray) -> Callable[[np.ndarray | float], np.ndarray]:
+        """:meth:`tail_log10` on ``soft`` as a function of the totals (the moment generating
+        function computed once, for several look-ups)."""
         p = self.bias
         y = np.asarray(soft, np.float64)
-        t = np.atleast_1d(np.asarray(totals, np.float64))
         scale = float(np.abs(y).max()) if y.size else 0.0
-        out = np.zeros(t.shape)
         if scale == 0:
-            return out
-        y, t = y / scale, t / scale
+            return lambda totals: np.zeros(np.atleast_1d(np.asarray(totals, np.float64)).shape)
+        y = y / scale
+        # Positions alike in (bias, value) have the same term: a video's certain symbols
+        # take a handful of pairs, so the generating function is summed over those.
+        (p, y), count = np.unique(np.stack([p, y]), axis=1, return_counts=True)
         up, down = np.sqrt((1 - p) / p), -np.sqrt(p / (1 - p))
         lam = _LAMBDAS[:, None]
-        log_mgf = np.logaddexp(np.log(p) + lam * y * up, np.log1p(-p) + lam * y * down).sum(1)
-        range2 = float(np.sum((y * (up - down)) ** 2))
-        positive = t > 0
-        tp = t[positive]
+        log_mgf = np.logaddexp(np.log(p) + lam * y * up, np.log1p(-p) + lam * y * down) @ count
+        range2 = float(count @ (y * (up - down)) ** 2)
         # The Chernoff bound's minimum over λ, from the one line of the lower envelope at t.
         hull, breaks = _envelope(log_mgf)
-        best = hull[np.searchsorted(breaks, tp)]
-        chernoff = log_mgf[best] - _LAMBDAS[best] * tp
-        hoeffding = -2 * tp * tp / range2
-        out[positive] = np.minimum(np.minimum(chernoff, hoeffding), 0.0) * _LOG10_E
-        return out
+
+        def bound(totals: np.ndarray | float) -> np.ndarray:
+            t = np.atleast_1d(np.asarray(totals, np.float64)) / scale
+            out = np.zeros(t.shape)
+            positive = t > 0
+            tp = t[positive]
+            best = hull[np.searchsorted(breaks, tp)]
+            chernoff = log_mgf[best] - _LAMBDAS[best] * tp
+            hoeffding = -2 * tp * tp / range2
+            out[positive] = np.minimum(np.minimum(chernoff, hoeffding), 0.0) * _LOG10_E
+            return out
+
+        return bound
 
     def needed(self, soft: np.ndarray, log10_p: float) -> float | None:
         """The smallest score z (over ``||soft||``) whose :meth:`tail_log10` is at most
@@ -361,11 +373,12 @@ class Code:
         p = self.bias
         reach = float(np.sum(np.abs(y) * np.maximum(np.sqrt((1 - p) / p), np.sqrt(p / (1 - p)))))
         lo, hi = 0.0, reach / norm
-        if self.tail_log10(y, hi * norm)[0] > log10_p:
+        tail = self._tail(y)
+        if tail(hi * norm)[0] > log10_p:
             return None
         for _ in range(3):  # three grids, each 200 times finer
             z = np.linspace(lo, hi, 201)
-            ok = np.flatnonzero(self.tail_log10(y, z * norm) <= log10_p)[0]
+            ok = np.flatnonzero(tail(z * norm) <= log10_p)[0]
             lo, hi = z[max(ok - 1, 0)], z[ok]
         return float(hi)
 

@@ -5,7 +5,8 @@ independent of the leak, so its score on the soft values ``y`` (normalised: ``z 
 is a sum of independent terms of known law whatever ``y`` is (host content, compression,
 attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bounds its tail
 (Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
-(Bonferroni) gives each candidate's probability that *any* innocent scores as high as it:
+(Bonferroni; and by the number of scores a code judges with, two for a video's ``tardos-v2``)
+gives each candidate's probability that *any* innocent scores as high as it:
 every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
 most suspect one's is the ``p_value`` reported.
 
@@ -142,7 +143,9 @@ class _Items(ItemsView[str, _V]):
 @dataclass(frozen=True)
 class Judgement:
     """Every candidate's score z (best first) and corrected log10 false-accusation probability,
-    and who is accused: every candidate whose own probability is at most the threshold."""
+    and who is accused: every candidate whose own probability is at most the threshold. Under a
+    code judged with several scores (``tardos-v2``), a candidate's z is that of the score that
+    gave its probability, and ``needed`` is the symmetric score's."""
 
     scores: Mapping[str, float]
     log10_p: Mapping[str, float]
@@ -868,7 +871,8 @@ class Scorer:
         A candidate's probability is the bound of :meth:`~leaktrace.codes.Code.tail_log10` at
         its score, multiplied by the number of (candidate, code) pairs and by ``tests``
         (originals, readings or geometries tried): the chance that any innocent would score as
-        high. Every candidate at or under ``threshold`` is accused, so colluders can all be
+        high. A code with several scores (:meth:`~leaktrace.codes.Code.weighings`) takes each
+        candidate's smallest bound, multiplied by their number. Every candidate at or under ``threshold`` is accused, so colluders can all be
         named, and an innocent is named with probability at most ``threshold`` whatever the
         colluders did.
         """

@@ -34,7 +34,7 @@ __all__ = [
 #: How the false-accusation probability is computed, as the verdict's settings say it.
 NULL_MODEL = (
     "Chernoff bound with the exact moment generating function of an innocent's score under "
-    "the copy's code, Bonferroni over candidates and originals tried"
+    "the copy's code, Bonferroni over candidates, the code's scores and originals tried"
 )
 
 Person = dict[str, str]
