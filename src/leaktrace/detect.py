@@ -872,9 +872,9 @@ class Scorer:
         its score, multiplied by the number of (candidate, code) pairs and by ``tests``
         (originals, readings or geometries tried): the chance that any innocent would score as
         high. A code with several scores (:meth:`~leaktrace.codes.Code.weighings`) takes each
-        candidate's smallest bound, multiplied by their number. Every candidate at or under ``threshold`` is accused, so colluders can all be
-        named, and an innocent is named with probability at most ``threshold`` whatever the
-        colluders did.
+        candidate's smallest bound, multiplied by their number. Every candidate at or under
+        ``threshold`` is accused, so colluders can all be named, and an innocent is named with
+        probability at most ``threshold`` whatever the colluders did.
         """
         soft = np.asarray(soft, np.float64)
         found = self._judge(soft, threshold, tests, positions, check=True)
