@@ -107,7 +107,9 @@ def campaign(plan: Plan, readings: np.ndarray, args: argparse.Namespace) -> None
                 wrong = dict.fromkeys(args.codes, 0)
                 best: dict[str, list[float]] = {name: [] for name in args.codes}
                 for trial in range(args.trials):
-                    media = f"trial-{c}-{minutes:g}-{rule}-{trial}"
+                    # Fresh media ids (biases) per seed; the default seed's are the README's.
+                    media = f"{'' if args.seed == 11 else f's{args.seed}-'}trial-{c}-{minutes:g}"
+                    media += f"-{rule}-{trial}"
                     colluders = names[:c]
                     # Every code of --codes has the same codewords (tardos-v2 only scores
                     # tardos-v1's differently): one leak, judged under each.
