@@ -102,9 +102,11 @@ def _trial(c: int, rule: str, noise: float, name: str, rng: np.random.Generator)
     for m in LENGTHS:
         part = full.restricted(np.arange(m))
         # Under each of the code's scores (two for tardos-v2), each paid for, as Scorer does.
-        weighed = part.weighings(y[:m])
-        lp = [float(part.tail_log10(w, part.totals(w, x[:, :m])).min()) for w in weighed]
-        out.append(min(lp) + math.log10(len(weighed)))
+        lp = [
+            float(part.tail_log10(w, part.totals(w, x[:, :m])).min()) - math.log10(share)
+            for w, share in zip(part.weighings(y[:m]), part.shares, strict=True)
+        ]
+        out.append(min(lp))
     return np.array(out)
 
 

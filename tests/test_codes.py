@@ -171,8 +171,8 @@ def test_centred_weighting_bound_holds_for_innocents():
 
 def test_centred_score_catches_an_interleave_the_symmetric_one_misses():
     """Four colluders interleave their copies symbol by symbol (a video's segments): from 800
-    symbols among 200 candidates at 1e-9, tardos-v2 names one of them in most trials where
-    tardos-v1 (the symmetric score alone) names one in fewer than half; never an innocent."""
+    symbols among 200 candidates at 1e-9, tardos-v2 names one of them in more than twice as
+    many trials as tardos-v1 (the symmetric score alone) does; never an innocent."""
     names = [f"r{i:03d}" for i in range(200)]
     caught = {}
     for name in ("tardos-v1", "tardos-v2"):
@@ -184,7 +184,7 @@ def test_centred_score_catches_an_interleave_the_symmetric_one_misses():
             found = Scorer(KEY, media, {name: names}, length=800).judge(leak)
             assert set(found.accused) <= set(names[:4])
             caught[name] += bool(found.accused)
-    assert caught["tardos-v1"] <= 9 and caught["tardos-v2"] >= 15, caught
+    assert caught["tardos-v1"] <= 8 and caught["tardos-v2"] >= max(12, 2 * caught["tardos-v1"])
 
 
 def test_unknown_code_is_refused():

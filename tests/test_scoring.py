@@ -46,14 +46,14 @@ def _plain_judge(groups, soft, *, length, positions=None, threshold=1e-9, tests=
         full = code(KEY, "m", name, length=length)
         matrix = np.stack([full.codeword(h) for h in handles])
         part = full if positions is None else full.restricted(positions)
-        weighed = [soft]
-        if name == "tardos-v2":  # also centred on the biases' prediction, half the budget each
+        weighed = [(soft, 1.0)]
+        if name == "tardos-v2":  # also centred on the biases' prediction, a quarter of the budget
             mean = 2 * part.bias - 1
-            weighed.append(soft - (soft @ mean) / (mean @ mean) * mean)
-        for w in weighed:
+            weighed = [(soft, 0.75), (soft - (soft @ mean) / (mean @ mean) * mean, 0.25)]
+        for w, share in weighed:
             norm = float(np.linalg.norm(w))
             totals = part.totals(w, matrix if positions is None else matrix[:, positions])
-            tails = _tail_log10(part, w, totals) + correction + math.log10(len(weighed))
+            tails = _tail_log10(part, w, totals) + correction - math.log10(share)
             for h, t, lp in zip(handles, totals, tails, strict=True):
                 if h not in mine or lp < mine[h][1]:
                     mine[h] = float(t) / norm, float(lp)
@@ -97,8 +97,8 @@ def test_fast_scoring_equals_the_plain_path(name, length):
     for soft, leak in ((guilty + rng.normal(0, 0.5, length), True), (rng.normal(0, 1, length), 0)):
         found = Scorer(KEY, "m", {name: NAMES}, length=length).judge(soft)
         _same(found, _plain_judge({name: NAMES}, soft, length=length))
-        paid = len(c.weighings(soft))  # the number of scores each candidate is judged under
-        assert found.needed == c.needed(soft, -9 - math.log10(len(NAMES) * paid))
+        share = c.shares[0]  # the symmetric score's share of the budget
+        assert found.needed == c.needed(soft, -9 - math.log10(len(NAMES)) + math.log10(share))
         if length >= 1024:  # colluders named from a leak, nobody from noise
             assert set(found.accused) <= (set(NAMES[7:10]) if leak else set())
             assert found.accused or not leak

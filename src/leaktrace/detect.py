@@ -5,9 +5,9 @@ independent of the leak, so its score on the soft values ``y`` (normalised: ``z 
 is a sum of independent terms of known law whatever ``y`` is (host content, compression,
 attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bounds its tail
 (Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
-(Bonferroni; and by the number of scores a code judges with, two for a video's ``tardos-v2``)
-gives each candidate's probability that *any* innocent scores as high as it:
-every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
+(Bonferroni; and, for a video's ``tardos-v2``, judged under two scores, by the inverse of
+each score's share of the budget) gives each candidate's probability that *any* innocent
+scores as high as it: every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
 most suspect one's is the ``p_value`` reported.
 
 Blind detection reads a leak in several ways and multiplies the p-value by the number of
@@ -872,9 +872,9 @@ class Scorer:
         its score, multiplied by the number of (candidate, code) pairs and by ``tests``
         (originals, readings or geometries tried): the chance that any innocent would score as
         high. A code with several scores (:meth:`~leaktrace.codes.Code.weighings`) takes each
-        candidate's smallest bound, multiplied by their number. Every candidate at or under
-        ``threshold`` is accused, so colluders can all be named, and an innocent is named with
-        probability at most ``threshold`` whatever the colluders did.
+        candidate's smallest bound, each divided by its score's share of the budget. Every
+        candidate at or under ``threshold`` is accused, so colluders can all be named, and an
+        innocent is named with probability at most ``threshold`` whatever the colluders did.
         """
         soft = np.asarray(soft, np.float64)
         found = self._judge(soft, threshold, tests, positions, check=True)
@@ -905,7 +905,12 @@ class Scorer:
             # the number of weightings, like for the number of candidates.
             weighed = part.weighings(soft)
             t = np.stack([full.packed_totals(w, packed, positions) for w in weighed])
-            lp = np.stack([part.tail_log10(w, tw) for w, tw in zip(weighed, t, strict=True)])
+            lp = np.stack(
+                [
+                    part.tail_log10(w, tw) - math.log10(share)
+                    for w, tw, share in zip(weighed, t, part.shares, strict=True)
+                ]
+            )
             best = np.argmin(lp, axis=0)
             cols = np.arange(t.shape[1])
             norms = np.array([float(np.linalg.norm(w)) for w in weighed])
@@ -915,8 +920,7 @@ class Scorer:
             totals.append(t[best, cols])
             zs.append(np.where(norms[best] > 0, t[best, cols] / safe[best], 0.0))
             which.append(best)
-            extra = math.log10(len(weighed))
-            tails.append(np.minimum(lp[best, cols] + correction + extra, 0.0))
+            tails.append(np.minimum(lp[best, cols] + correction, 0.0))
         handles, group, row, lp_all = self._merged(tails)
         z = np.concatenate(zs)[_offsets(zs)[group] + row]
         order = np.lexsort((-z, lp_all))
@@ -943,7 +947,7 @@ class Scorer:
             codes=Ranking(index, order, lambda i: names_of[group[i]]),
             # The score a candidate under the most suspect one's code needs to be accused
             # (under the symmetric score, the z of a single leaker).
-            needed=first.needed(soft, cut - correction - math.log10(len(values[g0]))),
+            needed=first.needed(soft, cut - correction + math.log10(first.shares[0])),
             pairs=self.pairs,
             tests=tests,
             groups=len(self._groups),
