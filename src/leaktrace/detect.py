@@ -7,8 +7,8 @@ attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bou
 (Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
 (Bonferroni; and, for a video's ``tardos-v2``, judged under two scores, by the inverse of
 each score's share of the budget) gives each candidate's probability that *any* innocent
-scores as high as it: every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
-most suspect one's is the ``p_value`` reported.
+scores as high as it: every candidate at or under ``threshold`` (default 1e-9) is accused
+(:class:`Scorer`), and the most suspect one's is the ``p_value`` reported.
 
 Blind detection reads a leak in several ways and multiplies the p-value by the number of
 readings it tried, like by the number of candidates (each reading is one more chance for an
