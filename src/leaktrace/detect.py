@@ -145,7 +145,7 @@ class Judgement:
     """Every candidate's score z (best first) and corrected log10 false-accusation probability,
     and who is accused: every candidate whose own probability is at most the threshold. Under a
     code judged with several scores (``tardos-v2``), a candidate's z is that of the score that
-    gave its probability, and ``needed`` is the symmetric score's."""
+    gave its probability, and ``needed`` is under the most suspect candidate's."""
 
     scores: Mapping[str, float]
     log10_p: Mapping[str, float]
@@ -901,8 +901,8 @@ class Scorer:
         for full, _, packed in self._groups:
             part = full if positions is None else full.restricted(positions)
             # Under each of the code's weightings (one, or two for tardos-v2) its totals and
-            # their tails; a candidate keeps the weighting of its smaller tail and pays for
-            # the number of weightings, like for the number of candidates.
+            # their tails, each divided by the weighting's share of the budget; a candidate
+            # keeps the weighting of its smaller tail.
             weighed = part.weighings(soft)
             t = np.stack([full.packed_totals(w, packed, positions) for w in weighed])
             lp = np.stack(
@@ -937,17 +937,18 @@ class Scorer:
             if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + float(np.linalg.norm(w))):
                 return None
         names_of = [full.name for full, _, _ in self._groups]
-        g0 = int(group[order[0]])
-        first = parts[g0]
+        # The score a candidate needs to be accused, under the most suspect one's code and
+        # weighting (the one its z is shown in).
+        g0, r0 = int(group[order[0]]), int(row[order[0]])
+        k0 = int(which[g0][r0])
+        need = cut - correction + math.log10(parts[g0].shares[k0])
         index = _Index(handles)
         return Judgement(
             scores=Ranking(index, order, lambda i: float(z[i])),
             log10_p=Ranking(index, order, lambda i: float(lp_all[i])),
             accused=tuple(handles[i] for i in order[:accused].tolist()),
             codes=Ranking(index, order, lambda i: names_of[group[i]]),
-            # The score a candidate under the most suspect one's code needs to be accused
-            # (under the symmetric score, the z of a single leaker).
-            needed=first.needed(soft, cut - correction + math.log10(first.shares[0])),
+            needed=parts[g0].needed(values[g0][k0], need),
             pairs=self.pairs,
             tests=tests,
             groups=len(self._groups),
