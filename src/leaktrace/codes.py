@@ -17,7 +17,6 @@ under a named :class:`Code`:
   (``benchmarks/collusion_codes.py``), this law names a colluder sooner than Tardos'
   continuous arcsine law for two to four colluders under every strategy tried, and costs a
   single leaker less of its score (``2√(p(1−p)) = 0.82`` against 0.75).
-
 - ``tardos-v2``: a video's segment symbols from format 4. The same codewords as
   ``tardos-v1`` (the same keyed biases and symbols, so copies are made exactly as before), judged
   under two scores instead of one (see below).
@@ -30,10 +29,11 @@ Any score that adds, position by position, a function of the candidate's symbol,
 value and the bias is of that form for some weights ``w_j`` in place of ``y_j`` (a function of
 a two-valued symbol is affine in it), and the same bound holds for it as long as the weights
 do not depend on any candidate's codeword. ``tardos-v2`` judges every candidate under two
-such weightings (:meth:`Code.weighings`): the leak's values as they are (the symmetric score:
-the best test of a single leaker, whose noisy values have no share to remove), and
-the values *centred* on what the biases predict, ``y_j − β·μ_j`` with ``β`` the least-squares
-fit of ``y`` on ``μ`` over the positions shown. Colluders who interleave their copies (or pick
+such weightings (:meth:`Code.weighings`): the leak's values as they are (the symmetric score,
+the better test of a single leaker whose readings are noisy: centring them makes an
+innocent's score lopsided, and its tail heavier), and the values *centred* on what the
+biases predict, ``y_j − β·μ_j`` with ``β`` the least-squares fit of ``y`` on ``μ`` over the
+positions shown. Colluders who interleave their copies (or pick
 symbols at random, or average them) show a symbol with the odds of the bias (``β ≈ 1``), so
 centring weighs a rare symbol shown by ``(1 − p)/p`` against a common one, which is the
 interleave-optimal score of Oosterwijk, Škorić and Doumen (2013; Laarhoven's log-likelihood
