@@ -27,26 +27,25 @@ which is the plain correlation ``<c, y>`` for fair coins.
 
 Any score that adds, position by position, a function of the candidate's symbol, the leak's
 value and the bias is of that form for some weights ``w_j`` in place of ``y_j`` (a function of
-a two-valued symbol is affine in it), and the same bound holds for it as long as the weights
-do not depend on any candidate's codeword. ``tardos-v2`` judges every candidate under two
-such weightings (:meth:`Code.weighings`): the leak's values as they are (the symmetric score,
-the better test of a single leaker whose readings are noisy: centring them makes an
-innocent's score lopsided, and its tail heavier), and the values *centred* on what the
-biases predict, ``y_j − β·μ_j`` with ``β`` the least-squares fit of ``y`` on ``μ`` over the
-positions shown. Colluders who interleave their copies (or pick
-symbols at random, or average them) show a symbol with the odds of the bias (``β ≈ 1``), so
-centring weighs a rare symbol shown by ``(1 − p)/p`` against a common one, which is the
-interleave-optimal score of Oosterwijk, Škorić and Doumen (2013; Laarhoven's log-likelihood
-score against interleaving, 2014, to first order) for certain symbols, and removes from an
-average the part every recipient shares. Against a minority vote ``β ≈ 0`` and it is the
-symmetric score again. The false-accusation budget is split between them before any
-codeword is looked at (:data:`CENTRED_SHARE`: the symmetric score's bound is multiplied by
-4/3, the centred one's by 4; a candidate's probability is the smaller). A single leaker pays
-the 4/3 (an even split would cost it a factor 2; a smaller centred share costs colluders more
-than it saves). Measured on real segment readings (``benchmarks/video_collusion.py``, 1,000
-candidates at 1e-9), four colluders' interleave of 10 minutes (1,200 segments) is caught in
-99.4 % of 1,000 trials instead of 89.1 %, and their average of 2 minutes in 95 % of 200
-instead of none.
+a two-valued symbol is affine in it), and the same bound holds for it as long as the weights do
+not depend on any candidate's codeword. ``tardos-v2`` judges every candidate under two such
+weightings (:meth:`Code.weighings`): the leak's values as they are (the symmetric score, the
+better test of a single leaker whose readings are noisy: centring them makes an innocent's
+score lopsided, and its tail heavier), and the values *centred* on what the biases predict,
+``y_j − β·μ_j`` with ``β`` the least-squares fit of ``y`` on ``μ`` over the positions shown.
+Colluders who interleave their copies (or pick symbols at random, or average them) show a
+symbol with the odds of the bias (``β ≈ 1``), so centring weighs a rare symbol shown by ``(1 −
+p)/p`` against a common one, which is the interleave-optimal score of Oosterwijk, Škorić and
+Doumen (2013; Laarhoven's log-likelihood score against interleaving, 2014, to first order) for
+certain symbols, and removes from an average the part every recipient shares. Against a
+minority vote ``β ≈ 0`` and it is the symmetric score again. The false-accusation budget is
+split between them before any codeword is looked at (:data:`CENTRED_SHARE`: the symmetric
+score's bound is multiplied by 4/3, the centred one's by 4; a candidate's probability is the
+smaller). A single leaker pays the 4/3 (an even split would cost it a factor 2; a smaller
+centred share costs colluders more than it saves). Measured on real segment readings
+(``benchmarks/video_collusion.py``, 1,000 candidates at 1e-9), four colluders' interleave of 10
+minutes (1,200 segments) is caught in 99.4 % of 1,000 trials instead of 89.1 %, and their
+average of 2 minutes in 95 % of 200 instead of none.
 
 Whatever the colluders did, an innocent's symbols are independent of the leak given the biases,
 so the score of an innocent is a sum of independent bounded terms with a known distribution,
