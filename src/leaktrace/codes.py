@@ -34,8 +34,8 @@ better test of a single leaker whose readings are noisy: centring them makes an 
 score lopsided, and its tail heavier), and the values *centred* on what the biases predict,
 ``y_j − β·μ_j`` with ``β`` the least-squares fit of ``y`` on ``μ`` over the positions shown.
 Colluders who interleave their copies (or pick symbols at random, or average them) show a
-symbol with the odds of the bias (``β ≈ 1``), so centring weighs a rare symbol shown by ``(1 −
-p)/p`` against a common one, which is the interleave-optimal score of Oosterwijk, Škorić and
+symbol with the odds of the bias (``β ≈ 1``), so centring weighs a rare symbol shown by
+``(1−p)/p`` against a common one, which is the interleave-optimal score of Oosterwijk, Škorić and
 Doumen (2013; Laarhoven's log-likelihood score against interleaving, 2014, to first order) for
 certain symbols, and removes from an average the part every recipient shares. Against a
 minority vote ``β ≈ 0`` and it is the symmetric score again. The false-accusation budget is
