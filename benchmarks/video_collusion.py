@@ -3,7 +3,8 @@ frame by frame (average), then re-encode; who is named among 1,000 candidates, a
 many minutes?
 
     python benchmarks/video_collusion.py VIDEO [--work DIR] [--crf 23] [--trials 300]
-        [--candidates 1000] [--real]
+        [--candidates 1000] [--real] [--codes tardos-v1 tardos-v2] [--colluders 1 2 3 4]
+        [--minutes 1 2 3 5 10]
 
 VIDEO is a long clip (``make_long_video.py``); its variants are made once into ``--work``
 (the same folder and key as ``video_robustness.py``, so they are shared).
@@ -16,8 +17,10 @@ VIDEO is a long clip (``make_long_video.py``); its variants are made once into `
    in each segment, the variant of one colluder after another (runs of one segment); an
    *average* shows the mean of the colluders' frames, read as the mean of their variants'
    readings (the mark is linear; ``--real`` checks it on a real averaged leak). Every
-   candidate is judged by :class:`leaktrace.detect.Scorer`; the table gives the share of
-   trials naming at least one colluder, all of them, and any innocent.
+   candidate is judged by :class:`leaktrace.detect.Scorer`; the table gives, per code of
+   ``--codes`` (the same codewords, so the same leak is judged under each), the share of
+   trials naming at least one colluder, all of them, the median probability of the best
+   colluder, and the innocents named. ``--colluders 1`` adds a single leaker's copy.
 3. ``--real``: the same for two real colluded leaks of the whole video, c = 2 and 3 (segments
    interleaved; frames averaged), re-encoded at ``--crf`` and traced end to end.
 """
@@ -27,13 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 
-from leaktrace.codes import VARIANT_CODE, code
+from leaktrace.codes import CODES, VARIANT_CODE, Code, code
 from leaktrace.detect import Scorer
 from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
@@ -73,44 +76,78 @@ def _readings(video: Path, plan: Plan, folder: Path, work: Path, crf: int) -> np
     return out
 
 
+class _Shared:
+    """A codebook for one trial's codes: tardos-v2's codewords are tardos-v1's, derived once."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], np.ndarray] = {}
+
+    def packed(self, code: Code, recipients: Sequence[str]) -> np.ndarray:
+        stream = (code.media_id, code.length)
+        if stream not in self._rows:
+            self._rows[stream] = code.packed(recipients)
+        return self._rows[stream]
+
+    def forget(self, code: Code) -> None:
+        self._rows.clear()
+
+
 def campaign(plan: Plan, readings: np.ndarray, args: argparse.Namespace) -> None:
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(args.seed)
     seg_s = plan.settings.segment
+    names = [f"r{i:04d}" for i in range(args.candidates)]
     rows = []
-    for c in (2, 3, 4):
-        for minutes in MINUTES:
+    judged = wrong_trials = 0
+    for c in args.colluders:
+        for minutes in args.minutes:
             length = round(minutes * 60 / seg_s)
-            for rule in ("interleave", "average"):
-                caught = every = wrong = 0
+            for rule in ("single",) if c == 1 else ("interleave", "average"):
+                caught = dict.fromkeys(args.codes, 0)
+                every = dict.fromkeys(args.codes, 0)
+                wrong = dict.fromkeys(args.codes, 0)
+                best: dict[str, list[float]] = {name: [] for name in args.codes}
                 for trial in range(args.trials):
-                    media = f"trial-{c}-{minutes}-{rule}-{trial}"
-                    names = [f"r{i:04d}" for i in range(args.candidates)]
-                    full = code(KEY, media, VARIANT_CODE, length=length)
+                    # Fresh media ids (biases) per seed; the default seed's are the README's.
+                    media = f"{'' if args.seed == 11 else f's{args.seed}-'}trial-{c}-{minutes:g}"
+                    media += f"-{rule}-{trial}"
                     colluders = names[:c]
+                    # Every code of --codes has the same codewords (tardos-v2 only scores
+                    # tardos-v1's differently): one leak, judged under each.
+                    full = code(KEY, media, args.codes[0], length=length)
                     x = (full.codewords(colluders) > 0).astype(int)  # c × length variants
                     segs = rng.integers(0, plan.segments, length)  # which readings it shows
-                    if rule == "interleave":
+                    if rule == "average":
+                        q = readings[segs[None, :], x].mean(0)
+                    else:  # one colluder's segment after another's (c = 1: a single copy)
                         chosen = x[np.arange(length) % c, np.arange(length)]
                         q = readings[segs, chosen]
-                    else:
-                        q = readings[segs[None, :], x].mean(0)
-                    found = Scorer(KEY, media, names, length=length, default=VARIANT_CODE).judge(q)
-                    named = set(found.accused)
-                    caught += bool(named & set(colluders))
-                    every += set(colluders) <= named
-                    wrong += len(named - set(colluders))
+                    book = _Shared()
+                    for name in args.codes:
+                        scorer = Scorer(KEY, media, {name: names}, length=length, codebook=book)
+                        found = scorer.judge(q)
+                        named = set(found.accused)
+                        caught[name] += bool(named & set(colluders))
+                        every[name] += set(colluders) <= named
+                        wrong[name] += len(named - set(colluders))
+                        wrong_trials += bool(named - set(colluders))
+                        judged += 1
+                        best[name].append(min(found.log10_p[h] for h in colluders))
                 n = args.trials
-                rows.append(
-                    f"| {c} | {minutes} | {rule} | {100 * caught / n:.1f} % | "
-                    f"{100 * every / n:.1f} % | {wrong} |"
-                )
+                cells = [
+                    f"{100 * caught[k] / n:.1f} % / {100 * every[k] / n:.1f} % / "
+                    f"{float(np.median(best[k])):.1f} / {wrong[k]}"
+                    for k in args.codes
+                ]
+                rows.append(f"| {c} | {minutes:g} | {rule} | " + " | ".join(cells) + " |")
                 print(rows[-1], flush=True)
     print(
         f"\n{args.trials} trials per row, {args.candidates} candidates, threshold 1e-9, "
-        f"x264 CRF {args.crf} after combining; readings of {plan.segments} real segments\n"
+        f"x264 CRF {args.crf} after combining; readings of {plan.segments} real segments. "
+        "Per code: ≥ 1 colluder named / all named / median log10 p of the best colluder / "
+        f"innocents named. {judged} judgements, {wrong_trials} naming an innocent.\n"
     )
-    print("| c | minutes | strategy | ≥ 1 colluder named | all named | innocents named |")
-    print("|---|---|---|---|---|---|")
+    print("| c | minutes | strategy | " + " | ".join(args.codes) + " |")
+    print("|---|---|---|" + "---|" * len(args.codes))
     print("\n".join(rows))
 
 
@@ -177,6 +214,12 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--candidates", type=int, default=1000)
     ap.add_argument("--real", action="store_true")
+    ap.add_argument(
+        "--codes", nargs="+", default=[VARIANT_CODE], choices=[n for n in CODES if n != "random-v1"]
+    )
+    ap.add_argument("--colluders", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--minutes", type=float, nargs="+", default=list(MINUTES))
+    ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     folder = args.work / "variants"

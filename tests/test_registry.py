@@ -301,7 +301,8 @@ def test_a_live_batch_is_not_settled_by_others(ws, tmp_path):
 
 def test_candidates_are_grouped_by_the_code_of_their_copies_format(ws, tmp_path):
     """A copy keeps the code of the format it was made with: a video's segment symbols of
-    format 2 are fair coins, of format 3 Tardos; a picture's codeword is a fair coin in both."""
+    format 2 are fair coins, of format 3 Tardos, of format 4 the same Tardos symbols judged
+    under two scores; a picture's codeword is a fair coin in all."""
     from sqlalchemy import update
 
     from leaktrace.registry.models import Copy
@@ -313,10 +314,11 @@ def test_candidates_are_grouped_by_the_code_of_their_copies_format(ws, tmp_path)
     lt.write_image(photo, photo_pixels())
     assert len(list(make_copies(ws, [photo], None, tmp_path / "out", workers=1))) == 2
     (media,) = ws.media()
-    assert ws.media_candidates(media, variants=True) == {"tardos-v1": ["ann", "bob"]}
-    with ws._session() as s:  # ann's copy was made before format 3
-        (ann,) = ws.recipients(["ann"])
+    assert ws.media_candidates(media, variants=True) == {"tardos-v2": ["ann", "bob"]}
+    with ws._session() as s:  # ann's copy was made before format 3, bob's in format 3
+        (ann, bob) = ws.recipients(["ann", "bob"])
         s.execute(update(Copy).where(Copy.recipient_id == ann.id).values(format_version=2))
+        s.execute(update(Copy).where(Copy.recipient_id == bob.id).values(format_version=3))
         s.commit()
     assert ws.media_candidates(media, variants=True) == {"random-v1": ["ann"], "tardos-v1": ["bob"]}
     assert ws.media_candidates(media) == {"random-v1": ["ann", "bob"]}

@@ -5,9 +5,10 @@ independent of the leak, so its score on the soft values ``y`` (normalised: ``z 
 is a sum of independent terms of known law whatever ``y`` is (host content, compression,
 attacks and collusion included), and :meth:`leaktrace.codes.Code.tail_log10` bounds its tail
 (Chernoff, never above Hoeffding's ``exp(-z²/2)``). Multiplying by the number of candidates
-(Bonferroni) gives each candidate's probability that *any* innocent scores as high as it:
-every candidate at or under ``threshold`` (default 1e-9) is accused (:class:`Scorer`), and the
-most suspect one's is the ``p_value`` reported.
+(Bonferroni; and, for a video's ``tardos-v2``, judged under two scores, by the inverse of
+each score's share of the budget) gives each candidate's probability that *any* innocent
+scores as high as it: every candidate at or under ``threshold`` (default 1e-9) is accused
+(:class:`Scorer`), and the most suspect one's is the ``p_value`` reported.
 
 Blind detection reads a leak in several ways and multiplies the p-value by the number of
 readings it tried, like by the number of candidates (each reading is one more chance for an
@@ -142,7 +143,9 @@ class _Items(ItemsView[str, _V]):
 @dataclass(frozen=True)
 class Judgement:
     """Every candidate's score z (best first) and corrected log10 false-accusation probability,
-    and who is accused: every candidate whose own probability is at most the threshold."""
+    and who is accused: every candidate whose own probability is at most the threshold. Under a
+    code judged with several scores (``tardos-v2``), a candidate's z is that of the score that
+    gave its probability, and ``needed`` is under the most suspect candidate's."""
 
     scores: Mapping[str, float]
     log10_p: Mapping[str, float]
@@ -868,9 +871,10 @@ class Scorer:
         A candidate's probability is the bound of :meth:`~leaktrace.codes.Code.tail_log10` at
         its score, multiplied by the number of (candidate, code) pairs and by ``tests``
         (originals, readings or geometries tried): the chance that any innocent would score as
-        high. Every candidate at or under ``threshold`` is accused, so colluders can all be
-        named, and an innocent is named with probability at most ``threshold`` whatever the
-        colluders did.
+        high. A code with several scores (:meth:`~leaktrace.codes.Code.weighings`) takes each
+        candidate's smallest bound, each divided by its score's share of the budget. Every
+        candidate at or under ``threshold`` is accused, so colluders can all be named, and an
+        innocent is named with probability at most ``threshold`` whatever the colluders did.
         """
         soft = np.asarray(soft, np.float64)
         found = self._judge(soft, threshold, tests, positions, check=True)
@@ -893,39 +897,58 @@ class Scorer:
         check: bool,
     ) -> Judgement | None:
         correction = math.log10(self.pairs * tests)
-        norm = float(np.linalg.norm(soft))
-        parts, totals, tails = [], [], []
+        parts, values, totals, zs, which, tails = [], [], [], [], [], []
         for full, _, packed in self._groups:
             part = full if positions is None else full.restricted(positions)
-            t = full.packed_totals(soft, packed, positions)
+            # Under each of the code's weightings (one, or two for tardos-v2) its totals and
+            # their tails, each divided by the weighting's share of the budget; a candidate
+            # keeps the weighting of its smaller tail.
+            weighed = part.weighings(soft)
+            t = np.stack([full.packed_totals(w, packed, positions) for w in weighed])
+            lp = np.stack(
+                [
+                    part.tail_log10(w, tw) - math.log10(share)
+                    for w, tw, share in zip(weighed, t, part.shares, strict=True)
+                ]
+            )
+            best = np.argmin(lp, axis=0)
+            cols = np.arange(t.shape[1])
+            norms = np.array([float(np.linalg.norm(w)) for w in weighed])
+            safe = np.where(norms > 0, norms, 1.0)
             parts.append(part)
-            totals.append(t)
-            tails.append(np.minimum(part.tail_log10(soft, t) + correction, 0.0))
-        handles, group, row, lp = self._merged(tails)
-        z = np.concatenate(totals)[_offsets(totals)[group] + row]
-        z = z / norm if norm > 0 else np.zeros_like(z)
-        order = np.lexsort((-z, lp))
+            values.append(weighed)
+            totals.append(t[best, cols])
+            zs.append(np.where(norms[best] > 0, t[best, cols] / safe[best], 0.0))
+            which.append(best)
+            tails.append(np.minimum(lp[best, cols] + correction, 0.0))
+        handles, group, row, lp_all = self._merged(tails)
+        z = np.concatenate(zs)[_offsets(zs)[group] + row]
+        order = np.lexsort((-z, lp_all))
         cut = math.log10(threshold)
-        accused = int(np.searchsorted(lp[order], cut, side="right"))
+        accused = int(np.searchsorted(lp_all[order], cut, side="right"))
         # Nobody is named (nor shown first) on a stored codeword: each is checked against the
         # key's own, and a disagreement sends the whole scoring back to the key.
         for i in order[: max(accused, 1) if check else 0].tolist():
             g, r = int(group[i]), int(row[i])
             full, names, _ = self._groups[g]
             word = full.codeword(names[r])
-            fresh = parts[g].totals(soft, word if positions is None else word[positions])
-            if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + norm):
+            w = values[g][int(which[g][r])]
+            fresh = parts[g].totals(w, word if positions is None else word[positions])
+            if not abs(fresh - totals[g][r]) <= 1e-9 * (abs(fresh) + float(np.linalg.norm(w))):
                 return None
         names_of = [full.name for full, _, _ in self._groups]
-        first = parts[int(group[order[0]])]
+        # The score a candidate needs to be accused, under the most suspect one's code and
+        # weighting (the one its z is shown in).
+        g0, r0 = int(group[order[0]]), int(row[order[0]])
+        k0 = int(which[g0][r0])
+        need = cut - correction + math.log10(parts[g0].shares[k0])
         index = _Index(handles)
         return Judgement(
             scores=Ranking(index, order, lambda i: float(z[i])),
-            log10_p=Ranking(index, order, lambda i: float(lp[i])),
+            log10_p=Ranking(index, order, lambda i: float(lp_all[i])),
             accused=tuple(handles[i] for i in order[:accused].tolist()),
             codes=Ranking(index, order, lambda i: names_of[group[i]]),
-            # The score a candidate under the most suspect one's code needs to be accused.
-            needed=first.needed(soft, cut - correction),
+            needed=parts[g0].needed(values[g0][k0], need),
             pairs=self.pairs,
             tests=tests,
             groups=len(self._groups),

@@ -39,7 +39,7 @@ LISTED = 1000
 
 NULL_MODEL = (
     "Chernoff bound with the exact moment generating function of an innocent's score under "
-    "the copy's code, Bonferroni over candidates and originals tried"
+    "the copy's code, Bonferroni over candidates, the code's scores and originals tried"
 )
 
 Person = dict[str, str]

@@ -18,7 +18,9 @@ segment it shows, and score every candidate with the image engine's statistics.
    by it and clipped to ±1 (:func:`soft_symbols`).
 4. **Scores.** A candidate's codeword has one ±1 symbol per segment, from the Tardos code
    (:mod:`leaktrace.codes`; fair coins for copies of format ≤ 2), scored over the segments
-   present as a photo's over its code positions (:class:`leaktrace.detect.Scorer`). Whatever
+   present as a photo's over its code positions (:class:`leaktrace.detect.Scorer`); from
+   format 4 (``tardos-v2``) under two scores, the symmetric one and one centred on what the
+   biases predict (which catches colluders who interleave segments), each paid for. Whatever
    ``q`` is, an innocent's symbols are independent of it, so Chernoff's bound with their exact
    moment generating function gives each candidate's probability (for fair coins and n
    certain segments, the exact 2⁻ⁿ), corrected for the number of candidates (and of videos
