@@ -499,8 +499,15 @@ def _mapped(plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int]) -> _Hy
         down = np.diag([size[1] / plane.shape[1], size[0] / plane.shape[0], 1.0])
         down[:2, 2] = 0.5 * np.diag(down)[:2] - 0.5  # pixel centres stay pixel centres
         plane, matrix = resize(plane, size), down @ matrix
+    # Beyond the leak's edges, its mirror image rather than black: a step there would flood
+    # the coefficients near the edge with host energy, the whitening's weight of those inside
+    # with it (they are judged by their band's local energy). Only ``valid`` ones count.
     warped = cv2.warpAffine(
-        plane, matrix[:2], (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+        plane,
+        matrix[:2],
+        (grid[1], grid[0]),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
     )
     valid = _valid(grid, matrix[:2], plane.shape)
     return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
@@ -694,15 +701,19 @@ def _cropped(
     mask = perceptual_mask(small)  # once: every canvas below holds the same pixels
     out = []
     for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
-        # The leak on a canvas with a period of margin; canvas pixel c is then grid pixel
-        # c + (k - 1)·period, for the right whole number of periods k (one per axis).
+        # The leak on a canvas with a period of margin (its mirror image, as in _mapped);
+        # canvas pixel c is then grid pixel c + (k - 1)·period, for the right whole number
+        # of periods k (one per axis).
         rows = -(-(2 * period + dy + lh) // period) * period
         cols = -(-(2 * period + dx + lw) // period) * period
-        canvas = np.zeros((rows, cols), np.float32)
+        top, left = period + dy, period + dx
+        canvas = cv2.copyMakeBorder(
+            small, top, rows - top - lh, left, cols - left - lw, cv2.BORDER_REFLECT_101
+        )
         valid = np.zeros_like(canvas)
-        inside = (slice(period + dy, period + dy + lh), slice(period + dx, period + dx + lw))
+        inside = (slice(top, top + lh), slice(left, left + lw))
         weight = np.zeros_like(canvas)
-        canvas[inside], valid[inside], weight[inside] = small, 1, mask
+        valid[inside], weight[inside] = 1, mask
         valid = cv2.erode(valid, np.ones((9, 9), np.uint8))
         bands = analyse(canvas)
         values = _whitened(bands, canvas, valid, weight=weight) * band_gains(bands)
