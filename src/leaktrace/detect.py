@@ -78,9 +78,6 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD = 1e-9
-#: Floor on a band's local energy in blind whitening (squared coefficient units, about the
-#: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
-_FLOOR = 16.0
 
 
 _V = TypeVar("_V")
@@ -273,21 +270,6 @@ def _informed_residual(
     return _tone_matched_residual(plane, reference, keep), float(keep.mean())
 
 
-def _unpredicted(band: np.ndarray) -> np.ndarray:
-    """``band`` less what its eight neighbours predict of each coefficient (least squares over
-    the band, 8 weights). A texture's coefficients (gravel, leaves, grass) are correlated
-    with their neighbours; the mark's keyed chips are not, so this removes host and keeps
-    the mark (8 weights fitted over thousands of coefficients learn a negligible part of
-    it). Blind mode's host estimate, as the original is informed mode's."""
-    shifts = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
-    near = np.stack([np.roll(band, s_, axis=(0, 1)).ravel() for s_ in shifts], axis=1)
-    near = near.astype(np.float64)
-    target = band.ravel().astype(np.float64)
-    gram = near.T @ near + 1e-9 * np.eye(len(shifts))
-    weights = np.linalg.solve(gram, near.T @ target)
-    return (target - near @ weights).reshape(band.shape).astype(np.float32)
-
-
 def _whitened(
     bands: list[np.ndarray],
     plane: np.ndarray,
@@ -304,8 +286,8 @@ def _whitened(
     if valid is not None:
         weight = weight * valid
     out = []
-    for band in (_unpredicted(b) for b in bands):
-        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(_FLOOR)
+    for band in (sync.unpredicted(b) for b in bands):
+        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(sync.FLOOR)
         size = (band.shape[1], band.shape[0])
         mask = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
         if valid is not None:
