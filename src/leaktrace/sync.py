@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pywt
 
 from .keys import Key, keyed_bytes
 from .mask import perceptual_mask
-from .transform import MARKED_LEVELS, analyse, synthesise
+from .transform import MARKED_LEVELS, WAVELET, analyse, synthesise
 
 __all__ = [
     "ANGLES",
@@ -128,10 +129,12 @@ def _whiten(plane: np.ndarray) -> np.ndarray:
     mask = perceptual_mask(plane)
     band = cv2.GaussianBlur(plane, (0, 0), 1.0) - cv2.GaussianBlur(plane, (0, 0), 5.0)
     local = cv2.GaussianBlur(band * band, (0, 0), 2.0) + np.float32(0.25)
-    # The wavelet bands of the plane mirrored up to whole coefficients of the coarsest band.
+    # The wavelet bands of the plane mirrored up to whole coefficients of the coarsest band,
+    # and to the size the transform needs for them (a thumbnail's crop may be a few pixels).
     h, w = plane.shape
     step = 2 ** max(MARKED_LEVELS)
-    rows, cols = -(-h // step) * step, -(-w // step) * step
+    least = step * (pywt.Wavelet(WAVELET).dec_len - 1)
+    rows, cols = max(-(-h // step) * step, least), max(-(-w // step) * step, least)
     padded = cv2.copyMakeBorder(plane, 0, rows - h, 0, cols - w, cv2.BORDER_REFLECT_101)
     weight = cv2.copyMakeBorder(mask, 0, rows - h, 0, cols - w, cv2.BORDER_REFLECT_101)
     white = []
