@@ -149,7 +149,9 @@ def test_blind_corner_crop_of_a_photo_the_band_pass_alone_could_not_place(candid
     assert found.geometry.matrix[:2, 2] == pytest.approx([-191, -15], abs=1)
 
 
-def test_template_whitening_keeps_a_flat_or_tiny_leak_finite():
+def test_template_whitening_keeps_a_flat_or_tiny_leak_finite(key):
     for plane in (np.full((40, 70), 128, np.float32), np.zeros((5, 9), np.float32)):
         white = sync._whiten(plane)
         assert white.shape == plane.shape and np.isfinite(white).all()
+        # Nothing to place it by, and no warning (they are errors here) on the way.
+        assert len(sync.residues(plane, np.ones_like(plane), key, "m", (512, 768))) == 36

@@ -170,7 +170,7 @@ def residues(
     r2 = f[:, None] ** 2 + f[None, :] ** 2
     bandpass = np.exp(-2 * np.pi**2 * r2) - np.exp(-2 * np.pi**2 * 25 * r2)
     ff = np.fft.fft2(folded)
-    ff /= np.sqrt(np.abs(ff) + 1e-9 * np.abs(ff).max())
+    ff /= np.sqrt(np.abs(ff) + 1e-9 * np.abs(ff).max() + np.finfo(np.float64).tiny)  # 0: flat
     ft = np.fft.fft2(t) * bandpass
     corr = np.fft.ifft2(ft * np.conj(ff)).real.astype(np.float32)
     # Local maxima on the torus, best first.
