@@ -1,6 +1,7 @@
 """Attacks × Kodak → traced %, soft-value accuracy, PSNR/SSIM; prints markdown tables.
 
-    python benchmarks/robustness.py [--photos N] [--candidates 1000]
+    python benchmarks/robustness.py [--photos N] [--candidates 1000] [--suite S]
+        [--rows a,b] [--key HEX]
 
 Each photo is marked for one recipient among ``--candidates`` at the default strength, put
 through every attack in ``leaktrace.attacks.STANDARD`` and traced (informed: with the
@@ -37,8 +38,8 @@ def suite(name: str, others: list[np.ndarray]) -> dict:
     return dict(parts[name])
 
 
-def run_photo(args: tuple[str, int, bytes, str]) -> dict:
-    path, n_candidates, secret, which = args
+def run_photo(args: tuple[str, int, bytes, str, tuple[str, ...]]) -> dict:
+    path, n_candidates, secret, which, only = args
     key = lt.Key(secret)
     media_id = path.rsplit("/", 1)[-1]
     candidates = [f"recipient-{i:04d}" for i in range(n_candidates)]
@@ -54,6 +55,8 @@ def run_photo(args: tuple[str, int, bytes, str]) -> dict:
     codeword = lt.codes.codeword(key, media_id, guilty)
     others = [lt.read_image(p) for p in KODAK[:4] if str(p) != path][:3]
     for name, attack in suite(which, others).items():
+        if only and name.removeprefix("blind:") not in only:
+            continue
         leak = attack(marked)
         modes = (["informed"] if not name.startswith("blind:") else []) + (
             ["blind"] if name in BLIND else []
@@ -79,14 +82,19 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument(
+        "--key", default="", help="the key's 64 hex digits (default: a new one), for paired runs"
+    )
+    parser.add_argument("--rows", default="", help="comma-separated attacks of the suite to run")
+    parser.add_argument(
         "--suite",
         choices=["standard", "geometric", "softening", "blind", "all"],
         default="standard",
     )
     args = parser.parse_args()
     require_corpus()
-    key = lt.Key.generate()
-    jobs = [(str(p), args.candidates, key._secret, args.suite) for p in KODAK[: args.photos]]
+    key = lt.Key(bytes.fromhex(args.key)) if args.key else lt.Key.generate()
+    rows = tuple(r for r in args.rows.split(",") if r)
+    jobs = [(str(p), args.candidates, key._secret, args.suite, rows) for p in KODAK[: args.photos]]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_photo, jobs))
     n = len(results)

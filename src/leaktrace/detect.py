@@ -79,9 +79,6 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD = 1e-9
-#: Floor on a band's local energy in blind whitening (squared coefficient units, about the
-#: mark's own amplitude): where JPEG flattened a band, a near-zero coefficient is no evidence.
-_FLOOR = 16.0
 
 
 _V = TypeVar("_V")
@@ -276,21 +273,6 @@ def _informed_residual(
     return _tone_matched_residual(plane, reference, keep), float(keep.mean())
 
 
-def _unpredicted(band: np.ndarray) -> np.ndarray:
-    """``band`` less what its eight neighbours predict of each coefficient (least squares over
-    the band, 8 weights). A texture's coefficients (gravel, leaves, grass) are correlated
-    with their neighbours; the mark's keyed chips are not, so this removes host and keeps
-    the mark (8 weights fitted over thousands of coefficients learn a negligible part of
-    it). Blind mode's host estimate, as the original is informed mode's."""
-    shifts = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
-    near = np.stack([np.roll(band, s_, axis=(0, 1)).ravel() for s_ in shifts], axis=1)
-    near = near.astype(np.float64)
-    target = band.ravel().astype(np.float64)
-    gram = near.T @ near + 1e-9 * np.eye(len(shifts))
-    weights = np.linalg.solve(gram, near.T @ target)
-    return (target - near @ weights).reshape(band.shape).astype(np.float32)
-
-
 def _whitened(
     bands: list[np.ndarray],
     plane: np.ndarray,
@@ -307,8 +289,8 @@ def _whitened(
     if valid is not None:
         weight = weight * valid
     out = []
-    for band in (_unpredicted(b) for b in bands):
-        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(_FLOOR)
+    for band in (sync.unpredicted(b) for b in bands):
+        local = cv2.GaussianBlur(band * band, (0, 0), 1.0) + np.float32(sync.FLOOR)
         size = (band.shape[1], band.shape[0])
         mask = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
         if valid is not None:
@@ -502,8 +484,15 @@ def _mapped(plane: np.ndarray, matrix: np.ndarray, grid: tuple[int, int]) -> _Hy
         down = np.diag([size[1] / plane.shape[1], size[0] / plane.shape[0], 1.0])
         down[:2, 2] = 0.5 * np.diag(down)[:2] - 0.5  # pixel centres stay pixel centres
         plane, matrix = resize(plane, size), down @ matrix
+    # Beyond the leak's edges, its mirror image rather than black: a step there would flood
+    # the coefficients near the edge with host energy, the whitening's weight of those inside
+    # with it (they are judged by their band's local energy). Only ``valid`` ones count.
     warped = cv2.warpAffine(
-        plane, matrix[:2], (grid[1], grid[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+        plane,
+        matrix[:2],
+        (grid[1], grid[0]),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
     )
     valid = _valid(grid, matrix[:2], plane.shape)
     return _grid_hypothesis(warped, valid, Geometry(full, False, 0, float(valid.mean())))
@@ -697,15 +686,19 @@ def _cropped(
     mask = perceptual_mask(small)  # once: every canvas below holds the same pixels
     out = []
     for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
-        # The leak on a canvas with a period of margin; canvas pixel c is then grid pixel
-        # c + (k - 1)·period, for the right whole number of periods k (one per axis).
+        # The leak on a canvas with a period of margin (its mirror image, as in _mapped);
+        # canvas pixel c is then grid pixel c + (k - 1)·period, for the right whole number
+        # of periods k (one per axis).
         rows = -(-(2 * period + dy + lh) // period) * period
         cols = -(-(2 * period + dx + lw) // period) * period
-        canvas = np.zeros((rows, cols), np.float32)
+        top, left = period + dy, period + dx
+        canvas = cv2.copyMakeBorder(
+            small, top, rows - top - lh, left, cols - left - lw, cv2.BORDER_REFLECT_101
+        )
         valid = np.zeros_like(canvas)
-        inside = (slice(period + dy, period + dy + lh), slice(period + dx, period + dx + lw))
+        inside = (slice(top, top + lh), slice(left, left + lw))
         weight = np.zeros_like(canvas)
-        canvas[inside], valid[inside], weight[inside] = small, 1, mask
+        valid[inside], weight[inside] = 1, mask
         valid = cv2.erode(valid, np.ones((9, 9), np.uint8))
         bands = analyse(canvas)
         values = _whitened(bands, canvas, valid, weight=weight) * band_gains(bands)
