@@ -2,7 +2,9 @@
 
     python benchmarks/video_cost.py VIDEO [--copies 100] [--repeat 3]
 
-Prints a markdown table (medians over ``--repeat`` runs, ratios measured within each run):
+Prints a markdown table (medians over ``--repeat`` runs, ratios measured within each run),
+in wall-clock seconds and in this process's CPU seconds (all threads, x264's included: on a
+shared machine the CPU ratio does not move with other people's load):
 the plain transcode at the variants' encoder settings (same x264 options, same forced IDR
 every segment, no mark), making the two variants, one remuxed copy, and the total for
 ``--copies`` copies as a multiple of the plain transcode; the disk the variants take; each
@@ -62,6 +64,11 @@ def _quality(
     }
 
 
+def _clock(since: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads), less ``since``."""
+    return time.perf_counter() - since[0], time.process_time() - since[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", type=Path)
@@ -70,20 +77,21 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--crf", type=int, default=Settings.crf)
     ap.add_argument("--params", default="", help="extra x264 parameters")
+    ap.add_argument("--no-quality", action="store_true", help="skip the PSNR / flicker pass")
     args = ap.parse_args()
     settings = Settings(mode="variants", strength=args.strength, crf=args.crf, params=args.params)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for r in range(args.repeat):
-            t = time.perf_counter()
+            t = _clock()
             plain_encode(args.video, work / "plain.mp4", settings)
-            plain = time.perf_counter() - t
-            t = time.perf_counter()
+            plain = _clock(t)
+            t = _clock()
             plan = make_variants(args.video, work / f"v{r}", KEY, "bench", settings=settings)
-            variants = time.perf_counter() - t
-            t = time.perf_counter()
+            variants = _clock(t)
             n = min(args.copies, 10)
+            t = _clock()
             for i in range(n):
                 symbols = [
                     int(v > 0)
@@ -92,38 +100,58 @@ def main() -> None:
                     )
                 ]
                 remux(plan, work / f"v{r}", args.video, symbols, work / f"copy{i}.mp4")
-            copy = (time.perf_counter() - t) / n
-            runs.append((plain, variants, copy))
-        plain, variants, copy = (statistics.median(x) for x in zip(*runs, strict=True))
-        ratios = [(v + args.copies * c) / p for p, v, c in runs]
+            wall, cpu = _clock(t)
+            runs.append((plain, variants, (wall / n, cpu / n)))
+        med = [
+            tuple(statistics.median(run[k][j] for run in runs) for j in (0, 1)) for k in range(3)
+        ]
+        (plain, plain_cpu), (variants, variants_cpu), (copy, copy_cpu) = med
+        ratios = [(v[0] + args.copies * c[0]) / p[0] for p, v, c in runs]
+        cpu_ratios = [(v[1] + args.copies * c[1]) / p[1] for p, v, c in runs]
         disk = sum((work / "v0" / f).stat().st_size for f in plan.files)
         size_copy = (work / "copy0.mp4").stat().st_size
         size_variant = (work / "v0" / plan.files[0]).stat().st_size
         with av.open(str(work / "copy0.mp4")) as c:
             audio = sum(p.size for p in c.demux(audio=0)) if c.streams.audio else 0
-        q = [
-            _quality(work / "plain.mp4", work / "v0" / f, args.video, settings.segment, plan.fps)
-            for f in plan.files
-        ]
+        q = (
+            []
+            if args.no_quality
+            else [
+                _quality(
+                    work / "plain.mp4", work / "v0" / f, args.video, settings.segment, plan.fps
+                )
+                for f in plan.files
+            ]
+        )
     info = inspect_video(args.video)
     print(
         f"## {args.video.name}: {info.width}×{info.height}, {info.duration:.1f} s, "
         f"{plan.segments} segments of {settings.segment} s; x264 crf {settings.crf} "
         f"preset {settings.preset}; median of {args.repeat}\n"
     )
-    print("| What | Seconds | ÷ plain transcode |")
-    print("|---|---|---|")
-    print(f"| plain decode + encode | {plain:.2f} | 1 |")
-    print(f"| two variants | {variants:.2f} | {variants / plain:.2f} |")
-    print(f"| one copy (remux) | {copy:.3f} | {copy / plain:.4f} |")
+    print("| What | Seconds | ÷ plain transcode | CPU seconds | ÷ plain (CPU) |")
+    print("|---|---|---|---|---|")
+    print(f"| plain decode + encode | {plain:.2f} | 1 | {plain_cpu:.2f} | 1 |")
+    print(
+        f"| two variants | {variants:.2f} | {variants / plain:.2f} | {variants_cpu:.2f} | "
+        f"{variants_cpu / plain_cpu:.2f} |"
+    )
+    print(
+        f"| one copy (remux) | {copy:.3f} | {copy / plain:.4f} | {copy_cpu:.3f} | "
+        f"{copy_cpu / plain_cpu:.4f} |"
+    )
     print(
         f"| variants + {args.copies} copies | {variants + args.copies * copy:.1f} | "
-        f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |"
+        f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
+        f"{variants_cpu + args.copies * copy_cpu:.1f} | {statistics.median(cpu_ratios):.2f} "
+        f"({min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}) |"
     )
     print(
         f"\nVariants on disk: {disk / 1e6:.1f} MB ({disk / info.path.stat().st_size:.2f}× the "
         f"original). Copy video ÷ variant size: {(size_copy - audio) / size_variant:.4f}.\n"
     )
+    if not q:
+        return
     print(
         "| Variant | PSNR vs unmarked encode: min | mean | vs source: unmarked encode | "
         "variant | static-pixel change added, inside segments | at boundaries |"

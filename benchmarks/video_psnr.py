@@ -39,7 +39,7 @@ from av.video.frame import PictureType
 
 from leaktrace.keys import Key
 from leaktrace.video.io import frames, inspect_video
-from leaktrace.video.variants import Settings, _add, _encode, _Marker, make_variants
+from leaktrace.video.variants import Settings, _encode, _marked, _Marker, make_variants
 
 KEY = Key(bytes(range(32)))
 MEDIA = "bench"
@@ -89,7 +89,7 @@ def per_frame(plain: Path, variant: Path, source: Path, settings: Settings) -> d
         out["variant"].append(psnr(fa.luma, fb.luma))
         out["plain"].append(psnr(fa.luma, fo.luma))
         out["marked"].append(psnr(fb.luma, fo.luma))
-        out["mark"].append(psnr(_add(fo.luma, marker.change(fo.luma, fo.time)), fo.luma))
+        out["mark"].append(psnr(_marked(fo.luma, marker.change(fo.luma, fo.time), [1])[0], fo.luma))
     return out
 
 

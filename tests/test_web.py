@@ -216,9 +216,27 @@ def test_recipients_copies_and_traces(
     expect(page.locator("#media-list input[type=radio]:checked")).to_have_count(1)
     page.check("#pick-all")
     expect(page.locator("#pick-list input:checked")).to_have_count(3)
+    # A job ends in the registry a moment before its worker lets go of it, so a "done" answer
+    # may come without its download link. The first one is made so here: the page must go on
+    # asking until the link comes (it used to stop and leave the button hidden).
+    held: list[str] = []
+
+    def hold_link(route: Any) -> None:
+        response = route.fetch()
+        job = response.json()
+        if job.get("status") == "done" and not held:
+            held.append(job["id"])
+            route.fulfill(response=response, json={**job, "download_url": None})
+        else:
+            route.fulfill(response=response)
+
+    page.route(re.compile(r".*/api/jobs/[^/]+$"), hold_link)
     page.click("#make-copies")
     expect(page.locator("#job")).to_have_attribute("data-status", "done", timeout=45_000)
     expect(page.locator("#job-count")).to_have_text("3 / 3 copies")
+    expect(page.locator("#job-download")).to_be_visible()
+    assert held, "the page never saw the job done"
+    page.unroute(re.compile(r".*/api/jobs/[^/]+$"))
     assert page.eval_on_selector("#job-progress", "p => [p.value, p.max]") == [3, 3]
     expect(page.locator("#recipients-body tr[data-handle='bob'] td.num")).to_have_text("1")
     expect(page.locator("[data-testid=remove-bob]")).to_be_disabled()

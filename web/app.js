@@ -868,8 +868,9 @@
   };
   const ENDED = new Set(["done", "failed", "cancelled"]);
 
-  /** Cancelled, but the copies in hand are still being recorded (no download link yet). */
-  const jobSettling = (job) => job.status === "cancelled" && job.done > 0 && !job.download_url;
+  /** Ended (done or cancelled), but its worker is still recording or closing the copies in
+   * hand: no download link yet, so the page keeps asking. */
+  const jobSettling = (job) => ENDED.has(job.status) && job.done > 0 && !job.download_url;
 
   async function jobEnded() {
     stopPolling();
@@ -917,7 +918,9 @@
     const badge = $("job-state");
     const marking = job.status === "running" && job.phase === "marking";
     badge.textContent = jobSettling(job)
-      ? "Stopping…"
+      ? job.status === "cancelled"
+        ? "Stopping…"
+        : "Finishing…"
       : marking
         ? "Marking"
         : JOB_LABELS[job.status] || job.status;
@@ -950,7 +953,7 @@
     errors.hidden = !(job.errors && job.errors.length);
     showWarnings("job-warnings", job.warnings);
     const note = $("job-note");
-    if (jobSettling(job)) {
+    if (jobSettling(job) && job.status === "cancelled") {
       note.textContent = "Stopping: the copies in hand are being finished and recorded…";
     } else if (job.status === "cancelled") {
       note.textContent =

@@ -238,9 +238,24 @@ def thumbnails(small: np.ndarray) -> tuple[tuple[float, float, float, float], np
     return box, np.stack(thumbs)
 
 
-def _add(plane: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """``plane + change`` rounded and saturated to uint8 (one OpenCV pass)."""
-    return cv2.add(plane, cv2.add(change, 0.0, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
+def _shrink(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``luma`` area-averaged to ``grid`` (float32). A frame at least twice the grid is
+    first halved exactly (OpenCV's fast 2×2 path, rounded to 8 bits): a single area
+    resampling by a non-integer ratio costs a 1080p frame 7–11 ms, a fifth of its encode."""
+    h, w = luma.shape
+    while h >= 2 * grid[0] and w >= 2 * grid[1]:
+        h, w = h // 2, w // 2
+        luma = cv2.resize(luma[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(luma.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+
+
+def _marked(plane: np.ndarray, change: np.ndarray, signs: list[float]) -> list[np.ndarray]:
+    """``plane + sign·change`` rounded and saturated to uint8, for each sign: the change is
+    rounded once (to the nearest, ties to even, so −change rounds to −round(change))."""
+    rounded = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
+    return [
+        (cv2.add if sign > 0 else cv2.subtract)(plane, rounded, dtype=cv2.CV_8U) for sign in signs
+    ]
 
 
 class _Marker:
@@ -267,10 +282,7 @@ class _Marker:
     def change(self, luma: np.ndarray, t: float) -> np.ndarray:
         if self.gain == 0:  # strength 0: the frames as decoded (a plain transcode)
             return np.zeros(self.shape, np.float32)
-        small = cv2.resize(
-            luma.astype(np.float32), (self.grid[1], self.grid[0]), interpolation=cv2.INTER_AREA
-        )
-        m = perceptual_mask(small)
+        m = perceptual_mask(_shrink(luma, self.grid))
         a = MASK_SMOOTHING
         self.mask = m if self.mask is None else a * m + (1 - a) * self.mask
         s = segment_index(t, segment=self.settings.segment)
@@ -329,10 +341,10 @@ def _encode(
             small.append(small_frame(f.luma))
             if outs and f.yuv is not None:
                 change = marker.change(f.luma, f.time)
-                h = f.luma.shape[0]
-                for (out, stream), sign in outs:
-                    pic = np.array(f.yuv)
-                    pic[:h] = _add(f.luma, change if sign > 0 else -change)
+                pic, h = f.yuv, f.luma.shape[0]
+                marked = _marked(f.luma, change, [sign for _, sign in outs])
+                for ((out, stream), _), luma in zip(outs, marked, strict=True):
+                    pic[:h] = luma  # f.luma is a view of pic: read before the first write
                     frame = av.VideoFrame.from_ndarray(pic, format="yuv420p")
                     frame.pts = pts
                     frame.time_base = tb
