@@ -250,11 +250,10 @@ def _shrink(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _marked(plane: np.ndarray, change: np.ndarray, signs: list[float]) -> list[np.ndarray]:
-    """``plane + sign·change`` rounded and saturated to uint8, for each sign: the change is
-    rounded once (to the nearest, ties to even, so −change rounds to −round(change))."""
-    rounded = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
+    """``plane + sign·change`` rounded and saturated to uint8, for each sign (one OpenCV pass
+    each, the float change added as it is)."""
     return [
-        (cv2.add if sign > 0 else cv2.subtract)(plane, rounded, dtype=cv2.CV_8U) for sign in signs
+        (cv2.add if sign > 0 else cv2.subtract)(plane, change, dtype=cv2.CV_8U) for sign in signs
     ]
 
 
