@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..codes import CODE_LENGTH, PHOTO_CODE, VARIANT_CODE, Codebook, Layout
@@ -43,9 +45,10 @@ from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
 from ..register import Geometry, align, warp
 from ..transform import analyse, grid_gains, resize, working_shape
-from .io import frames, inspect_video
+from .io import VideoFrame, frames, inspect_video
 from .variants import (
     FORMAT,
+    THUMB,
     Plan,
     envelope,
     segment_index,
@@ -65,8 +68,10 @@ __all__ = [
     "keyframes",
     "leak_timeline",
     "locate",
+    "place_in",
     "probe_thumbs",
     "soft_symbols",
+    "still_timeline",
     "thumb_vectors",
 ]
 
@@ -90,6 +95,9 @@ KEYFRAME_SECONDS = 1.0
 _CUT = 0.8  # thumbnail correlation with the previous frame below which a frame starts a shot
 #: Leak thumbnails looked up in the originals' index (:func:`probe_thumbs`).
 PROBES = 24
+#: A leak whose small frames change (by more than 3 grey levels) over less than this share of
+#: their pixels shows no motion: a still (:attr:`Timeline.still`).
+_STILL = 0.01
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,45 @@ class VideoDetection(Detection):
 @dataclass(frozen=True)
 class Timeline:
     """A leak's frames seen small: times, the moving region's box (x0, y0, x1, y1 in leak
-    pixels) and normalised thumbnails of that region."""
+    pixels) and normalised thumbnails of that region; ``still``, for a leak that shows no
+    motion (a screenshot: one frame), its small frame, from which :func:`place_in` cuts the
+    thumbnail again the way each original's were cut (no moving region to find)."""
 
     times: np.ndarray
     box: tuple[int, int, int, int]
     thumbs: np.ndarray
     size: tuple[int, int]  # leak (width, height)
+    still: np.ndarray | None = field(default=None, repr=False)
+
+    def framed(self, box: tuple[float, float, float, float]) -> Timeline:
+        """A still leak's thumbnail cut to ``box`` (fractions of its width and height, as an
+        original's stored ``box``); any other leak as it is."""
+        if self.still is None:
+            return self
+        w, h = self.size
+        pixels = (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
+        thumbs = np.repeat(_normalised(_cut(self.still, box)[None]), len(self.times), axis=0)
+        return replace(self, box=pixels, thumbs=thumbs)
+
+
+def _cut(small: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part ``box`` (fractions) of a small frame squeezed to THUMB × THUMB, as
+    :func:`leaktrace.video.variants.thumbnails` cuts an original's."""
+    h, w = small.shape
+    x0, y0 = int(box[0] * w), int(box[1] * h)
+    x1, y1 = max(x0 + 2, round(box[2] * w)), max(y0 + 2, round(box[3] * h))
+    return np.asarray(cv2.resize(small[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
+
+
+def _content_box(small: np.ndarray) -> tuple[float, float, float, float]:
+    """Where a still frame is not flat (fractions): black bars and plain borders cut off."""
+    h, w = small.shape
+    f = small.astype(np.float32)
+    rows = np.flatnonzero(f.std(axis=1) > 2.0)
+    cols = np.flatnonzero(f.std(axis=0) > 2.0)
+    if rows.size < h // 4 or cols.size < w // 4:
+        return (0.0, 0.0, 1.0, 1.0)
+    return (cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h)
 
 
 def _normalised(thumbs: np.ndarray) -> np.ndarray:
@@ -157,31 +198,57 @@ def keyframes(
 
 def probe_thumbs(leak: Timeline, *, most: int = PROBES) -> np.ndarray:
     """At most ``most`` of the leak's normalised thumbnails, spread evenly over it and none
-    flat: what the originals' index is asked about."""
-    rows = leak.thumbs[np.abs(leak.thumbs).sum(axis=1) > 0]
+    flat: what the originals' index is asked about (for a still leak, its whole picture and
+    its part that is not flat: an original's thumbnails leave out its black bars)."""
+    rows = leak.thumbs
+    if leak.still is not None:
+        rows = np.vstack([rows[:1], leak.framed(_content_box(leak.still)).thumbs[:1]])
+    rows = rows[np.abs(rows).sum(axis=1) > 0]
     if len(rows) > most:
         rows = rows[np.linspace(0, len(rows), most, endpoint=False).astype(np.intp)]
     return np.ascontiguousarray(rows, np.float32)
 
 
-def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
-    """Decode the leak once at low resolution and return its :class:`Timeline`."""
+def _timeline(leak: Iterable[VideoFrame], name: str) -> Timeline:
     times, small = [], []
     size = (0, 0)
-    for f in frames(path):
+    for f in leak:
         size = (f.luma.shape[1], f.luma.shape[0])
         small.append(small_frame(f.luma))
         times.append(f.time)
     if not times:
-        raise MediaError(f"{Path(path).name}: no video frame can be decoded")
-    box, thumbs = thumbnails(np.stack(small))
+        raise MediaError(f"{name}: no video frame can be decoded")
+    stack = np.stack(small)
+    box, thumbs = thumbnails(stack)
     pixels = (
         round(box[0] * size[0]),
         round(box[1] * size[1]),
         round(box[2] * size[0]),
         round(box[3] * size[1]),
     )
-    return Timeline(np.asarray(times), pixels, _normalised(thumbs), size)
+    moving = float((stack.astype(np.float32).std(axis=0) > 3.0).mean()) if len(stack) > 1 else 0
+    still = stack[len(stack) // 2] if moving < _STILL else None
+    return Timeline(np.asarray(times), pixels, _normalised(thumbs), size, still)
+
+
+def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
+    """Decode the leak once at low resolution and return its :class:`Timeline`."""
+    return _timeline(frames(path), Path(path).name)
+
+
+def still_timeline(luma: np.ndarray) -> Timeline:
+    """The :class:`Timeline` of a picture (a screenshot's luma, uint8 H × W) taken as a
+    one-frame leak of a video."""
+    return _timeline(_still_frames(luma), "the picture")
+
+
+def _still_frames(luma: np.ndarray) -> Iterator[VideoFrame]:
+    h, w = luma.shape[0] & ~1, luma.shape[1] & ~1
+    yield VideoFrame(0, 0.0, 0, np.ascontiguousarray(luma[:h, :w], np.uint8))
+
+
+def _leak_frames(leak: Path | np.ndarray) -> Iterator[VideoFrame]:
+    return _still_frames(leak) if isinstance(leak, np.ndarray) else frames(leak)
 
 
 def locate(
@@ -206,6 +273,26 @@ def locate(
         if score > top_score:
             top, top_score = float(offset), score
     return top, top_score
+
+
+def place_in(
+    leak: Timeline,
+    times: np.ndarray,
+    thumbs: np.ndarray,
+    fps: float,
+    box: tuple[float, float, float, float] | None = None,
+) -> tuple[Timeline, tuple[float, float]]:
+    """:func:`locate` ``leak`` in an original whose thumbnails were cut to ``box``: a still
+    leak (no motion tells where its picture is) is tried cut to that box (a screenshot of the
+    whole frame) and to its own part that is not flat (one with other bars around it), and the
+    better is kept. Returns the leak as framed and (offset, similarity). Nothing here looks at
+    a codeword: the choice costs no hypothesis."""
+    if leak.still is None or box is None:
+        return leak, locate(leak, times, thumbs, fps)
+    framed = [leak.framed(b) for b in (box, _content_box(leak.still))]
+    found = [locate(f, times, thumbs, fps) for f in framed]
+    best = max(range(len(found)), key=lambda k: found[k][1])
+    return framed[best], found[best]
 
 
 def _pairs(leak: Timeline, offset: float, times: np.ndarray, thumbs: np.ndarray, fps: float):
@@ -262,7 +349,7 @@ class _Originals:
 
 
 def _geometry(
-    leak_path: Path,
+    leak_path: Path | np.ndarray,
     original: Path,
     pairs: np.ndarray,
     orig_times: np.ndarray,
@@ -278,7 +365,7 @@ def _geometry(
     picks = usable[np.linspace(0, usable.size - 1, _GEOMETRY_FRAMES + 2)[1:-1].astype(int)]
     wanted = {int(i) for i in picks}
     leaks = {}
-    for f in frames(leak_path):
+    for f in _leak_frames(leak_path):
         if f.index in wanted:
             leaks[f.index] = f.luma.astype(np.float32)
         if f.index >= max(wanted):
@@ -344,7 +431,7 @@ def soft_symbols(readings: np.ndarray, decoys: np.ndarray) -> np.ndarray:
 
 
 def detect_video(
-    leak_path: str | os.PathLike[str],
+    leak_path: str | os.PathLike[str] | np.ndarray,
     key: Key,
     plan: Plan,
     folder: str | os.PathLike[str],
@@ -360,8 +447,10 @@ def detect_video(
 ) -> VideoDetection:
     """Test every candidate as the source of a leaked video made from ``plan``'s variants.
 
-    ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
-    be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
+    ``leak_path`` is the leaked video's file, or a picture's luma (uint8 H × W: a screenshot
+    of one frame). ``folder`` holds the plan's thumbnails, ``original`` is the unmarked
+    source; the leak may be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or
+    screen-recorded.
     ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
     ``timeline`` and ``place`` (offset, similarity from :func:`locate`) skip finding them again
     when the caller has. At most ``frames_per_segment`` leak frames are read per segment of a
@@ -382,12 +471,21 @@ def detect_video(
             default=VARIANT_CODE,
             codebook=codebook,
         )
-    leak_path, original = Path(leak_path), Path(original)
-    inspect_video(leak_path)
-    store = np.load(Path(folder) / "thumbs.npz")
-    orig_times, orig_thumbs = store["times"], store["thumbs"]
-    leak = timeline or leak_timeline(leak_path)
-    offset, similarity = place or locate(leak, orig_times, orig_thumbs, plan.fps)
+    original = Path(original)
+    if isinstance(leak_path, np.ndarray):
+        name = "the picture"
+        leak = timeline or still_timeline(leak_path)
+    else:
+        leak_path = Path(leak_path)
+        name = leak_path.name
+        inspect_video(leak_path)
+        leak = timeline or leak_timeline(leak_path)
+    with np.load(Path(folder) / "thumbs.npz") as store:
+        orig_times, orig_thumbs = store["times"], store["thumbs"]
+        box = tuple(store["box"].tolist()) if "box" in store else None
+    if place is None:
+        leak, place = place_in(leak, orig_times, orig_thumbs, plan.fps, box)
+    offset, similarity = place
     pairs = _pairs(leak, offset, orig_times, orig_thumbs, plan.fps)
     grid = working_shape((plan.height, plan.width))
     native = math.sqrt(plan.height * plan.width / (grid[0] * grid[1]))
@@ -404,7 +502,7 @@ def detect_video(
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0
-    for f in frames(leak_path):
+    for f in _leak_frames(leak_path):
         j = int(pairs[f.index]) if f.index < len(pairs) else -1
         if j < 0:
             continue
@@ -439,7 +537,7 @@ def detect_video(
             sums[s] = sums.get(s, 0) + row * (weight / max(noise, 1e-12))
         read += 1
     if not sums:
-        raise MediaError(f"{leak_path.name}: no frame of the leak could be matched to the video")
+        raise MediaError(f"{name}: no frame of the leak could be matched to the video")
     segs = np.array(sorted(sums))
     if per_recipient:
         # Every frame carries the whole codeword: soft values per code position, as a photo's.
