@@ -202,6 +202,13 @@ def test_a_screenshot_of_one_frame_of_a_short_clip_names_its_recipient(workspace
     assert result["p_value"] < 1e-9 and result["video"]["frames_read"] == 1
     assert result["video"]["offset"] == pytest.approx(110 / 25, abs=0.01)  # its very frame
     assert result["leak"]["name"] == "shot.png"
+    # Pillarboxed into a wider picture and saved as a JPEG: found by its part that is not flat.
+    import cv2
+
+    wide = cv2.copyMakeBorder(cv2.imread(str(shot)), 0, 0, 120, 120, cv2.BORDER_CONSTANT)
+    cv2.imwrite(str(tmp_path / "wide.jpg"), wide, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    result = trace_file(ws, tmp_path / "wide.jpg").result
+    assert result["verdict"] == "match" and result["recipient"] == "bob", result["message"]
 
 
 def test_a_screenshot_of_the_unmarked_clip_or_an_outsiders_copy_names_nobody(

@@ -95,6 +95,9 @@ KEYFRAME_SECONDS = 1.0
 _CUT = 0.8  # thumbnail correlation with the previous frame below which a frame starts a shot
 #: Leak thumbnails looked up in the originals' index (:func:`probe_thumbs`).
 PROBES = 24
+#: A still leak is read against the original frame, within this many of the one its
+#: thumbnail placed it on, that leaves the least residual (:func:`_still_frame`).
+_STILL_NEIGHBOURS = 3
 #: A leak whose small frames change (by more than 3 grey levels) over less than this share of
 #: their pixels shows no motion: a still (:attr:`Timeline.still`).
 _STILL = 0.01
@@ -149,15 +152,32 @@ def _cut(small: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarra
     return np.asarray(cv2.resize(small[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
 
 
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """The first and last + 1 index of the longest run of True in ``flags`` ((0, 0): none)."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    starts, ends = edges[::2], edges[1::2]
+    if starts.size == 0:
+        return 0, 0
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
 def _content_box(small: np.ndarray) -> tuple[float, float, float, float]:
-    """Where a still frame is not flat (fractions): black bars and plain borders cut off."""
+    """Where a still frame shows a picture (fractions): the largest block of rows, then of
+    columns, with texture in them, so that black bars, plain borders and a player's or a
+    page's flat UI around the video are left out (the whole frame when none is found)."""
     h, w = small.shape
     f = small.astype(np.float32)
-    rows = np.flatnonzero(f.std(axis=1) > 2.0)
-    cols = np.flatnonzero(f.std(axis=0) > 2.0)
-    if rows.size < h // 4 or cols.size < w // 4:
+    mean, square = cv2.blur(f, (3, 3)), cv2.blur(f * f, (3, 3))
+    textured = np.sqrt(np.maximum(square - mean * mean, 0)) > 2.0
+    # The 3 × 3 window reaches one pixel past the picture's edge on each side.
+    r0, r1 = _longest_run(textured.mean(axis=1) > 0.2)
+    r0, r1 = r0 + (r0 > 0), r1 - (r1 < h)
+    c0, c1 = _longest_run(textured[r0:r1].mean(axis=0) > 0.2) if r1 > r0 else (0, 0)
+    c0, c1 = c0 + (c0 > 0), c1 - (c1 < w)
+    if r1 - r0 < h // 4 or c1 - c0 < w // 4:
         return (0.0, 0.0, 1.0, 1.0)
-    return (cols[0] / w, rows[0] / h, (cols[-1] + 1) / w, (rows[-1] + 1) / h)
+    return (c0 / w, r0 / h, c1 / w, r1 / h)
 
 
 def _normalised(thumbs: np.ndarray) -> np.ndarray:
@@ -386,6 +406,51 @@ def _geometry(
     return None if found_only_resized > len(leaks) // 2 else best
 
 
+def _reference(
+    luma: np.ndarray, geometry: Geometry | None, base: np.ndarray, native: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The leak frame ``luma`` on the working grid, the pixels it covers, and the original's
+    frame ``base`` (on the grid) as the leak saw it (smaller, if it was)."""
+    grid = base.shape
+    plane, valid, scale = warp(luma.astype(np.float32), geometry, (grid[0], grid[1]))
+    reference = base
+    if scale < 0.9 * min(1.0, native):  # the leak saw the original smaller: so must we
+        small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
+        reference = resize(resize(base, small), (grid[0], grid[1]))
+    return plane, valid, reference
+
+
+def _still_frame(
+    luma: np.ndarray,
+    placed: int,
+    original: Path,
+    orig_times: np.ndarray,
+    geometry: Geometry | None,
+    grid: tuple[int, int],
+    native: float,
+) -> int:
+    """The original frame a still leak shows: of those within :data:`_STILL_NEIGHBOURS` of
+    the one its thumbnail ``placed`` it on, the one whose informed residual has the least
+    energy in the marked bands. Thumbnails of 16 × 16 cannot tell neighbouring frames of a
+    slow shot apart, but a frame away leaves the motion in the residual, which drowns the
+    mark; the choice looks at no codeword, so it is no hypothesis to pay for."""
+    lo = max(0, placed - _STILL_NEIGHBOURS)
+    hi = min(len(orig_times) - 1, placed + _STILL_NEIGHBOURS)
+    originals = _Originals(original, orig_times[lo] - 0.5, orig_times)
+    best, least = placed, np.inf
+    for j in range(lo, hi + 1):
+        base_luma = originals.get(j)
+        if base_luma is None:
+            continue
+        base = resize(base_luma.astype(np.float32), grid)
+        plane, valid, reference = _reference(luma, geometry, base, native)
+        values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
+        energy = float(values @ values)
+        if energy < least:
+            best, least = j, energy
+    return best
+
+
 def _thinned(pairs: np.ndarray, times: np.ndarray, plan: Plan, most: int) -> np.ndarray:
     """Keep at most ``most`` leak frames per segment, spread over it, preferring frames where
     the mark is at full strength; the others get -1 (not read)."""
@@ -499,6 +564,10 @@ def detect_video(
     whole = np.zeros(CODE_LENGTH)  # per-recipient mode: the photo codeword's soft values
     if plan.settings.mode == "variants":  # a segment's one symbol is sure from a few frames
         pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
+    if len(pairs) == 1 and pairs[0] >= 0:  # a screenshot: find its very frame
+        still = next(_leak_frames(leak_path)).luma
+        pairs = pairs.copy()
+        pairs[0] = _still_frame(still, int(pairs[0]), original, orig_times, geometry, grid, native)
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0
@@ -514,11 +583,7 @@ def detect_video(
         if s >= plan.segments:
             continue
         base = resize(base_luma.astype(np.float32), grid)
-        plane, valid, scale = warp(f.luma.astype(np.float32), geometry, grid)
-        reference = base
-        if scale < 0.9 * min(1.0, native):  # the leak saw the original smaller: so must we
-            small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
-            reference = resize(resize(base, small), grid)
+        plane, valid, reference = _reference(f.luma, geometry, base, native)
         values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
         weight = envelope(t, fps=plan.fps, segment=seg_len)
         if per_recipient:
