@@ -568,6 +568,7 @@ def detect_video(
         still = next(_leak_frames(leak_path)).luma
         pairs = pairs.copy()
         pairs[0] = _still_frame(still, int(pairs[0]), original, orig_times, geometry, grid, native)
+        offset = float(orig_times[pairs[0]] - leak.times[0])
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0
