@@ -115,7 +115,12 @@ def _innocent(plan: Plan, folder: Path, work: Path, per_source: int, candidates:
             named += len(found.accused)
             worst = min(worst, found.log10_p_value)
             trials += 1
-        print(f"  {label}: {len(np.unique(picks))} frames", flush=True)
+        mine = np.concatenate(zs[-len(np.unique(picks)) :])
+        print(
+            f"  {label}: {len(np.unique(picks))} frames, {named} named so far, largest "
+            f"innocent z {mine.max():.2f}, {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     allz = np.concatenate(zs)
     print(
         f"\nSingle frames of the unmarked clip, of an outsider's copy and of "
