@@ -9,6 +9,7 @@ recipient first but cannot reach 1e-9 — exactly as the statistics say.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -146,22 +147,94 @@ def test_a_reencoded_trimmed_downscaled_leak_is_traced(workspace, tmp_path):
     assert result["video"]["start"] == pytest.approx(1.0, abs=0.5)
 
 
-def test_the_unmarked_original_and_an_outsider_copy_are_not_accused(workspace, tmp_path):
+@pytest.fixture(scope="module")
+def outsider(workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the clip made for someone who is not a candidate (never recorded)."""
+    from leaktrace.video.variants import encode_copy
+    from leaktrace.videos import plan_of
+
+    ws, _ = workspace
+    (media,) = [m for m in ws.media() if m.name == CLIP.name]
+    own = tmp_path_factory.mktemp("outsider") / "outsider.mp4"
+    encode_copy(plan_of(media), CLIP, ws.key, "mallory", own)
+    return own
+
+
+def test_the_unmarked_original_and_an_outsider_copy_are_not_accused(workspace, outsider):
     ws, _ = workspace
     mine = trace_file(ws, CLIP).result  # the registered original's own bytes: not tested
     assert (mine["verdict"], mine["media"]["kind"], mine["candidates"]) == ("original", "video", [])
     assert mine["message"].startswith(f"this is your unmarked original {CLIP.name}")
     # A copy made for someone who is not a candidate (never recorded) names nobody.
-    from leaktrace.video.variants import encode_copy
-    from leaktrace.videos import plan_of
-
-    (media,) = ws.media()
-    own = tmp_path / "outsider.mp4"
-    encode_copy(plan_of(media), CLIP, ws.key, "mallory", own)
-    result = trace_file(ws, own).result
+    result = trace_file(ws, outsider).result
     assert result["verdict"] == "no_match" and result["recipient"] is None
     assert result["person"] is None and all("handle" not in c for c in result["candidates"])
     assert "nobody is named" in result["message"] and "alice" not in result["message"]
+
+
+def _screenshot(video: Path, index: int, dest: Path) -> Path:
+    """Frame ``index`` of ``video`` as a player shows it (RGB), saved as a PNG."""
+    import cv2
+
+    with av.open(str(video)) as c:
+        rgb = next(f for i, f in enumerate(c.decode(video=0)) if i == index).to_ndarray(
+            format="rgb24"
+        )
+    cv2.imwrite(str(dest), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return dest
+
+
+def test_a_screenshot_of_one_frame_of_a_short_clip_names_its_recipient(workspace, tmp_path):
+    """A clip under a minute carries its recipient's whole codeword in every frame: a PNG of
+    one frame of bob's copy, traced as any picture, is found in the video, placed on its
+    frame and read with that segment's layout."""
+    from typer.testing import CliRunner
+
+    from leaktrace.cli import app
+
+    ws, out = workspace
+    shot = _screenshot(out / "bob" / CLIP.name, 110, tmp_path / "shot.png")
+    run = CliRunner().invoke(app, ["--home", str(ws.home), "trace", str(shot), "--json"])
+    assert run.exit_code == 0, run.output
+    result = json.loads(run.output)
+    assert result["verdict"] == "match" and result["recipient"] == "bob", result["message"]
+    assert result["media"]["name"] == CLIP.name and result["media"]["kind"] == "video"
+    assert result["p_value"] < 1e-9 and result["video"]["frames_read"] == 1
+    assert result["video"]["offset"] == pytest.approx(110 / 25, abs=0.01)  # its very frame
+    assert result["leak"]["name"] == "shot.png"
+    # Pillarboxed into a wider picture and saved as a JPEG: found by its part that is not flat.
+    import cv2
+
+    wide = cv2.copyMakeBorder(cv2.imread(str(shot)), 0, 0, 120, 120, cv2.BORDER_CONSTANT)
+    cv2.imwrite(str(tmp_path / "wide.jpg"), wide, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    result = trace_file(ws, tmp_path / "wide.jpg").result
+    assert result["verdict"] == "match" and result["recipient"] == "bob", result["message"]
+
+
+def test_a_screenshot_of_the_unmarked_clip_or_an_outsiders_copy_names_nobody(
+    workspace, outsider, tmp_path
+):
+    ws, _ = workspace
+    for k, (video, index) in enumerate([(CLIP, 60), (outsider, 140)]):
+        result = trace_file(ws, _screenshot(video, index, tmp_path / f"{k}.png")).result
+        assert result["media"]["name"] == CLIP.name  # found in the video all the same
+        assert result["verdict"] == "no_match" and result["recipient"] is None
+        assert result["p_value"] > 1e-3 and "nobody is named" in result["message"]
+
+
+def test_one_frame_of_a_video_marked_with_variants_names_nobody(variants, tmp_path):
+    """One frame shows one segment, one symbol: whoever's copy it is, no one can be named."""
+    import cv2
+
+    plan, folder = variants
+    copy = tmp_path / "copy.mp4"
+    remux(plan, folder, CLIP, _symbols(plan, "r7"), copy)
+    luma = cv2.cvtColor(
+        cv2.imread(str(_screenshot(copy, 110, tmp_path / "s.png"))), cv2.COLOR_BGR2GRAY
+    )
+    found = detect_video(luma, KEY, plan, folder, CLIP, [f"r{i}" for i in range(200)])
+    assert found.segments is not None and found.segments.tolist() == [110 // 25 * 2 + 0]
+    assert found.verdict == "no_match" and found.log10_p_value > -1
 
 
 def test_copies_are_deterministic_and_a_rerun_makes_nothing_twice(workspace, tmp_path):

@@ -198,10 +198,12 @@ def _p_text(result: dict[str, Any]) -> str:
 
 def _frame_times(result: dict[str, Any]) -> tuple[float, float] | None:
     """The times (in the leak, in the original) of the frames a video's report shows: the
-    middle of the matched range, as the trace picked them."""
+    middle of the matched range, as the trace picked them (a picture: its one frame)."""
     video = result.get("video")
     if not video:
         return None
+    if "duration" not in result.get("leak", {}):  # a screenshot of one frame
+        return 0.0, video["offset"]
     mid = (video["start"] + video["end"]) / 2
     leak_time = max(0.0, mid - video["offset"])
     return leak_time, leak_time + video["offset"]

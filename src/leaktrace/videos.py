@@ -18,7 +18,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,21 +42,24 @@ from .video import (
     detect_video,
     inspect_video,
     leak_timeline,
-    locate,
     make_variants,
     remux,
 )
-from .video.detect import MATCH_SIMILARITY, probe_thumbs
+from .video.detect import MATCH_SIMILARITY, Timeline, place_in, probe_thumbs
 from .video.io import frames
 from .video.variants import PER_RECIPIENT, encode_copy
 
 __all__ = [
+    "Places",
     "add_video",
     "copy_args",
     "copy_symbols",
+    "judge_places",
     "make_copy",
+    "place_leak",
     "register_video",
     "trace_video",
+    "video_result",
 ]
 
 _SHORTLIST = 3
@@ -245,7 +248,40 @@ def trace_video(
             None,
             own,
         )
-    timeline = leak_timeline(path)
+    places = place_leak(ws, leak_timeline(path))
+    best, sent = judge_places(ws, path, places, threshold=threshold, tests=len(places.placed))
+    if best is None:
+        if places.placed and not sent:
+            reason = "its original was never sent to anyone"
+        elif places.unreadable:
+            reason = (
+                "matches no registered video it could be compared with: the kept variants of "
+                f"{', '.join(places.unreadable)} are missing or damaged (under "
+                f"{ws.home / 'variants'})"
+            )
+        else:
+            reason = "matches no registered video"
+        return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
+    found, media = best
+    return video_result(ws, found, media, tried=len(places.placed), base=base), found, media
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where a leak sits in the registered videos that look like it (at most
+    :data:`_SHORTLIST`, best first): each video's framing of the leak's thumbnails, its
+    (offset, similarity) and the video; ``unreadable`` names those whose kept thumbnails
+    could not be read."""
+
+    placed: list[tuple[Timeline, tuple[float, float], Media]]
+    unreadable: list[str]
+
+
+def place_leak(ws: Workspace, timeline: Timeline) -> Places:
+    """Place a leak's ``timeline`` (a video's, or a picture's: :func:`still_timeline`) in
+    the registered videos it may show: every video with its variants, or those the
+    keyframes' index votes for. Only thumbnails are compared, never a codeword, so the
+    videos kept are the hypotheses a trace pays for, whatever they then read."""
     if use_keyframes(ws):
         # Only the videos the keyframes' index votes for are read and placed.
         videos = ws.media_rows(ws.keyframes.search(probe_thumbs(timeline)))
@@ -257,18 +293,32 @@ def trace_video(
         try:
             with np.load(ws.variants_dir(m.sha256) / "thumbs.npz") as store:
                 times, thumbs = store["times"], store["thumbs"]
+                box = tuple(store["box"].tolist()) if "box" in store else None
         except (OSError, ValueError, KeyError):  # its kept variants were deleted or damaged
             unreadable.append(m.name)
             continue
-        place = locate(timeline, times, thumbs, plan_of(m).fps)
+        framed, place = place_in(timeline, times, thumbs, plan_of(m).fps, box)
         if place[1] >= MATCH_SIMILARITY:
-            placed.append((place, m))
-    placed.sort(key=lambda p: -p[0][1])
-    placed = placed[:_SHORTLIST]
-    tried = [m for _, m in placed]
+            placed.append((framed, place, m))
+    placed.sort(key=lambda p: -p[1][1])
+    return Places(placed[:_SHORTLIST], unreadable)
+
+
+def judge_places(
+    ws: Workspace,
+    leak: Path | np.ndarray,
+    places: Places,
+    *,
+    threshold: float,
+    tests: int,
+) -> tuple[tuple[VideoDetection, Media] | None, bool]:
+    """Run :func:`detect_video` on ``leak`` (a video file, or a picture's luma) in every
+    video it was placed in, each p-value multiplied by ``tests`` (the videos placed, and the
+    photos tried too when the leak is a picture); the most significant detection with its
+    video (None when none could be read), and whether any of them was sent to anyone."""
     best: tuple[VideoDetection, Media] | None = None
     sent = False
-    for place, m in placed:
+    for framed, place, m in places.placed:
         plan = plan_of(m)
         candidates = ws.media_candidates(m, variants=plan.settings.mode == "variants")
         if not candidates:
@@ -276,15 +326,15 @@ def trace_video(
         sent = True
         try:
             found = detect_video(
-                path,
+                leak,
                 ws.key,
                 plan,
                 ws.variants_dir(m.sha256),
                 ws.original_path(m),
                 candidates,
                 threshold=threshold,
-                hypotheses=len(tried),
-                timeline=timeline,
+                hypotheses=tests,
+                timeline=framed,
                 place=place,
                 codebook=ws.codebook,
             )
@@ -292,25 +342,31 @@ def trace_video(
             continue
         if best is None or found.log10_p_value < best[0].log10_p_value:
             best = (found, m)
-    if best is None:
-        if tried and not sent:
-            reason = "its original was never sent to anyone"
-        elif unreadable:
-            reason = (
-                "matches no registered video it could be compared with: the kept variants of "
-                f"{', '.join(unreadable)} are missing or damaged (under {ws.home / 'variants'})"
-            )
-        else:
-            reason = "matches no registered video"
-        return {**no_match(name, reason), "settings": video_settings(None), **base}, None, None
-    found, media = best
+    return best, sent
+
+
+def video_result(
+    ws: Workspace, found: VideoDetection, media: Media, *, tried: int, base: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON-ready verdict of ``found`` in the video ``media`` (``tried``: the originals
+    tried, ``base``: the leak's own fields)."""
     named = people(ws, [h for h, _ in found.accused])
     segs = found.segments if found.segments is not None else np.zeros(0, int)
     q = found.symbols if found.symbols is not None else np.zeros(0)
     plan = plan_of(media)
-    result = {
+    line = message(found, named, f"{_clock(found.start)}–{_clock(found.end)} of {media.name}")
+    need = math.ceil(math.log2(max(1, len(found.scores)) / found.threshold))
+    if plan.settings.mode == "variants" and found.verdict != "match" and len(segs) < need:
+        # Each segment of a video marked with variants carries one symbol: an innocent
+        # matches n of them by chance with probability 2^-n at best.
+        line += (
+            f"; the leak shows {len(segs)} of its {plan.settings.segment:g}-s segments, one "
+            f"symbol each, and naming anyone among {len(found.scores):,} takes at least {need} "
+            f"({need * plan.settings.segment:g} s of video)"
+        )
+    return {
         **matched(
-            found, media, similarity=found.similarity, tried=len(tried), named=named, kind="video"
+            found, media, similarity=found.similarity, tried=tried, named=named, kind="video"
         ),
         "video": {
             "start": round(found.start, 3),
@@ -335,13 +391,10 @@ def trace_video(
             ],
         },
         "registration": registration(found.geometry),
-        "message": message(
-            found, named, f"{_clock(found.start)}–{_clock(found.end)} of {media.name}"
-        ),
+        "message": line,
         "settings": video_settings(plan, found.code),
         **base,
     }
-    return result, found, media
 
 
 def video_settings(plan: Plan | None, code_name: str = VARIANT_CODE) -> dict[str, Any]:

@@ -52,13 +52,14 @@ from .media import encode_image, image_format, is_video, read_image
 from .register import Geometry
 from .registry import Batch, Media, Workspace, file_sha256, part_path
 from .registry.index import identify, keep_up
-from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE
+from .transform import MARKED_LEVELS, WAVELET, WORK_SIDE, luma
 from .verdicts import NULL_MODEL, matched, message, no_match, original, people, registration
 
 if TYPE_CHECKING:
     from distributed import Client
 
     from .video import VideoDetection
+    from .videos import Places
 
 __all__ = [
     "MAX_STRENGTH",
@@ -768,9 +769,12 @@ def trace_file(
 
     # Originals to test: the global fingerprint's shortlist, then those the leak's local
     # features vote for (crops, rotated screenshots, collages); among many originals, found
-    # through the workspace's index. Every one tried counts in the p-value.
+    # through the workspace's index; and the videos the picture may be a frame of (a
+    # screenshot). Every one tried counts in the p-value.
     found_in = identify(ws, leak, fingerprint(leak))
-    tried = found_in.tried
+    tried = [m for m in found_in.tried if m.kind == "image"]  # videos: by their frames
+    stills = _video_places(ws, leak)
+    tests = len(tried) + (0 if stills is None else len(stills.placed))
     similar_ids = {m.id for m in found_in.similar}
     base: dict[str, Any] = {
         "leak": {
@@ -808,7 +812,7 @@ def trace_file(
             candidates,
             original=pixels,
             threshold=threshold,
-            hypotheses=len(tried),
+            hypotheses=tests,
             codebook=ws.codebook,
         )
         # The leak comes from this original if it looks like it as a whole, or if it could
@@ -816,10 +820,30 @@ def trace_file(
         related = media.id in similar_ids or found.geometry is not None
         if related and (best is None or found.log10_p_value < best[0].log10_p_value):
             best = (found, media, pixels)
+    if stills is not None and stills.placed:
+        from .videos import judge_places, video_result
+
+        in_video, video_sent = judge_places(
+            ws, _still_luma(leak), stills, threshold=threshold, tests=tests
+        )
+        sent = sent or video_sent
+        if in_video is not None and (
+            best is None or in_video[0].log10_p_value < best[0].log10_p_value
+        ):
+            shot, video = in_video
+            result = video_result(
+                ws,
+                shot,
+                video,
+                tried=tests,
+                base={k: v for k, v in base.items() if k != "settings"},  # the video's own
+            )
+            frame = _frame_at(ws.original_path(video), shot.offset)
+            return recorded(result, video, frame, shot.geometry)
     if best is None:
         reason = (
             "its original was never sent to anyone"
-            if tried and not sent
+            if (tried or (stills is not None and stills.placed)) and not sent
             else "matches no registered media"
         )
         result = {**no_match(leak_name, reason), **base}
@@ -836,6 +860,30 @@ def trace_file(
         **base,
     }
     return recorded(result, media, pixels, found.geometry)
+
+
+def _video_places(ws: Workspace, leak: np.ndarray) -> Places | None:
+    """Where the picture ``leak`` may sit in the registered videos, as a screenshot of one
+    frame (:func:`leaktrace.videos.place_leak`); None when no video can be traced (PyAV is
+    then not even loaded)."""
+    if ws.video_stamp()[0] == 0:
+        return None
+    from .video.detect import still_timeline
+    from .videos import place_leak
+
+    return place_leak(ws, still_timeline(_still_luma(leak)))
+
+
+def _still_luma(leak: np.ndarray) -> np.ndarray:
+    return np.asarray(np.clip(luma(leak) + 0.5, 0, 255), np.uint8)
+
+
+def _frame_at(video: Path, t: float) -> np.ndarray | None:
+    """The luma of ``video``'s frame shown at ``t`` seconds (None past its end)."""
+    from .video.io import frames
+
+    frame = next((f.luma for f in frames(video, start=max(0.0, t))), None)
+    return None if frame is None else np.ascontiguousarray(frame)
 
 
 def _own_original(

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..codes import CODE_LENGTH, PHOTO_CODE, VARIANT_CODE, Codebook, Layout
@@ -43,9 +45,10 @@ from ..keys import Key, keyed_bytes
 from ..mask import perceptual_mask
 from ..register import Geometry, align, warp
 from ..transform import analyse, grid_gains, resize, working_shape
-from .io import frames, inspect_video
+from .io import VideoFrame, frames, inspect_video
 from .variants import (
     FORMAT,
+    THUMB,
     Plan,
     envelope,
     segment_index,
@@ -65,8 +68,10 @@ __all__ = [
     "keyframes",
     "leak_timeline",
     "locate",
+    "place_in",
     "probe_thumbs",
     "soft_symbols",
+    "still_timeline",
     "thumb_vectors",
 ]
 
@@ -90,6 +95,12 @@ KEYFRAME_SECONDS = 1.0
 _CUT = 0.8  # thumbnail correlation with the previous frame below which a frame starts a shot
 #: Leak thumbnails looked up in the originals' index (:func:`probe_thumbs`).
 PROBES = 24
+#: A still leak is read against the original frame, within this many of the one its
+#: thumbnail placed it on, that leaves the least residual (:func:`_still_frame`).
+_STILL_NEIGHBOURS = 3
+#: A leak whose small frames change (by more than 3 grey levels) over less than this share of
+#: their pixels shows no motion: a still (:attr:`Timeline.still`).
+_STILL = 0.01
 
 
 @dataclass(frozen=True)
@@ -111,12 +122,62 @@ class VideoDetection(Detection):
 @dataclass(frozen=True)
 class Timeline:
     """A leak's frames seen small: times, the moving region's box (x0, y0, x1, y1 in leak
-    pixels) and normalised thumbnails of that region."""
+    pixels) and normalised thumbnails of that region; ``still``, for a leak that shows no
+    motion (a screenshot: one frame), its small frame, from which :func:`place_in` cuts the
+    thumbnail again the way each original's were cut (no moving region to find)."""
 
     times: np.ndarray
     box: tuple[int, int, int, int]
     thumbs: np.ndarray
     size: tuple[int, int]  # leak (width, height)
+    still: np.ndarray | None = field(default=None, repr=False)
+
+    def framed(self, box: tuple[float, float, float, float]) -> Timeline:
+        """A still leak's thumbnail cut to ``box`` (fractions of its width and height, as an
+        original's stored ``box``); any other leak as it is."""
+        if self.still is None:
+            return self
+        w, h = self.size
+        pixels = (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
+        thumbs = np.repeat(_normalised(_cut(self.still, box)[None]), len(self.times), axis=0)
+        return replace(self, box=pixels, thumbs=thumbs)
+
+
+def _cut(small: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part ``box`` (fractions) of a small frame squeezed to THUMB × THUMB, as
+    :func:`leaktrace.video.variants.thumbnails` cuts an original's."""
+    h, w = small.shape
+    x0, y0 = int(box[0] * w), int(box[1] * h)
+    x1, y1 = max(x0 + 2, round(box[2] * w)), max(y0 + 2, round(box[3] * h))
+    return np.asarray(cv2.resize(small[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """The first and last + 1 index of the longest run of True in ``flags`` ((0, 0): none)."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    starts, ends = edges[::2], edges[1::2]
+    if starts.size == 0:
+        return 0, 0
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
+def _content_box(small: np.ndarray) -> tuple[float, float, float, float]:
+    """Where a still frame shows a picture (fractions): the largest block of rows, then of
+    columns, with texture in them, so that black bars, plain borders and a player's or a
+    page's flat UI around the video are left out (the whole frame when none is found)."""
+    h, w = small.shape
+    f = small.astype(np.float32)
+    mean, square = cv2.blur(f, (3, 3)), cv2.blur(f * f, (3, 3))
+    textured = np.sqrt(np.maximum(square - mean * mean, 0)) > 2.0
+    # The 3 × 3 window reaches one pixel past the picture's edge on each side.
+    r0, r1 = _longest_run(textured.mean(axis=1) > 0.2)
+    r0, r1 = r0 + (r0 > 0), r1 - (r1 < h)
+    c0, c1 = _longest_run(textured[r0:r1].mean(axis=0) > 0.2) if r1 > r0 else (0, 0)
+    c0, c1 = c0 + (c0 > 0), c1 - (c1 < w)
+    if r1 - r0 < h // 4 or c1 - c0 < w // 4:
+        return (0.0, 0.0, 1.0, 1.0)
+    return (c0 / w, r0 / h, c1 / w, r1 / h)
 
 
 def _normalised(thumbs: np.ndarray) -> np.ndarray:
@@ -157,31 +218,57 @@ def keyframes(
 
 def probe_thumbs(leak: Timeline, *, most: int = PROBES) -> np.ndarray:
     """At most ``most`` of the leak's normalised thumbnails, spread evenly over it and none
-    flat: what the originals' index is asked about."""
-    rows = leak.thumbs[np.abs(leak.thumbs).sum(axis=1) > 0]
+    flat: what the originals' index is asked about (for a still leak, its whole picture and
+    its part that is not flat: an original's thumbnails leave out its black bars)."""
+    rows = leak.thumbs
+    if leak.still is not None:
+        rows = np.vstack([rows[:1], leak.framed(_content_box(leak.still)).thumbs[:1]])
+    rows = rows[np.abs(rows).sum(axis=1) > 0]
     if len(rows) > most:
         rows = rows[np.linspace(0, len(rows), most, endpoint=False).astype(np.intp)]
     return np.ascontiguousarray(rows, np.float32)
 
 
-def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
-    """Decode the leak once at low resolution and return its :class:`Timeline`."""
+def _timeline(leak: Iterable[VideoFrame], name: str) -> Timeline:
     times, small = [], []
     size = (0, 0)
-    for f in frames(path):
+    for f in leak:
         size = (f.luma.shape[1], f.luma.shape[0])
         small.append(small_frame(f.luma))
         times.append(f.time)
     if not times:
-        raise MediaError(f"{Path(path).name}: no video frame can be decoded")
-    box, thumbs = thumbnails(np.stack(small))
+        raise MediaError(f"{name}: no video frame can be decoded")
+    stack = np.stack(small)
+    box, thumbs = thumbnails(stack)
     pixels = (
         round(box[0] * size[0]),
         round(box[1] * size[1]),
         round(box[2] * size[0]),
         round(box[3] * size[1]),
     )
-    return Timeline(np.asarray(times), pixels, _normalised(thumbs), size)
+    moving = float((stack.astype(np.float32).std(axis=0) > 3.0).mean()) if len(stack) > 1 else 0
+    still = stack[len(stack) // 2] if moving < _STILL else None
+    return Timeline(np.asarray(times), pixels, _normalised(thumbs), size, still)
+
+
+def leak_timeline(path: str | os.PathLike[str]) -> Timeline:
+    """Decode the leak once at low resolution and return its :class:`Timeline`."""
+    return _timeline(frames(path), Path(path).name)
+
+
+def still_timeline(luma: np.ndarray) -> Timeline:
+    """The :class:`Timeline` of a picture (a screenshot's luma, uint8 H × W) taken as a
+    one-frame leak of a video."""
+    return _timeline(_still_frames(luma), "the picture")
+
+
+def _still_frames(luma: np.ndarray) -> Iterator[VideoFrame]:
+    h, w = luma.shape[0] & ~1, luma.shape[1] & ~1
+    yield VideoFrame(0, 0.0, 0, np.ascontiguousarray(luma[:h, :w], np.uint8))
+
+
+def _leak_frames(leak: Path | np.ndarray) -> Iterator[VideoFrame]:
+    return _still_frames(leak) if isinstance(leak, np.ndarray) else frames(leak)
 
 
 def locate(
@@ -206,6 +293,26 @@ def locate(
         if score > top_score:
             top, top_score = float(offset), score
     return top, top_score
+
+
+def place_in(
+    leak: Timeline,
+    times: np.ndarray,
+    thumbs: np.ndarray,
+    fps: float,
+    box: tuple[float, float, float, float] | None = None,
+) -> tuple[Timeline, tuple[float, float]]:
+    """:func:`locate` ``leak`` in an original whose thumbnails were cut to ``box``: a still
+    leak (no motion tells where its picture is) is tried cut to that box (a screenshot of the
+    whole frame) and to its own part that is not flat (one with other bars around it), and the
+    better is kept. Returns the leak as framed and (offset, similarity). Nothing here looks at
+    a codeword: the choice costs no hypothesis."""
+    if leak.still is None or box is None:
+        return leak, locate(leak, times, thumbs, fps)
+    framed = [leak.framed(b) for b in (box, _content_box(leak.still))]
+    found = [locate(f, times, thumbs, fps) for f in framed]
+    best = max(range(len(found)), key=lambda k: found[k][1])
+    return framed[best], found[best]
 
 
 def _pairs(leak: Timeline, offset: float, times: np.ndarray, thumbs: np.ndarray, fps: float):
@@ -262,7 +369,7 @@ class _Originals:
 
 
 def _geometry(
-    leak_path: Path,
+    leak_path: Path | np.ndarray,
     original: Path,
     pairs: np.ndarray,
     orig_times: np.ndarray,
@@ -278,7 +385,7 @@ def _geometry(
     picks = usable[np.linspace(0, usable.size - 1, _GEOMETRY_FRAMES + 2)[1:-1].astype(int)]
     wanted = {int(i) for i in picks}
     leaks = {}
-    for f in frames(leak_path):
+    for f in _leak_frames(leak_path):
         if f.index in wanted:
             leaks[f.index] = f.luma.astype(np.float32)
         if f.index >= max(wanted):
@@ -297,6 +404,51 @@ def _geometry(
         elif best is None or g.inliers > best.inliers:
             best = g
     return None if found_only_resized > len(leaks) // 2 else best
+
+
+def _reference(
+    luma: np.ndarray, geometry: Geometry | None, base: np.ndarray, native: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The leak frame ``luma`` on the working grid, the pixels it covers, and the original's
+    frame ``base`` (on the grid) as the leak saw it (smaller, if it was)."""
+    grid = base.shape
+    plane, valid, scale = warp(luma.astype(np.float32), geometry, (grid[0], grid[1]))
+    reference = base
+    if scale < 0.9 * min(1.0, native):  # the leak saw the original smaller: so must we
+        small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
+        reference = resize(resize(base, small), (grid[0], grid[1]))
+    return plane, valid, reference
+
+
+def _still_frame(
+    luma: np.ndarray,
+    placed: int,
+    original: Path,
+    orig_times: np.ndarray,
+    geometry: Geometry | None,
+    grid: tuple[int, int],
+    native: float,
+) -> int:
+    """The original frame a still leak shows: of those within :data:`_STILL_NEIGHBOURS` of
+    the one its thumbnail ``placed`` it on, the one whose informed residual has the least
+    energy in the marked bands. Thumbnails of 16 × 16 cannot tell neighbouring frames of a
+    slow shot apart, but a frame away leaves the motion in the residual, which drowns the
+    mark; the choice looks at no codeword, so it is no hypothesis to pay for."""
+    lo = max(0, placed - _STILL_NEIGHBOURS)
+    hi = min(len(orig_times) - 1, placed + _STILL_NEIGHBOURS)
+    originals = _Originals(original, orig_times[lo] - 0.5, orig_times)
+    best, least = placed, np.inf
+    for j in range(lo, hi + 1):
+        base_luma = originals.get(j)
+        if base_luma is None:
+            continue
+        base = resize(base_luma.astype(np.float32), grid)
+        plane, valid, reference = _reference(luma, geometry, base, native)
+        values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
+        energy = float(values @ values)
+        if energy < least:
+            best, least = j, energy
+    return best
 
 
 def _thinned(pairs: np.ndarray, times: np.ndarray, plan: Plan, most: int) -> np.ndarray:
@@ -344,7 +496,7 @@ def soft_symbols(readings: np.ndarray, decoys: np.ndarray) -> np.ndarray:
 
 
 def detect_video(
-    leak_path: str | os.PathLike[str],
+    leak_path: str | os.PathLike[str] | np.ndarray,
     key: Key,
     plan: Plan,
     folder: str | os.PathLike[str],
@@ -360,8 +512,10 @@ def detect_video(
 ) -> VideoDetection:
     """Test every candidate as the source of a leaked video made from ``plan``'s variants.
 
-    ``folder`` holds the plan's thumbnails, ``original`` is the unmarked source; the leak may
-    be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or screen-recorded.
+    ``leak_path`` is the leaked video's file, or a picture's luma (uint8 H × W: a screenshot
+    of one frame). ``folder`` holds the plan's thumbnails, ``original`` is the unmarked
+    source; the leak may be trimmed, re-encoded, rescaled, cropped, letterboxed, re-timed or
+    screen-recorded.
     ``hypotheses`` counts the videos tried on this leak (the p-value is multiplied by it).
     ``timeline`` and ``place`` (offset, similarity from :func:`locate`) skip finding them again
     when the caller has. At most ``frames_per_segment`` leak frames are read per segment of a
@@ -382,12 +536,21 @@ def detect_video(
             default=VARIANT_CODE,
             codebook=codebook,
         )
-    leak_path, original = Path(leak_path), Path(original)
-    inspect_video(leak_path)
-    store = np.load(Path(folder) / "thumbs.npz")
-    orig_times, orig_thumbs = store["times"], store["thumbs"]
-    leak = timeline or leak_timeline(leak_path)
-    offset, similarity = place or locate(leak, orig_times, orig_thumbs, plan.fps)
+    original = Path(original)
+    if isinstance(leak_path, np.ndarray):
+        name = "the picture"
+        leak = timeline or still_timeline(leak_path)
+    else:
+        leak_path = Path(leak_path)
+        name = leak_path.name
+        inspect_video(leak_path)
+        leak = timeline or leak_timeline(leak_path)
+    with np.load(Path(folder) / "thumbs.npz") as store:
+        orig_times, orig_thumbs = store["times"], store["thumbs"]
+        box = tuple(store["box"].tolist()) if "box" in store else None
+    if place is None:
+        leak, place = place_in(leak, orig_times, orig_thumbs, plan.fps, box)
+    offset, similarity = place
     pairs = _pairs(leak, offset, orig_times, orig_thumbs, plan.fps)
     grid = working_shape((plan.height, plan.width))
     native = math.sqrt(plan.height * plan.width / (grid[0] * grid[1]))
@@ -401,10 +564,15 @@ def detect_video(
     whole = np.zeros(CODE_LENGTH)  # per-recipient mode: the photo codeword's soft values
     if plan.settings.mode == "variants":  # a segment's one symbol is sure from a few frames
         pairs = _thinned(pairs, orig_times, plan, frames_per_segment)
+    if len(pairs) == 1 and pairs[0] >= 0:  # a screenshot: find its very frame
+        still = next(_leak_frames(leak_path)).luma
+        pairs = pairs.copy()
+        pairs[0] = _still_frame(still, int(pairs[0]), original, orig_times, geometry, grid, native)
+        offset = float(orig_times[pairs[0]] - leak.times[0])
     used = [j for j in pairs if j >= 0]
     originals = _Originals(original, orig_times[min(used)] - 0.5 if used else 0.0, orig_times)
     read = 0
-    for f in frames(leak_path):
+    for f in _leak_frames(leak_path):
         j = int(pairs[f.index]) if f.index < len(pairs) else -1
         if j < 0:
             continue
@@ -416,11 +584,7 @@ def detect_video(
         if s >= plan.segments:
             continue
         base = resize(base_luma.astype(np.float32), grid)
-        plane, valid, scale = warp(f.luma.astype(np.float32), geometry, grid)
-        reference = base
-        if scale < 0.9 * min(1.0, native):  # the leak saw the original smaller: so must we
-            small = (max(8, round(grid[0] * scale)), max(8, round(grid[1] * scale)))
-            reference = resize(resize(base, small), grid)
+        plane, valid, reference = _reference(f.luma, geometry, base, native)
         values = informed_values(plane, reference, valid, perceptual_mask(base), foreign=False)
         weight = envelope(t, fps=plan.fps, segment=seg_len)
         if per_recipient:
@@ -439,7 +603,7 @@ def detect_video(
             sums[s] = sums.get(s, 0) + row * (weight / max(noise, 1e-12))
         read += 1
     if not sums:
-        raise MediaError(f"{leak_path.name}: no frame of the leak could be matched to the video")
+        raise MediaError(f"{name}: no frame of the leak could be matched to the video")
     segs = np.array(sorted(sums))
     if per_recipient:
         # Every frame carries the whole codeword: soft values per code position, as a photo's.
