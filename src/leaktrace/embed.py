@@ -97,11 +97,13 @@ def prepare(
     # rounded change, measured on one probe recipient's, a little under the limit so that
     # other recipients' (the same energy before rounding, ±0.01 dB after it on a Kodak
     # photo) seldom need apply's correction.
-    plan = replace(plan, limit=rms)
+    # Never above the scale aimed before rounding: a faint mark (low strength) that rounding
+    # mostly erases is not made stronger.
+    plan, nominal = replace(plan, limit=rms), plan.rms
     for _ in range(2):  # rounding is not linear: the second step is a few hundredths of a dB
         found = _rounded_rms(_rounded(_change(plan, _PROBE)))
         if found > 0:
-            factor = rms * _PROBE_AIM / found
+            factor = min(rms * _PROBE_AIM / found, nominal / plan.rms)
             plan = replace(plan, rms=plan.rms * factor, sync=plan.sync * np.float32(factor))
     return plan
 
