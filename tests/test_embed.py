@@ -46,6 +46,19 @@ def test_invisible_at_default_strength(kodak, key, n):
     assert (d[..., 0] == d[..., 1])[inside].all() and (d[..., 1] == d[..., 2])[inside].all()
 
 
+@pytest.mark.parametrize("n", SAMPLE_KODAK)
+def test_every_copy_holds_the_target_psnr_as_written(kodak, key, n):
+    """48 dB on the copy after rounding to whole levels, whoever receives it (the scale aimed
+    before rounding gave 47.7 dB on these photos), and not far over it either: the mark keeps
+    its strength. The same at the strongest strength a batch takes (2: 42 dB)."""
+    img = kodak(n)
+    for strength in (1.0, 2.0):
+        target = lt.DEFAULT_PSNR - 20 * np.log10(strength)
+        plan = lt.prepare(img, key, "m", strength=strength)
+        for who in ("alice", "bob", "carol"):
+            assert target <= _psnr(lt.apply(plan, img, who), img) < target + 0.2, strength
+
+
 def test_flat_regions_get_no_mark(kodak, key):
     img = kodak(5)
     img[100:300, 200:500] = (90, 140, 200)  # a flat patch, like sky

@@ -8,7 +8,7 @@ saturating add. :func:`embed` is the one-shot form of the same two steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -30,10 +30,11 @@ from .transform import (
 
 __all__ = ["DEFAULT_PSNR", "EmbedPlan", "apply", "embed", "prepare"]
 
-#: Target PSNR (dB, before rounding to integers) of a copy at ``strength=1``: the codeword and
-#: the sync template together (format 1 had the codeword alone at 48.5 dB; the codeword keeps
-#: about that energy, 1 - SHARE of 48 dB).
+#: Target PSNR (dB) of a copy at ``strength=1``: the codeword and the sync template together,
+#: as written (8-bit copies: after rounding to whole levels, see :func:`prepare`).
 DEFAULT_PSNR = 48.0
+#: The recipient whose change measures what rounding costs a photo (:func:`prepare`).
+_PROBE = "leaktrace:psnr-probe"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class EmbedPlan:
     gains: np.ndarray
     rms: float
     sync: np.ndarray
+    #: The most RMS change (levels) a copy may carry once rounded to whole levels, 0: no limit.
+    limit: float = 0.0
 
     def __repr__(self) -> str:
         return f"EmbedPlan(media_id={self.media_id!r}, shape={self.shape}, rms={self.rms:.3f})"
@@ -76,7 +79,7 @@ def prepare(
     sync = template(key, media_id, plane.shape) * mask
     energy = float(np.sqrt(np.mean(sync * sync)))
     sync *= np.float32(rms * SHARE**0.5 / energy) if energy > 0 else np.float32(0)
-    return EmbedPlan(
+    plan = EmbedPlan(
         key=key,
         media_id=media_id,
         code=codes.code(key, media_id, code),
@@ -88,6 +91,38 @@ def prepare(
         rms=rms * (1 - SHARE) ** 0.5,
         sync=sync,
     )
+    if image.dtype != np.uint8 or rms == 0:
+        return plan  # 16-bit levels are 257 times finer than the change: rounding costs nothing
+    # Rounding to whole levels adds energy (about 0.25 dB at 48 dB): aim the scale at the
+    # rounded change, measured on one probe recipient's, a little under the limit so that
+    # other recipients' (the same energy before rounding, ±0.01 dB after it on a Kodak
+    # photo) seldom need apply's correction.
+    # Never above the scale aimed before rounding: a faint mark (low strength) that rounding
+    # mostly erases is not made stronger.
+    plan, nominal = replace(plan, limit=rms), plan.rms
+    for _ in range(2):  # rounding is not linear: the second step is a few hundredths of a dB
+        found = _rounded_rms(_rounded(_change(plan, _PROBE)))
+        if found > 0:
+            factor = min(rms * _PROBE_AIM / found, nominal / plan.rms)
+            plan = replace(plan, rms=plan.rms * factor, sync=plan.sync * np.float32(factor))
+    return plan
+
+
+#: Where :func:`prepare` aims the probe recipient's rounded change, as a share of the limit
+#: (0.02 dB under it).
+_PROBE_AIM = 10 ** (-0.02 / 20)
+#: Corrections :func:`apply` may make to bring a recipient's rounded change under the limit.
+_CORRECTIONS = 8
+
+
+def _rounded(change: np.ndarray) -> np.ndarray:
+    """The change rounded to whole levels, as int16 (OpenCV: one multi-threaded pass; stubs
+    lack the scalar form)."""
+    return cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
+
+
+def _rounded_rms(change: np.ndarray) -> float:
+    return float(cv2.norm(change, cv2.NORM_L2)) / float(np.sqrt(change.size))
 
 
 def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
@@ -96,7 +131,13 @@ def _change(plan: EmbedPlan, recipient: str) -> np.ndarray:
     change = synthesise_flat(values, plan.mask.shape) * plan.mask
     energy = float(np.sqrt(np.mean(change * change)))
     change *= np.float32(plan.rms / energy) if energy > 0 else np.float32(0)
+    # The codeword's and the template's energies add up, give or take their correlation,
+    # which differs from recipient to recipient: take it out, so that every recipient's copy
+    # carries the same energy.
+    total = plan.rms**2 + float(np.mean(plan.sync * plan.sync))
     change += plan.sync
+    energy = float(np.sqrt(np.mean(change * change)))
+    change *= np.float32(total**0.5 / energy) if energy > 0 else np.float32(0)
     h, w = plan.shape[0], plan.shape[1]
     if (h, w) == change.shape:
         return change
@@ -116,8 +157,15 @@ def apply(plan: EmbedPlan, image: np.ndarray, recipient: str) -> np.ndarray:
         return image.copy()
     change = _change(plan, recipient)
     if image.dtype == np.uint8:
-        # Round to integer levels (OpenCV: one multi-threaded pass; stubs lack the scalar form).
-        change = cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
+        exact, change = change, _rounded(change)
+        # The target PSNR holds for every copy after rounding: where this recipient's rounded
+        # change carries more than the limit, scale it down (a few tenths of a percent).
+        for _ in range(_CORRECTIONS):
+            found = _rounded_rms(change)
+            if plan.limit == 0 or found <= plan.limit:
+                break
+            exact = exact * np.float32(plan.limit / found * 0.999)
+            change = _rounded(exact)
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels > 1:
         # Same change on every colour channel (chroma untouched), none on alpha.
