@@ -22,19 +22,16 @@ innocent to score high). What it tries, and what each costs in readings:
 - given the original's size, a picture turned about its centre and cropped about it: the
   template chooses the angle without looking at any codeword, and the 4 best angles are read
   with their neighbours 0.1° apart, and the crop not turned at all: 13;
-- given the original's size, an unscaled crop placed by the template modulo its period: the
-  12 best translations with their neighbours (108 residues) × every whole-period placement
-  (about a thousand for a 50 % crop).
+- given the original's size, an unscaled crop placed by the template modulo its period: 36
+  residues × every whole-period placement (a few hundred for a 50 % crop).
 
 Choosing among geometries by the template, the picture's outline or the frame is free: none of
 them depends on a candidate's codeword, so an innocent's score on the reading chosen keeps the
 null law. Only readings scored with the codewords are paid for, by weighted Bonferroni: the
 whole-picture readings, the other outline readings and the crop placements each have a third
-of the false-accusation budget, shared evenly inside (:func:`_blind_judgement`), but for the
-crop placements: those on the template's 4 best translations share three quarters of their
-third, the others a quarter. So a whole-picture reading costs 3 × 2 = 6 tests, an outline
-reading 3 × (13 to 16), a crop placement on one of the 4 best translations 3 × 4/3 × (their
-number: about 330 for a 50 % crop of a Kodak photo), one on the 8 next 3 × 4 × (about 650).
+of the false-accusation budget, shared evenly inside (:func:`_blind_judgement`). So a
+whole-picture reading costs 3 × 2 = 6 tests, an outline reading 3 × (13 to 16), a crop
+placement 3 × (the number of placements: about 330 for a 50 % crop of a Kodak photo).
 """
 
 from __future__ import annotations
@@ -452,9 +449,6 @@ class _Hypothesis:
     index: np.ndarray | None
     geometry: Geometry | None
     family: Literal["whole", "outline", "placement"] = "outline"
-    #: 0, or 1 for a crop placed on a translation the template ranks below the
-    #: :data:`_NEAR_PEAKS` best: such readings share a smaller part of their family's budget.
-    tier: int = 0
 
 
 def _grid_hypothesis(
@@ -691,9 +685,7 @@ def _cropped(
     cover = lh * lw / (grid[0] * grid[1])
     mask = perceptual_mask(small)  # once: every canvas below holds the same pixels
     out = []
-    found = sync.residues(small, np.ones_like(small), key, media_id, grid)
-    for rank, (dy, dx) in enumerate(found):
-        tier = int(rank // 9 >= _NEAR_PEAKS)  # each peak comes with its eight neighbours
+    for dy, dx in sync.residues(small, np.ones_like(small), key, media_id, grid):
         # The leak on a canvas with a period of margin (its mirror image, as in _mapped);
         # canvas pixel c is then grid pixel c + (k - 1)·period, for the right whole number
         # of periods k (one per axis).
@@ -734,19 +726,8 @@ def _cropped(
                 )
                 geometry = Geometry(matrix, False, 0, cover)
                 values_, index_ = np.concatenate(vals), np.concatenate(index)
-                out.append(_Hypothesis(grid, values_, index_, geometry, "placement", tier))
+                out.append(_Hypothesis(grid, values_, index_, geometry, "placement"))
     return out
-
-
-#: Translations (best first, from :func:`sync.residues`) whose crop placements share most of
-#: the placement family's budget; the others' share it at :data:`_FAR_SHARE`.
-_NEAR_PEAKS = 4
-#: The share of the placement family's budget of the placements on translations the template
-#: ranks below the :data:`_NEAR_PEAKS` best. Measured on the 24 Kodak photos (50 % corner crop,
-#: JPEG 75, two keys): the true translation is among the 4 best on 21 and 22, among the 12
-#: best on 21 and 23. The near placements then cost 4/3 as many tests (+0.04 on the z a
-#: match needs), the far ones 8 × 4 (+0.25) instead of 3 × (+0.13 for every placement).
-_FAR_SHARE = 0.25
 
 
 def _blind_hypotheses(
@@ -1023,30 +1004,25 @@ def _blind_judgement(
     the other readings found from the picture's outline or turned by the template; crop
     placements — gets an equal share of the false-accusation budget, split evenly among its
     readings, so a reading of a family of ``n`` costs ``n × families`` tests (a whole-picture
-    reading 6 instead of the hundreds a 50 % crop's placements would charge it). Inside the
-    placement family, the placements on the template's :data:`_NEAR_PEAKS` best translations
-    share 1 - :data:`_FAR_SHARE` of it, the others :data:`_FAR_SHARE` (all of it when only
-    one kind is there). The shares are fixed before any codeword is looked at, so the bound
-    holds. In each family (and tier) the reading where some candidate scores best is judged;
-    the verdict with the smaller probability is reported."""
-    families: dict[str, dict[int, list[_Hypothesis]]] = {}
+    reading 6 instead of the hundreds a 50 % crop's placements would charge it). The shares
+    are fixed before any codeword is looked at, so the bound holds. In each family the
+    reading where some candidate scores best is judged; the verdict with the smaller
+    probability is reported."""
+    families: dict[str, list[_Hypothesis]] = {}
     for reading in readings:
-        families.setdefault(reading.family, {}).setdefault(reading.tier, []).append(reading)
+        families.setdefault(reading.family, []).append(reading)
     layouts: dict[tuple[int, int], Layout] = {}  # crop placements share their grid's
     judged = []
-    for tiers in families.values():
-        for tier, members in tiers.items():
-            top, soft, geometry = -np.inf, np.zeros(CODE_LENGTH), None
-            for reading in members:
-                if reading.shape not in layouts:
-                    layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
-                values = _collect(reading, layouts[reading.shape])
-                if (z := scorer.top(values)) > top:
-                    top, soft, geometry = z, values, reading.geometry
-            share = 1.0 if len(tiers) == 1 else (_FAR_SHARE if tier else 1 - _FAR_SHARE)
-            tests = math.ceil(hypotheses * len(members) * len(families) / share)
-            found = scorer.judge(soft, threshold=threshold, tests=tests)
-            judged.append((soft, geometry, found))
+    for members in families.values():
+        top, soft, geometry = -np.inf, np.zeros(CODE_LENGTH), None
+        for reading in members:
+            if reading.shape not in layouts:
+                layouts[reading.shape] = _grid_layout(key, media_id, reading.shape)
+            values = _collect(reading, layouts[reading.shape])
+            if (z := scorer.top(values)) > top:
+                top, soft, geometry = z, values, reading.geometry
+        tests = hypotheses * len(members) * len(families)
+        judged.append((soft, geometry, scorer.judge(soft, threshold=threshold, tests=tests)))
     return min(judged, key=lambda j: next(iter(j[2].log10_p.values())))
 
 

@@ -82,9 +82,8 @@ def template(key: Key, media_id: str, shape: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.tile(t, reps)[: shape[0], : shape[1]])
 
 
-#: Translations modulo the period kept from the template correlation, best first (the
-#: detector pays less for the first four: :data:`leaktrace.detect._NEAR_PEAKS`).
-PEAKS = 12
+#: Translations modulo the period kept from the template correlation, best first.
+PEAKS = 4
 #: Luma (0..255) below which a pixel can be a rotation's empty corner.
 _DARK = 8.0
 
