@@ -118,7 +118,7 @@ _CORRECTIONS = 8
 def _rounded(change: np.ndarray) -> np.ndarray:
     """The change rounded to whole levels, as int16 (OpenCV: one multi-threaded pass; stubs
     lack the scalar form)."""
-    return cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload,no-any-return]
+    return cv2.add(change, 0.0, dtype=cv2.CV_16S)  # type: ignore[call-overload]
 
 
 def _rounded_rms(change: np.ndarray) -> float:
