@@ -292,6 +292,10 @@ def _time_ticks(total: float) -> list[float]:
     return [i * step for i in range(int(total / step + 1e-9) + 1)]
 
 
+def _frames_read(n: int) -> str:
+    return "1 frame" if n == 1 else f"{n:,} frames"
+
+
 def _video_section(
     result: dict[str, Any], leak: np.ndarray | None, original: np.ndarray | None
 ) -> str:
@@ -329,7 +333,7 @@ def _video_section(
 {_evidence_chart(video, max(length, float(video["end"])))}
 <p>{html.escape(how)} {len(segs)} of {video.get("segments_total", len(segs))} segments of
 {float(video.get("segment_seconds") or 0):g} s were read, from
-{int(video.get("frames_read") or 0)} frames of the leak.</p>
+{_frames_read(int(video.get("frames_read") or 0))} of the leak.</p>
 <h2>Leak and original</h2>
 <div class="pair frames"><figure>{_thumbnail(leak)}<figcaption>Leaked file at {clock(times[0])}
 </figcaption></figure>
