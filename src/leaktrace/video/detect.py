@@ -48,8 +48,8 @@ from ..transform import analyse, grid_gains, resize, working_shape
 from .io import VideoFrame, frames, inspect_video
 from .variants import (
     FORMAT,
-    THUMB,
     Plan,
+    cut_thumb,
     envelope,
     segment_index,
     segment_layout,
@@ -139,17 +139,8 @@ class Timeline:
             return self
         w, h = self.size
         pixels = (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
-        thumbs = np.repeat(_normalised(_cut(self.still, box)[None]), len(self.times), axis=0)
+        thumbs = np.repeat(_normalised(cut_thumb(self.still, box)[None]), len(self.times), axis=0)
         return replace(self, box=pixels, thumbs=thumbs)
-
-
-def _cut(small: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """The part ``box`` (fractions) of a small frame squeezed to THUMB × THUMB, as
-    :func:`leaktrace.video.variants.thumbnails` cuts an original's."""
-    h, w = small.shape
-    x0, y0 = int(box[0] * w), int(box[1] * h)
-    x1, y1 = max(x0 + 2, round(box[2] * w)), max(y0 + 2, round(box[3] * h))
-    return np.asarray(cv2.resize(small[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
 
 
 def _longest_run(flags: np.ndarray) -> tuple[int, int]:

@@ -230,12 +230,16 @@ def thumbnails(small: np.ndarray) -> tuple[tuple[float, float, float, float], np
     """The moving box of ``small`` frames and each frame's part inside it squeezed to
     THUMB × THUMB (uint8): where it is light and dark, to find a leak's place in time."""
     box = moving_box(small)
-    h, w = small.shape[1:]
+    return box, np.stack([cut_thumb(f, box) for f in small])
+
+
+def cut_thumb(small: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part ``box`` (fractions of width and height) of one small frame squeezed to
+    THUMB × THUMB (uint8)."""
+    h, w = small.shape
     x0, y0 = int(box[0] * w), int(box[1] * h)
     x1, y1 = max(x0 + 2, round(box[2] * w)), max(y0 + 2, round(box[3] * h))
-    size = (THUMB, THUMB)
-    thumbs = [cv2.resize(f[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA) for f in small]
-    return box, np.stack(thumbs)
+    return np.asarray(cv2.resize(small[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
 
 
 def _shrink(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
