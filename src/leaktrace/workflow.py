@@ -773,7 +773,9 @@ def trace_file(
     # screenshot). Every one tried counts in the p-value.
     found_in = identify(ws, leak, fingerprint(leak))
     tried = [m for m in found_in.tried if m.kind == "image"]  # videos: by their frames
-    stills = _video_places(ws, leak)
+    # The picture as one frame of a video, when videos are registered.
+    still = _still_luma(leak) if ws.video_stamp()[0] else None
+    stills = None if still is None else _video_places(ws, still)
     tests = len(tried) + (0 if stills is None else len(stills.placed))
     similar_ids = {m.id for m in found_in.similar}
     base: dict[str, Any] = {
@@ -820,12 +822,10 @@ def trace_file(
         related = media.id in similar_ids or found.geometry is not None
         if related and (best is None or found.log10_p_value < best[0].log10_p_value):
             best = (found, media, pixels)
-    if stills is not None and stills.placed:
+    if still is not None and stills is not None and stills.placed:
         from .videos import judge_places, video_result
 
-        in_video, video_sent = judge_places(
-            ws, _still_luma(leak), stills, threshold=threshold, tests=tests
-        )
+        in_video, video_sent = judge_places(ws, still, stills, threshold=threshold, tests=tests)
         sent = sent or video_sent
         if in_video is not None and (
             best is None or in_video[0].log10_p_value < best[0].log10_p_value
@@ -862,16 +862,13 @@ def trace_file(
     return recorded(result, media, pixels, found.geometry)
 
 
-def _video_places(ws: Workspace, leak: np.ndarray) -> Places | None:
-    """Where the picture ``leak`` may sit in the registered videos, as a screenshot of one
-    frame (:func:`leaktrace.videos.place_leak`); None when no video can be traced (PyAV is
-    then not even loaded)."""
-    if ws.video_stamp()[0] == 0:
-        return None
+def _video_places(ws: Workspace, still: np.ndarray) -> Places:
+    """Where the picture (its luma ``still``) may sit in the registered videos, as a
+    screenshot of one frame (:func:`leaktrace.videos.place_leak`)."""
     from .video.detect import still_timeline
     from .videos import place_leak
 
-    return place_leak(ws, still_timeline(_still_luma(leak)))
+    return place_leak(ws, still_timeline(still))
 
 
 def _still_luma(leak: np.ndarray) -> np.ndarray:
