@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 _SHORTLIST = 3
+#: Thumbnail similarity above which a picture is taken to show a video's frame whole (only
+#: rescaled or re-encoded; 1.000 measured for such screenshots). Unrelated photos reach 0.92
+#: on some frame of a 2-minute video: below this, the picture must register onto the frame.
+STILL_SIMILARITY = 0.97
 
 
 def copy_symbols(ws: Workspace, plan: Plan, handle: str, *, name: str = VARIANT_CODE) -> list[int]:
@@ -249,7 +253,7 @@ def trace_video(
             own,
         )
     places = place_leak(ws, leak_timeline(path))
-    best, sent = judge_places(ws, path, places, threshold=threshold, tests=len(places.placed))
+    best, sent, _ = judge_places(ws, path, places, threshold=threshold, tests=len(places.placed))
     if best is None:
         if places.placed and not sent:
             reason = "its original was never sent to anyone"
@@ -311,19 +315,27 @@ def judge_places(
     *,
     threshold: float,
     tests: int,
-) -> tuple[tuple[VideoDetection, Media] | None, bool]:
+) -> tuple[tuple[VideoDetection, Media] | None, bool, bool]:
     """Run :func:`detect_video` on ``leak`` (a video file, or a picture's luma) in every
     video it was placed in, each p-value multiplied by ``tests`` (the videos placed, and the
-    photos tried too when the leak is a picture); the most significant detection with its
-    video (None when none could be read), and whether any of them was sent to anyone."""
+    photos tried too when the leak is a picture). Returns the most significant detection with
+    its video (None when none could be read), whether the leak shows a video that was sent to
+    anyone, and whether it shows any registered video at all.
+
+    A picture shows a video when its whole frame looks like one of the video's frames
+    (:data:`STILL_SIMILARITY`), or when it could be registered onto one (a crop, a frame in
+    a player's or a page's frame): one small thumbnail is alike by chance to some frame of a
+    long video far more often than a video's thumbnails are alike over time."""
     best: tuple[VideoDetection, Media] | None = None
-    sent = False
+    sent = shown = False
+    picture = isinstance(leak, np.ndarray)
     for framed, place, m in places.placed:
         plan = plan_of(m)
         candidates = ws.media_candidates(m, variants=plan.settings.mode == "variants")
+        alike = not picture or place[1] >= STILL_SIMILARITY
         if not candidates:
+            shown = shown or alike
             continue
-        sent = True
         try:
             found = detect_video(
                 leak,
@@ -339,10 +351,14 @@ def judge_places(
                 codebook=ws.codebook,
             )
         except LeaktraceError:
+            sent, shown = sent or alike, shown or alike
             continue
+        if not alike and found.geometry is None:
+            continue  # another picture, whose thumbnail looks like one of the frames
+        sent = shown = True
         if best is None or found.log10_p_value < best[0].log10_p_value:
             best = (found, m)
-    return best, sent
+    return best, sent, shown
 
 
 def video_result(

@@ -797,7 +797,7 @@ def trace_file(
         result = {**original(leak_name, media, how), **base}
         return recorded(result, media, pixels)
     best: tuple[Detection, Media, np.ndarray] | None = None
-    sent = False
+    sent = shown = False  # shown: the picture shows a registered video's frame
     for media in tried:
         candidates = ws.media_candidates(media)
         if not candidates:
@@ -825,7 +825,9 @@ def trace_file(
     if still is not None and stills is not None and stills.placed:
         from .videos import judge_places, video_result
 
-        in_video, video_sent = judge_places(ws, still, stills, threshold=threshold, tests=tests)
+        in_video, video_sent, shown = judge_places(
+            ws, still, stills, threshold=threshold, tests=tests
+        )
         sent = sent or video_sent
         if in_video is not None and (
             best is None or in_video[0].log10_p_value < best[0].log10_p_value
@@ -843,7 +845,7 @@ def trace_file(
     if best is None:
         reason = (
             "its original was never sent to anyone"
-            if (tried or (stills is not None and stills.placed)) and not sent
+            if (tried or shown) and not sent
             else "matches no registered media"
         )
         result = {**no_match(leak_name, reason), **base}
