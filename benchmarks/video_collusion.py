@@ -10,19 +10,22 @@ VIDEO is a long clip (``make_long_video.py``); its variants are made once into `
 (the same folder and key as ``video_robustness.py``, so they are shared).
 
 1. **Readings.** A copy made only of variant 0 and one made only of variant 1 are re-encoded
-   at ``--crf`` and traced: per segment, the soft value a leak of each variant gives.
+   at ``--crf`` and traced: per segment, what a leak of each variant reads (in deviations
+   of its noise, before the soft values).
 2. **Campaign.** Each trial draws a fresh media id (so fresh Tardos biases), c colluders'
-   codewords and ``--candidates`` − c innocents, and a leak of the given length made of
-   segments drawn from the video (with replacement when longer than it). An *interleave* shows,
+   codewords and ``--candidates`` − c innocents, and a leak of the given length: a run of
+   the video's segments from a random start (looped when longer). An *interleave* shows,
    in each segment, the variant of one colluder after another (runs of one segment); an
    *average* shows the mean of the colluders' frames, read as the mean of their variants'
-   readings (the mark is linear; ``--real`` checks it on a real averaged leak). Every
+   readings (the mark is linear; ``--real`` checks it on a real averaged leak); the leak's
+   soft values are then made from them as the detector makes them (:func:`soft_symbols`). Every
    candidate is judged by :class:`leaktrace.detect.Scorer`; the table gives, per code of
    ``--codes`` (the same codewords, so the same leak is judged under each), the share of
    trials naming at least one colluder, all of them, the median probability of the best
    colluder, and the innocents named. ``--colluders 1`` adds a single leaker's copy.
-3. ``--real``: the same for two real colluded leaks of the whole video, c = 2 and 3 (segments
-   interleaved; frames averaged), re-encoded at ``--crf`` and traced end to end.
+3. ``--real``: the same for real colluded leaks of the whole video, for each c of
+   ``--colluders`` above 1 (segments interleaved; frames averaged), re-encoded at ``--crf``
+   and traced end to end.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from leaktrace.codes import CODES, VARIANT_CODE, Code, code
 from leaktrace.detect import Scorer
 from leaktrace.keys import Key
 from leaktrace.video import attacks, detect_video, make_variants, remux
+from leaktrace.video.detect import soft_symbols
 from leaktrace.video.variants import Plan, Settings
 
 KEY = Key(bytes(range(32)))
@@ -61,8 +65,9 @@ def _symbols(plan: Plan, handle: str) -> np.ndarray:
 
 
 def _readings(video: Path, plan: Plan, folder: Path, work: Path, crf: int) -> np.ndarray:
-    """Per segment (rows) and variant (columns): the soft value of a re-encoded leak."""
-    cache = work / f"collusion-readings-crf{crf}.npy"
+    """Per segment (rows) and variant (columns): what a re-encoded leak of that variant alone
+    reads, in deviations of its noise (before :func:`soft_symbols` makes soft values)."""
+    cache = work / f"collusion-deviations-crf{crf}.npy"
     if cache.exists():
         return np.load(cache)
     out = np.zeros((plan.segments, 2))
@@ -71,7 +76,7 @@ def _readings(video: Path, plan: Plan, folder: Path, work: Path, crf: int) -> np
         remux(plan, folder, video, [v] * plan.segments, pure)
         leak = attacks.reencode(pure, work / f"pure-{v}-crf{crf}.mp4", crf=crf)
         found = detect_video(leak, KEY, plan, folder, video, ["nobody"])
-        out[found.segments, v] = found.symbols
+        out[found.segments, v] = found.readings
     np.save(cache, out)
     return out
 
@@ -115,12 +120,14 @@ def campaign(plan: Plan, readings: np.ndarray, args: argparse.Namespace) -> None
                     # tardos-v1's differently): one leak, judged under each.
                     full = code(KEY, media, args.codes[0], length=length)
                     x = (full.codewords(colluders) > 0).astype(int)  # c × length variants
-                    segs = rng.integers(0, plan.segments, length)  # which readings it shows
-                    if rule == "average":
-                        q = readings[segs[None, :], x].mean(0)
+                    # The segments it shows: a run of the video from a random start (looped
+                    # when longer), as a real excerpt's neighbours show the same shots.
+                    segs = (rng.integers(plan.segments) + np.arange(length)) % plan.segments
+                    if rule == "average":  # the mark is linear: the mean of their readings
+                        shown = readings[segs[None, :], x].mean(0)
                     else:  # one colluder's segment after another's (c = 1: a single copy)
-                        chosen = x[np.arange(length) % c, np.arange(length)]
-                        q = readings[segs, chosen]
+                        shown = readings[segs, x[np.arange(length) % c, np.arange(length)]]
+                    q = soft_symbols(shown)
                     book = _Shared()
                     for name in args.codes:
                         scorer = Scorer(KEY, media, {name: names}, length=length, codebook=book)
@@ -164,45 +171,60 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
     return a[:h], u, v
 
 
+def _collude(
+    video: Path,
+    plan: Plan,
+    folder: Path,
+    work: Path,
+    colluders: list[str],
+    leaks: dict[str, Path],
+    crf: int,
+) -> None:
+    """The colluders' copies, their segments interleaved and their frames averaged, each
+    re-encoded at ``crf`` into ``leaks``."""
+    c = len(colluders)
+    x = np.stack([_symbols(plan, h) for h in colluders]).astype(int)
+    copies = [work / f"col-{k}.mp4" for k in range(c)]
+    for k, path in enumerate(copies):
+        remux(plan, folder, video, list(x[k]), path)
+    mixed = x[np.arange(plan.segments) % c, np.arange(plan.segments)]
+    inter = work / f"interleave-{c}.mp4"
+    remux(plan, folder, video, list(mixed), inter)
+    attacks.reencode(inter, leaks["interleave"], crf=crf)
+    others = [_frames(p) for p in copies[1:]]
+    probed: list[bool] = []
+
+    def average(planes: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        if not probed:  # the first call only asks for the output size
+            probed.append(True)
+            return planes
+        rest = [next(o) for o in others]
+        return tuple(
+            np.mean([p, *(r[i] for r in rest)], axis=0).round().astype(np.uint8)
+            for i, p in enumerate(planes)
+        )
+
+    encoding = attacks._Encoding("libx264", crf, "veryfast")
+    attacks._transcode(copies[0], leaks["average"], encoding=encoding, op=average)
+
+
 def real(video: Path, plan: Plan, folder: Path, work: Path, args: argparse.Namespace) -> None:
     names = [f"r{i:04d}" for i in range(args.candidates)]
-    for c in (2, 3):
+    for c in [c for c in args.colluders if c > 1]:
         colluders = names[:c]
-        x = np.stack([_symbols(plan, h) for h in colluders]).astype(int)
-        copies = [work / f"col-{k}.mp4" for k in range(c)]
-        for k, path in enumerate(copies):
-            remux(plan, folder, video, list(x[k]), path)
-        mixed = x[np.arange(plan.segments) % c, np.arange(plan.segments)]
-        inter = work / f"interleave-{c}.mp4"
-        remux(plan, folder, video, list(mixed), inter)
-        leaks = {
-            "interleave": attacks.reencode(inter, work / f"interleave-{c}-leak.mp4", crf=args.crf)
-        }
-        others = [_frames(p) for p in copies[1:]]
-        probed: list[bool] = []
-
-        def average(
-            planes: tuple[np.ndarray, ...], others: list = others, probed: list = probed
-        ) -> tuple[np.ndarray, ...]:
-            if not probed:  # the first call only asks for the output size
-                probed.append(True)
-                return planes
-            rest = [next(o) for o in others]
-            return tuple(
-                np.mean([p, *(r[i] for r in rest)], axis=0).round().astype(np.uint8)
-                for i, p in enumerate(planes)
-            )
-
-        dest = work / f"average-{c}-leak.mp4"
-        leaks["average"] = attacks._transcode(
-            copies[0], dest, encoding=attacks._Encoding("libx264", args.crf, "veryfast"), op=average
-        )
+        leaks = {rule: work / f"{rule}-{c}-leak.mp4" for rule in ("interleave", "average")}
+        if not all(leak.exists() for leak in leaks.values()):  # made once per --work
+            _collude(video, plan, folder, work, colluders, leaks, args.crf)
         for rule, leak in leaks.items():
             found = detect_video(leak, KEY, plan, folder, video, names)
             accused = ", ".join(f"{h} (1e{lp:.1f})" for h, lp in found.accused) or "nobody"
             ok = {h for h, _ in found.accused} <= set(colluders)
+            mine = ", ".join(f"{found.log10_p[h]:.1f}" for h in colluders)
+            innocent = max(found.scores[h] for h in names[c:])
             print(
                 f"real c={c} {rule}: named {accused}; {'no innocent' if ok else 'INNOCENT NAMED'}"
+                f" (colluders' log10 p {mine}; best innocent z {innocent:.2f})",
+                flush=True,
             )
 
 
@@ -224,10 +246,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     folder = args.work / "variants"
     plan = _plan(args.video, folder)
-    readings = _readings(args.video, plan, folder, args.work, args.crf)
     if args.real:
         real(args.video, plan, folder, args.work, args)
-    campaign(plan, readings, args)
+    if args.trials > 0:
+        campaign(plan, _readings(args.video, plan, folder, args.work, args.crf), args)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,10 @@ def test_variant_segments_name_their_recipient_with_the_exact_probability(varian
     remux(plan, folder, CLIP, _symbols(plan, "r7", "random-v1"), leak)
     found = detect_video(leak, KEY, plan, folder, CLIP, {"random-v1": names})
     assert found.best == "r7" and found.code == "random-v1"
-    assert found.symbols is not None and np.all(np.abs(found.symbols) == 1)  # every segment sure
-    # n certain symbols: an innocent matches them all with probability 2^-n, times candidates.
+    sent = 2 * np.array(_symbols(plan, "r7", "random-v1")) - 1
+    assert found.symbols is not None and np.all(np.sign(found.symbols) == sent)  # all read right
+    assert np.mean(np.abs(found.symbols) == 1) >= 0.75  # and nearly all sure
+    # n right symbols: an innocent matches them all with probability 2^-n, times candidates.
     expected = math.log10(200) - plan.segments * math.log10(2)
     assert found.log10_p_value == pytest.approx(expected, abs=0.01)
     assert (
@@ -445,7 +447,7 @@ def test_a_leak_that_freezes_a_still_shot_counts_the_frozen_segments_as_noise(tm
     assert found.segments.tolist() == list(range(12))
     truth = np.asarray(_symbols(plan, "r7")) * 2 - 1
     q = found.symbols
-    assert np.all(q[:7] == truth[:7])  # every marked segment certain and right
+    assert np.all(np.sign(q[:7]) == truth[:7]) and np.abs(q[:7]).min() > 0.9  # right, sure
     assert np.abs(q[7:]).max() < 0.25  # the frozen ones: noise, and weighed as such
 
 

@@ -14,8 +14,9 @@ segment it shows, and score every candidate with the image engine's statistics.
    with the segment's pattern, weighted by the mark's envelope and by the inverse of the
    frame's own noise (a frame paired with the wrong original frame counts for little), adds
    to that segment's soft value. The same correlation with keyed decoy patterns nobody
-   carries measures the noise of each segment's own sum, and each segment's value is scaled
-   by it and clipped to ±1 (:func:`soft_symbols`).
+   carries measures the noise of each segment's own sum; each segment's value, in those
+   deviations, is scaled by what the segments around it read and clipped to ±1
+   (:func:`soft_symbols`), so that a segment colluders averaged keeps its fraction.
 4. **Scores.** A candidate's codeword has one ±1 symbol per segment, from the Tardos code
    (:mod:`leaktrace.codes`; fair coins for copies of format ≤ 2), scored over the segments
    present as a photo's over its code positions (:class:`leaktrace.detect.Scorer`); from
@@ -61,6 +62,9 @@ from .variants import (
 __all__ = [
     "CLIP",
     "MATCH_SIMILARITY",
+    "CERTAIN",
+    "LEVEL",
+    "NEIGHBOURS",
     "TYPICAL",
     "Timeline",
     "VideoDetection",
@@ -75,11 +79,16 @@ __all__ = [
     "thumb_vectors",
 ]
 
-#: A segment whose soft value is this many noise deviations from zero counts as certain, at
-#: least (:func:`soft_symbols`).
+#: A segment reading fewer noise deviations than this is never taken as certain
+#: (:func:`soft_symbols`).
 CLIP = 3.0
-#: ... and at most this share of the leak's median segment (in noise deviations) counts as
-#: certain: where most segments read tens of deviations, one reading three is mostly noise.
+#: A segment is ±1 when it reads :data:`CERTAIN` times the :data:`LEVEL` th percentile of
+#: the segments within :data:`NEIGHBOURS` of it (noise deviations), which show the same shots.
+NEIGHBOURS = 4
+LEVEL = 75
+CERTAIN = 0.7
+#: ... and never under this share of the leak's median segment: where most segments read
+#: tens of deviations, one reading three is mostly noise, even among others that read little.
 TYPICAL = 0.5
 #: Mean thumbnail correlation above which a leak is taken to show the original's frames.
 MATCH_SIMILARITY = 0.6
@@ -108,7 +117,8 @@ class VideoDetection(Detection):
     """A :class:`~leaktrace.detect.Detection` of a video leak, with where it was found:
     ``start``/``end`` (seconds of the original it shows), ``offset`` (original time minus
     leak time), ``frames`` (leak frames read), and per segment present its index and soft
-    value ``q`` in [-1, 1] (``segments``, ``symbols``)."""
+    value ``q`` in [-1, 1] (``segments``, ``symbols``) and reading in deviations of its noise
+    (``readings``)."""
 
     start: float = 0.0
     end: float = 0.0
@@ -117,6 +127,7 @@ class VideoDetection(Detection):
     similarity: float = 0.0
     segments: np.ndarray | None = field(default=None, repr=False)
     symbols: np.ndarray | None = field(default=None, repr=False)
+    readings: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -463,27 +474,36 @@ def _thinned(pairs: np.ndarray, times: np.ndarray, plan: Plan, most: int) -> np.
     return out
 
 
-def soft_symbols(readings: np.ndarray, decoys: np.ndarray) -> np.ndarray:
-    """Each segment's soft symbol in [-1, 1] from its ``readings`` (the weighted sum over its
-    frames of their correlation with its pattern) and the same sums with the decoy patterns
-    (``decoys``, segments × decoys).
+def soft_symbols(readings: np.ndarray) -> np.ndarray:
+    """Each segment's soft symbol in [-1, 1] from its reading in deviations of its own
+    noise (``readings``, in the order of the segments). A segment's noise is the spread of its
+    own decoys' sums, never its neighbours': in a still shot a strongly compressed leak
+    repeats one picture, whose mark is an earlier segment's, so a segment's frames may share
+    all their noise while the next segment's frames share none.
 
-    A segment's noise is the spread of its own decoys' sums, never its neighbours': in a
-    still shot a strongly compressed leak repeats one picture, whose mark is an earlier
-    segment's, so a segment's frames may share all their noise (its sum's noise grows with
-    their number) while the next segment's frames share none. Its reading in noise deviations
-    is then scaled to ±1 at :data:`CLIP` deviations, or at :data:`TYPICAL` times the leak's
-    median segment when that is more: a segment that reads far below what most segments of the
-    leak read carries mostly noise. Nothing here looks at a codeword, so an innocent's symbols
-    stay independent of the result and the scorer's bound holds.
+    How much a re-encoded segment reads varies sixfold with what it shows (the codec keeps
+    more of the mark in some shots), and much less between neighbours, which show the same
+    shot. So a segment reading :data:`CERTAIN` times the :data:`LEVEL` th percentile of the
+    segments within :data:`NEIGHBOURS` of it (itself included) is ±1, and one reading less
+    keeps its share: a segment that three colluders split 2–1 and averaged reads a third of a
+    unanimous one and stays about half as sure (a majority vote would make it whole, and lose
+    what the average tells). Under :data:`CLIP` deviations, or :data:`TYPICAL` times the
+    leak's median segment, nothing is certain: a still shot frozen by strong compression
+    repeats one segment's mark, and its later segments read a few deviations of noise.
+    Nothing here looks at a codeword, so an innocent's symbols stay independent of the result
+    and the scorer's bound holds.
 
-    >>> soft_symbols(np.array([40.0, -30.0, 2.0]), np.ones((3, 4))).round(2).tolist()
-    [1.0, -1.0, 0.13]
+    >>> soft_symbols(np.array([40.0, -42.0, 14.0, 38.0, -2.0])).round(2).tolist()
+    [1.0, -1.0, 0.5, 1.0, -0.08]
     """
-    power = (decoys * decoys).mean(axis=1)
-    snr = readings / np.sqrt(np.maximum(power, 1e-24))
-    clip = max(CLIP, TYPICAL * float(np.median(np.abs(snr)))) if snr.size else CLIP
-    return np.clip(snr / clip, -1.0, 1.0)
+    size = np.abs(readings)
+    if size.size == 0:
+        return np.zeros(0)
+    padded = np.pad(size, NEIGHBOURS, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * NEIGHBOURS + 1)
+    level = np.maximum(CERTAIN * np.percentile(windows, LEVEL, axis=1), CLIP)
+    level = np.maximum(level, TYPICAL * float(np.median(size)))
+    return np.clip(readings / level, -1.0, 1.0)
 
 
 def detect_video(
@@ -601,7 +621,9 @@ def detect_video(
         q, positions = whole, None
     else:
         table = np.stack([sums[s] for s in segs])
-        q, positions = soft_symbols(table[:, 0], table[:, 1:]), segs
+        spread = np.sqrt(np.maximum((table[:, 1:] ** 2).mean(axis=1), 1e-24))
+        readings = table[:, 0] / spread
+        q, positions = soft_symbols(readings), segs
     found = scorer.judge(q, threshold=threshold, tests=hypotheses, positions=positions)
     first, last = int(segs[0]), int(segs[-1])
     return VideoDetection.of(
@@ -618,4 +640,5 @@ def detect_video(
         similarity=similarity,
         segments=segs,
         symbols=None if per_recipient else q,
+        readings=None if per_recipient else readings,
     )
