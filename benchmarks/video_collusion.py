@@ -219,11 +219,11 @@ def real(video: Path, plan: Plan, folder: Path, work: Path, args: argparse.Names
             found = detect_video(leak, KEY, plan, folder, video, names)
             accused = ", ".join(f"{h} (1e{lp:.1f})" for h, lp in found.accused) or "nobody"
             ok = {h for h, _ in found.accused} <= set(colluders)
-            mine = ", ".join(f"{found.log10_p[h]:.1f}" for h in colluders)
+            mine = ", ".join(f"{found.scores[h]:.2f}" for h in colluders)
             innocent = max(found.scores[h] for h in names[c:])
             print(
                 f"real c={c} {rule}: named {accused}; {'no innocent' if ok else 'INNOCENT NAMED'}"
-                f" (colluders' log10 p {mine}; best innocent z {innocent:.2f})",
+                f" (colluders' z {mine}; best innocent z {innocent:.2f}; z needed {found.needed})",
                 flush=True,
             )
 

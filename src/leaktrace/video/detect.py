@@ -60,10 +60,10 @@ from .variants import (
 )
 
 __all__ = [
-    "CLIP",
-    "MATCH_SIMILARITY",
     "CERTAIN",
+    "CLIP",
     "LEVEL",
+    "MATCH_SIMILARITY",
     "NEIGHBOURS",
     "TYPICAL",
     "Timeline",
