@@ -43,18 +43,13 @@ from .errors import BundleError, LeaktraceError, WorkspaceError
 from .media import is_video, read_image
 from .registry import Workspace
 from .report import CSS, chart, html_report, json_report, settings_table
-from .verdicts import who
+from .verdicts import p_words, who
 
 __all__ = ["BUNDLE_FORMAT", "Verification", "export_case", "p_words", "verify_bundle"]
 
 BUNDLE_FORMAT = 1
 _MANIFEST = "manifest.json"
 _BIGGEST = 64 * 1024 * 1024  # a member of a bundle larger than this is not one we made
-
-
-def p_words(log10_p: float) -> str:
-    """A probability as printed: ``3.2e-12``, or a power of ten when it underflows."""
-    return f"{10.0**log10_p:.2g}" if log10_p > -300 else f"1e{log10_p:.0f}"
 
 
 def _iso(moment: datetime) -> str:

@@ -11,6 +11,7 @@ registered original itself is answered as such (``verdict: "original"``), not tr
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "no_match",
     "original",
     "p_text",
+    "p_words",
     "people",
     "registration",
     "who",
@@ -45,13 +47,24 @@ NULL_MODEL = (
 Person = dict[str, str]
 
 
-def _p(log10_p: float) -> str:
-    return f"{10.0**log10_p:.2g}" if log10_p > -300 else f"1e{log10_p:.0f}"
+def p_words(log10_p: float) -> str:
+    """``10 ** log10_p`` as printed, also where a float would underflow.
+
+    >>> p_words(-27.1), p_words(-307.556), p_words(-1234.96)
+    ('7.9e-28', '2.8e-308', '1.1e-1235')
+    """
+    if log10_p > -300:
+        return f"{10.0**log10_p:.2g}"
+    exponent = math.floor(log10_p)
+    mantissa = float(f"{10.0 ** (log10_p - exponent):.2g}")
+    if mantissa >= 10:  # rounded up to the next power of ten
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:g}e{exponent}"
 
 
 def p_text(found: Detection) -> str:
     """The false-accusation probability as printed (a power of ten when it underflows)."""
-    return _p(found.log10_p_value)
+    return p_words(found.log10_p_value)
 
 
 def people(ws: Workspace, handles: Iterable[str]) -> dict[str, Person]:
@@ -86,7 +99,7 @@ def leakers(found: Detection, named: dict[str, Person], where: str) -> str:
             f"leaked by {person(found.accused[0][0])} ({where}, false-accusation probability "
             f"{p_text(found)})"
         )
-    each = "; ".join(f"{person(h)} (p={_p(lp)})" for h, lp in found.accused)
+    each = "; ".join(f"{person(h)} (p={p_words(lp)})" for h, lp in found.accused)
     return (
         f"leaked by {len(found.accused)} recipients together ({where}; false-accusation "
         f"probability of each): {each}"
