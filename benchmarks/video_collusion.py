@@ -25,7 +25,7 @@ VIDEO is a long clip (``make_long_video.py``); its variants are made once into `
    colluder, and the innocents named. ``--colluders 1`` adds a single leaker's copy.
 3. ``--real``: the same for real colluded leaks of the whole video, for each c of
    ``--colluders`` above 1 (segments interleaved; frames averaged), re-encoded at ``--crf``
-   and traced end to end.
+   and traced end to end (leaks already in ``--work`` are read again, not remade).
 """
 
 from __future__ import annotations

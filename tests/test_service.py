@@ -77,10 +77,13 @@ def upload(client, route, name, data, **kw):
 
 
 def wait_for(client, job_id, timeout=120):
+    """The job once it ended; one that made copies, once it offers its zip too (the registry
+    can say "done" a moment before the worker lets go of the job; the page waits the same)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed", "cancelled"):
+        finishing = job["status"] == "done" and job["done"] and not job["download_url"]
+        if job["status"] in ("done", "failed", "cancelled") and not finishing:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish: {job}")

@@ -32,10 +32,14 @@ def upload(client, name, data):
 
 
 def wait_for(client, job_id, until=("done", "failed", "cancelled"), timeout=120, done=0):
+    """The job once its status is one of ``until`` and it made ``done`` copies; a job that
+    made copies is waited for until it offers its zip too, as the page waits: the registry
+    can say "done" a moment before the worker lets go of the job."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in until and job["done"] >= done:
+        finishing = job["status"] == "done" and job["done"] and not job["download_url"]
+        if job["status"] in until and job["done"] >= done and not finishing:
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not reach {until}: {job}")
